@@ -1,0 +1,96 @@
+use std::path::PathBuf;
+
+use agora::{loadgen, Application, Config};
+use clap::{Parser, Subcommand};
+
+/// Agora: event-driven order processing.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process (the default).
+    Run(RunArgs),
+    /// Push orders through a running instance and report throughput and latency.
+    Loadgen(loadgen::Args),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Address of the HTTP listener.
+    #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Where the SQLite files live (one per service, plus the bus).
+    #[arg(long, env = "AGORA_DATA_DIR", default_value = "./agora-data")]
+    data_dir: PathBuf,
+    /// Payments above this many minor units are declined.
+    #[arg(long, env = "AGORA_PAYMENT_DECLINE_ABOVE", default_value_t = 1_000_000)]
+    payment_decline_above: i64,
+    /// Do not seed the demo catalog on first start.
+    #[arg(long, env = "AGORA_NO_SEED")]
+    no_seed: bool,
+    /// fsync every commit (survives power loss, not only a killed process).
+    #[arg(long, env = "AGORA_SYNCHRONOUS_FULL")]
+    synchronous_full: bool,
+    /// Deliver every event twice, to watch the consumers absorb duplicates.
+    #[arg(long, env = "AGORA_DUPLICATE_DELIVERY")]
+    duplicate_delivery: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    agora_platform::telemetry::init();
+    let command = match Cli::parse().command {
+        Some(command) => command,
+        // No subcommand means `run` with its defaults (and environment).
+        None => Cli::parse_from(["agora", "run"]).command.expect("run parses"),
+    };
+    match command {
+        Command::Run(args) => run(args).await,
+        Command::Loadgen(args) => loadgen::run(args).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let mut config = Config::new(args.listen, args.data_dir);
+    config.decline_above = args.payment_decline_above;
+    config.seed_demo = !args.no_seed;
+    config.synchronous_full = args.synchronous_full;
+    config.duplicate_delivery = args.duplicate_delivery;
+    let app = Application::build(config.clone()).await?;
+    tracing::info!(
+        listen = %app.local_addr(),
+        data_dir = %config.data_dir.display(),
+        "agora is serving every service in one process"
+    );
+    app.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing current work");
+}

@@ -1,0 +1,102 @@
+//! Carts and checkout requests, free of I/O.
+
+use agora_platform::events::{Address, Money};
+use agora_platform::http::ApiError;
+use agora_platform::validate::{self, Errors};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A customer id from the path: 1 to 100 characters.
+pub fn customer_id(raw: &str) -> Result<String, ApiError> {
+    validate::non_empty(raw, 100).map_err(|m| ApiError::bad_request(format!("customer id {m}")))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AddItemRequest {
+    pub product_id: Uuid,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddItem {
+    pub product_id: Uuid,
+    pub quantity: u32,
+}
+
+impl AddItem {
+    pub fn parse(req: AddItemRequest) -> Result<AddItem, ApiError> {
+        let mut errors = Errors::new();
+        let quantity = errors.check("quantity", validate::quantity(req.quantity));
+        errors.finish()?;
+        Ok(AddItem {
+            product_id: req.product_id,
+            quantity: quantity.expect("checked"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckoutRequest {
+    pub email: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    pub shipping_address: Address,
+    pub payment_token: String,
+}
+
+impl CheckoutRequest {
+    /// Checks every field, naming each one that is wrong.
+    pub fn parse(self) -> Result<CheckoutRequest, ApiError> {
+        let mut errors = Errors::new();
+        let email = errors.check("email", validate::email(&self.email));
+        let phone = match self.phone.as_deref() {
+            Some(p) if !p.trim().is_empty() => errors.check("phone", validate::phone(p)),
+            _ => None,
+        };
+        validate::address("shipping_address", &self.shipping_address, &mut errors);
+        let token = errors.check("payment_token", validate::non_empty(&self.payment_token, 200));
+        errors.finish()?;
+        Ok(CheckoutRequest {
+            email: email.expect("checked"),
+            phone,
+            shipping_address: self.shipping_address,
+            payment_token: token.expect("checked"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CartLine {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_price: i64,
+    pub line_total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cart {
+    pub customer_id: String,
+    pub items: Vec<CartLine>,
+    /// `None` for an empty cart.
+    pub total: Option<Money>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_checked() {
+        let bad = AddItem::parse(AddItemRequest { product_id: Uuid::now_v7(), quantity: 0 }).unwrap_err();
+        assert_eq!(bad.errors[0].field, "quantity");
+        assert!(AddItem::parse(AddItemRequest { product_id: Uuid::now_v7(), quantity: 2 }).is_ok());
+    }
+
+    #[test]
+    fn customer_ids_must_not_be_blank() {
+        assert!(customer_id(" ").is_err());
+        assert_eq!(customer_id("c-1").unwrap(), "c-1");
+    }
+}

@@ -1,0 +1,80 @@
+//! Catalog service: products, prices and descriptions.
+//!
+//! Owns the `products` table. Other services ask it for prices through
+//! [`CatalogClient`]; it announces new products (and their opening stock)
+//! with `ProductCreated`.
+
+pub mod api;
+pub mod domain;
+pub mod handlers;
+pub mod store;
+
+use agora_platform::http::ApiError;
+use agora_platform::Db;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use domain::Product;
+pub use store::MIGRATIONS;
+
+pub const NAME: &str = "catalog";
+
+/// The catalog service: its storage and nothing else.
+#[derive(Clone)]
+pub struct Catalog {
+    pub db: Db,
+}
+
+impl Catalog {
+    pub fn new(db: Db) -> Self {
+        Catalog { db }
+    }
+
+    /// Creates a product (409 when its SKU is taken).
+    pub async fn create(&self, id: Uuid, new: &domain::NewProduct) -> Result<Product, ApiError> {
+        let mut tx = self.db.begin().await?;
+        let product = store::insert(&mut tx, id, new)
+            .await?
+            .ok_or_else(|| ApiError::conflict(format!("a product with SKU {} exists already", new.sku)))?;
+        tx.commit().await?;
+        tracing::info!(product_id = %product.id, sku = %product.sku, "product created");
+        Ok(product)
+    }
+
+    /// Seeds the demo catalog when the catalog is empty.
+    pub async fn seed_demo(&self) -> Result<usize, ApiError> {
+        if store::count(&self.db).await? > 0 {
+            return Ok(0);
+        }
+        let demo = domain::demo_products();
+        for (id, product) in &demo {
+            self.create(*id, product).await?;
+        }
+        Ok(demo.len())
+    }
+}
+
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The catalog could not be asked (storage down, network, timeout).
+    #[error("catalog unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How other services read products and prices: in-process in the embedded
+/// mode, over HTTP in the distributed mode.
+#[async_trait]
+pub trait CatalogClient: Send + Sync {
+    /// The products among `ids` that exist; missing ids are simply absent.
+    async fn products(&self, ids: &[Uuid]) -> Result<Vec<Product>, CatalogError>;
+}
+
+#[async_trait]
+impl CatalogClient for Catalog {
+    async fn products(&self, ids: &[Uuid]) -> Result<Vec<Product>, CatalogError> {
+        store::find_many(&self.db, ids)
+            .await
+            .map_err(|e| CatalogError::Unavailable(e.to_string()))
+    }
+}

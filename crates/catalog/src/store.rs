@@ -1,0 +1,103 @@
+//! Catalog storage: the `products` table.
+
+use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::events::{Envelope, Money, ProductCreated};
+use agora_platform::params;
+use uuid::Uuid;
+
+use crate::domain::{NewProduct, Product};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "catalog_0001_products",
+    sql: "
+        CREATE TABLE IF NOT EXISTS products (
+            id TEXT PRIMARY KEY,
+            sku TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            price_amount BIGINT NOT NULL,
+            currency TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+    ",
+}];
+
+const COLUMNS: &str = "id, sku, name, description, price_amount, currency, created_at";
+
+fn product(row: &Row) -> Result<Product, DbError> {
+    Ok(Product {
+        id: row.uuid(0)?,
+        sku: row.text(1)?,
+        name: row.text(2)?,
+        description: row.text(3)?,
+        price: Money {
+            amount: row.i64(4)?,
+            currency: row.text(5)?,
+        },
+        created_at: row.text(6)?,
+    })
+}
+
+/// Inserts a product and announces it, in one transaction. `None` when the
+/// SKU is taken.
+pub async fn insert(tx: &mut Tx, id: Uuid, new: &NewProduct) -> Result<Option<Product>, DbError> {
+    let created_at = agora_platform::clock::now_rfc3339();
+    let inserted = tx
+        .execute(
+            &format!("INSERT INTO products ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"),
+            params![id, &new.sku, &new.name, &new.description, new.price.amount, &new.price.currency, &created_at],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    tx.publish(&Envelope::root(&ProductCreated {
+        product_id: id,
+        sku: new.sku.clone(),
+        initial_stock: new.initial_stock,
+    }))
+    .await?;
+    Ok(Some(Product {
+        id,
+        sku: new.sku.clone(),
+        name: new.name.clone(),
+        description: new.description.clone(),
+        price: new.price.clone(),
+        created_at,
+    }))
+}
+
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<Product>, DbError> {
+    db.query_opt(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"), params![id])
+        .await?
+        .as_ref()
+        .map(product)
+        .transpose()
+}
+
+pub async fn find_many(db: &Db, ids: &[Uuid]) -> Result<Vec<Product>, DbError> {
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(p) = find(db, *id).await? {
+            found.push(p);
+        }
+    }
+    Ok(found)
+}
+
+pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<Product>, DbError> {
+    db.query(
+        &format!("SELECT {COLUMNS} FROM products ORDER BY sku LIMIT $1 OFFSET $2"),
+        params![limit, offset],
+    )
+    .await?
+    .iter()
+    .map(product)
+    .collect()
+}
+
+pub async fn count(db: &Db) -> Result<i64, DbError> {
+    db.query_opt("SELECT COUNT(*) FROM products", &[])
+        .await?
+        .map_or(Ok(0), |r| r.i64(0))
+}

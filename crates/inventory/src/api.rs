@@ -1,0 +1,56 @@
+//! Inventory REST API: `/api/v1/inventory`.
+
+use agora_platform::http::{parse_id, ApiError, Json};
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::domain::{Adjustment, AdjustmentRequest, Stock};
+use crate::store::{self, AdjustError};
+use crate::Inventory;
+
+pub fn router(inventory: Inventory) -> Router {
+    Router::new()
+        .route("/api/v1/inventory", get(list))
+        .route("/api/v1/inventory/{product_id}", get(show))
+        .route("/api/v1/inventory/{product_id}/adjust", post(adjust))
+        .with_state(inventory)
+}
+
+async fn list(State(inventory): State<Inventory>) -> Result<Json<Vec<Stock>>, ApiError> {
+    Ok(Json(store::all(&inventory.db).await?))
+}
+
+async fn show(State(inventory): State<Inventory>, Path(id): Path<String>) -> Result<Json<Stock>, ApiError> {
+    let id = parse_id(&id, "product id")?;
+    store::find(&inventory.db, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no stock is kept for product {id}")))
+}
+
+async fn adjust(
+    State(inventory): State<Inventory>,
+    Path(id): Path<String>,
+    Json(req): Json<AdjustmentRequest>,
+) -> Result<Json<Stock>, ApiError> {
+    let id = parse_id(&id, "product id")?;
+    let adjustment = Adjustment::parse(req)?;
+    let mut tx = inventory.db.begin().await?;
+    match store::adjust(&mut tx, id, &adjustment).await? {
+        Ok(()) => {}
+        Err(AdjustError::UnknownProduct) => {
+            return Err(ApiError::not_found(format!("no stock is kept for product {id}")))
+        }
+        Err(AdjustError::BelowZero { available }) => {
+            return Err(ApiError::conflict(format!(
+                "adjusting by {} would take available stock ({available}) below zero",
+                adjustment.delta
+            )))
+        }
+    }
+    let stock = store::find_in(&mut tx, id).await?.ok_or_else(|| ApiError::internal("adjusted stock vanished"))?;
+    tx.commit().await?;
+    tracing::info!(product_id = %id, delta = adjustment.delta, reason = %adjustment.reason, "stock adjusted");
+    Ok(Json(stock))
+}

@@ -1,0 +1,265 @@
+//! Inventory storage: `stock`, `reservations`, `adjustments`.
+
+use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::events::{LineItem, Shortage};
+use agora_platform::params;
+use uuid::Uuid;
+
+use crate::domain::{Adjustment, ReservationStatus, Stock};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "inventory_0001_stock",
+    sql: "
+        CREATE TABLE IF NOT EXISTS stock (
+            product_id TEXT PRIMARY KEY,
+            sku TEXT NOT NULL,
+            initial BIGINT NOT NULL,
+            available BIGINT NOT NULL CHECK (available >= 0),
+            reserved BIGINT NOT NULL CHECK (reserved >= 0),
+            sold BIGINT NOT NULL CHECK (sold >= 0),
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS adjustments (
+            id TEXT PRIMARY KEY,
+            product_id TEXT NOT NULL,
+            delta BIGINT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS adjustments_product ON adjustments (product_id);
+        CREATE TABLE IF NOT EXISTS reservations (
+            order_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            items TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+    ",
+}];
+
+/// What happened to a reservation request.
+#[derive(Debug, PartialEq)]
+pub enum ReserveOutcome {
+    Reserved(Vec<LineItem>),
+    Rejected(Vec<Shortage>),
+    /// The order has a reservation record already (a redelivery, or a
+    /// cancellation that came first): nothing to do.
+    AlreadyDecided,
+}
+
+fn now() -> String {
+    agora_platform::clock::now_rfc3339()
+}
+
+pub async fn create_stock(tx: &mut Tx, product_id: Uuid, sku: &str, initial: u32) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO stock (product_id, sku, initial, available, reserved, sold, updated_at)
+         VALUES ($1, $2, $3, $3, 0, 0, $4) ON CONFLICT DO NOTHING",
+        params![product_id, sku, initial, now()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Moves `quantity` of a product between two buckets, only if the source has
+/// enough. Returns whether it moved.
+async fn shift(tx: &mut Tx, product_id: Uuid, quantity: u32, from: &str, to: &str) -> Result<bool, DbError> {
+    let sql = format!(
+        "UPDATE stock SET {from} = {from} - $1, {to} = {to} + $1, updated_at = $3
+         WHERE product_id = $2 AND {from} >= $1"
+    );
+    Ok(tx.execute(&sql, params![quantity, product_id, now()]).await? == 1)
+}
+
+/// Reserves every item or none. `items` must be normalized.
+pub async fn reserve(tx: &mut Tx, order_id: Uuid, items: &[LineItem]) -> Result<ReserveOutcome, DbError> {
+    if reservation_status(tx, order_id).await?.is_some() {
+        return Ok(ReserveOutcome::AlreadyDecided);
+    }
+    let mut taken = Vec::new();
+    let mut shortages = Vec::new();
+    for item in items {
+        if shift(tx, item.product_id, item.quantity, "available", "reserved").await? {
+            taken.push(item);
+        } else {
+            let available = tx
+                .query_opt("SELECT available FROM stock WHERE product_id = $1", params![item.product_id])
+                .await?
+                .map_or(Ok(0), |r| r.i64(0))?;
+            shortages.push(Shortage {
+                product_id: item.product_id,
+                requested: item.quantity,
+                available,
+            });
+        }
+    }
+    let status = if shortages.is_empty() {
+        ReservationStatus::Reserved
+    } else {
+        // All or nothing: give back what this attempt took.
+        for item in taken {
+            shift(tx, item.product_id, item.quantity, "reserved", "available").await?;
+        }
+        ReservationStatus::Rejected
+    };
+    insert_reservation(tx, order_id, status, items).await?;
+    Ok(if shortages.is_empty() {
+        ReserveOutcome::Reserved(items.to_vec())
+    } else {
+        ReserveOutcome::Rejected(shortages)
+    })
+}
+
+/// Returns a held reservation to available stock. When the order has no
+/// reservation yet, leaves a tombstone so a late `OrderCreated` reserves
+/// nothing. Returns the released items, if any.
+pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>>, DbError> {
+    match reservation(tx, order_id).await? {
+        Some((ReservationStatus::Reserved, items)) => {
+            for item in &items {
+                shift(tx, item.product_id, item.quantity, "reserved", "available").await?;
+            }
+            set_status(tx, order_id, ReservationStatus::Released).await?;
+            Ok(Some(items))
+        }
+        Some(_) => Ok(None),
+        None => {
+            insert_reservation(tx, order_id, ReservationStatus::Cancelled, &[]).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Turns a held reservation into sold stock.
+pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
+    match reservation(tx, order_id).await? {
+        Some((ReservationStatus::Reserved, items)) => {
+            for item in &items {
+                shift(tx, item.product_id, item.quantity, "reserved", "sold").await?;
+            }
+            set_status(tx, order_id, ReservationStatus::Sold).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum AdjustError {
+    UnknownProduct,
+    /// The adjustment would take available stock below zero.
+    BelowZero { available: i64 },
+}
+
+pub async fn adjust(tx: &mut Tx, product_id: Uuid, adjustment: &Adjustment) -> Result<Result<(), AdjustError>, DbError> {
+    let changed = tx
+        .execute(
+            "UPDATE stock SET available = available + $1, updated_at = $3
+             WHERE product_id = $2 AND available + $1 >= 0",
+            params![adjustment.delta, product_id, now()],
+        )
+        .await?;
+    if changed == 0 {
+        let available = tx
+            .query_opt("SELECT available FROM stock WHERE product_id = $1", params![product_id])
+            .await?;
+        return Ok(Err(match available {
+            None => AdjustError::UnknownProduct,
+            Some(row) => AdjustError::BelowZero { available: row.i64(0)? },
+        }));
+    }
+    tx.execute(
+        "INSERT INTO adjustments (id, product_id, delta, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
+        params![Uuid::now_v7(), product_id, adjustment.delta, &adjustment.reason, now()],
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+const STOCK: &str = "SELECT s.product_id, s.sku, s.available, s.reserved, s.sold, s.initial,
+        CAST(COALESCE((SELECT SUM(a.delta) FROM adjustments a WHERE a.product_id = s.product_id), 0) AS BIGINT)
+     FROM stock s";
+
+fn stock(row: &Row) -> Result<Stock, DbError> {
+    Ok(Stock {
+        product_id: row.uuid(0)?,
+        sku: row.text(1)?,
+        available: row.i64(2)?,
+        reserved: row.i64(3)?,
+        sold: row.i64(4)?,
+        initial: row.i64(5)?,
+        adjusted: row.i64(6)?,
+    })
+}
+
+pub async fn find(db: &Db, product_id: Uuid) -> Result<Option<Stock>, DbError> {
+    db.query_opt(&format!("{STOCK} WHERE s.product_id = $1"), params![product_id])
+        .await?
+        .as_ref()
+        .map(stock)
+        .transpose()
+}
+
+pub async fn find_in(tx: &mut Tx, product_id: Uuid) -> Result<Option<Stock>, DbError> {
+    tx.query_opt(&format!("{STOCK} WHERE s.product_id = $1"), params![product_id])
+        .await?
+        .as_ref()
+        .map(stock)
+        .transpose()
+}
+
+pub async fn all(db: &Db) -> Result<Vec<Stock>, DbError> {
+    db.query(&format!("{STOCK} ORDER BY s.sku"), &[]).await?.iter().map(stock).collect()
+}
+
+async fn reservation_status(tx: &mut Tx, order_id: Uuid) -> Result<Option<String>, DbError> {
+    tx.query_opt("SELECT status FROM reservations WHERE order_id = $1", params![order_id])
+        .await?
+        .map(|r| r.text(0))
+        .transpose()
+}
+
+async fn reservation(tx: &mut Tx, order_id: Uuid) -> Result<Option<(ReservationStatus, Vec<LineItem>)>, DbError> {
+    let Some(row) = tx
+        .query_opt("SELECT status, items FROM reservations WHERE order_id = $1", params![order_id])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let status = ReservationStatus::parse(row.str(0)?)
+        .ok_or_else(|| DbError::Decode(format!("unknown reservation status {}", row.str(0).unwrap_or(""))))?;
+    Ok(Some((status, row.json(1)?)))
+}
+
+async fn insert_reservation(
+    tx: &mut Tx,
+    order_id: Uuid,
+    status: ReservationStatus,
+    items: &[LineItem],
+) -> Result<(), DbError> {
+    let items = serde_json::to_string(items).expect("line items serialise");
+    tx.execute(
+        "INSERT INTO reservations (order_id, status, items, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+        params![order_id, status.as_str(), items, now()],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn set_status(tx: &mut Tx, order_id: Uuid, status: ReservationStatus) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3",
+        params![status.as_str(), now(), order_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reservations per status: for the audit and operators.
+pub async fn reservation_counts(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
+    db.query("SELECT status, COUNT(*) FROM reservations GROUP BY status ORDER BY status", &[])
+        .await?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+        .collect()
+}

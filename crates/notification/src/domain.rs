@@ -1,0 +1,96 @@
+//! What is said to the customer, and on which channels, free of I/O.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "EMAIL",
+            Self::Sms => "SMS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Email, Self::Sms].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The moments of an order the customer hears about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Moment {
+    Created,
+    Confirmed,
+    Shipped { carrier: String, tracking_number: String },
+    Cancelled { reason: String },
+}
+
+impl Moment {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Moment::Created => "ORDER_CREATED",
+            Moment::Confirmed => "ORDER_CONFIRMED",
+            Moment::Shipped { .. } => "ORDER_SHIPPED",
+            Moment::Cancelled { .. } => "ORDER_CANCELLED",
+        }
+    }
+
+    pub fn message(&self, order_id: Uuid) -> String {
+        match self {
+            Moment::Created => format!("We received your order {order_id}."),
+            Moment::Confirmed => format!("Payment received: order {order_id} is confirmed."),
+            Moment::Shipped { carrier, tracking_number } => {
+                format!("Order {order_id} has shipped with {carrier}, tracking {tracking_number}.")
+            }
+            Moment::Cancelled { reason } => format!("Order {order_id} was cancelled: {reason}."),
+        }
+    }
+}
+
+/// Email always; SMS too when a phone number was given.
+pub fn recipients(email: &str, phone: Option<&str>) -> Vec<(Channel, String)> {
+    let mut to = vec![(Channel::Email, email.to_owned())];
+    if let Some(phone) = phone {
+        to.push((Channel::Sms, phone.to_owned()));
+    }
+    to
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub channel: Channel,
+    pub recipient: String,
+    pub kind: String,
+    pub message: String,
+    pub created_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sms_only_with_a_phone() {
+        assert_eq!(recipients("a@b.co", None).len(), 1);
+        let both = recipients("a@b.co", Some("+15551234567"));
+        assert_eq!(both[1], (Channel::Sms, "+15551234567".to_owned()));
+    }
+
+    #[test]
+    fn messages_name_the_order_and_the_details() {
+        let id = Uuid::now_v7();
+        let shipped = Moment::Shipped { carrier: "DHL".into(), tracking_number: "AG1".into() };
+        assert!(shipped.message(id).contains("AG1"));
+        assert!(shipped.message(id).contains(&id.to_string()));
+        assert_eq!(Moment::Created.kind(), "ORDER_CREATED");
+    }
+}

@@ -1,0 +1,76 @@
+//! Notification's reactions: tell the customer when an order is created,
+//! confirmed (paid), shipped or cancelled.
+
+use agora_platform::clock::now_rfc3339;
+use agora_platform::consumer::{EventHandler, HandlerError};
+use agora_platform::events::{
+    DomainEvent, Envelope, OrderCancelled, OrderCreated, PaymentSucceeded, ShippingCreated,
+};
+use agora_platform::Tx;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::{recipients, Moment, Notification};
+use crate::store;
+
+pub struct Handler;
+
+#[async_trait]
+impl EventHandler for Handler {
+    fn consumer(&self) -> &'static str {
+        crate::NAME
+    }
+
+    fn routing_keys(&self) -> &'static [&'static str] {
+        &[
+            OrderCreated::ROUTING_KEY,
+            PaymentSucceeded::ROUTING_KEY,
+            ShippingCreated::ROUTING_KEY,
+            OrderCancelled::ROUTING_KEY,
+        ]
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        let (order_id, moment) = if event.is::<OrderCreated>() {
+            let e: OrderCreated = event.decode()?;
+            store::save_contact(tx, e.order_id, &e.email, e.phone.as_deref()).await?;
+            (e.order_id, Moment::Created)
+        } else if event.is::<PaymentSucceeded>() {
+            let e: PaymentSucceeded = event.decode()?;
+            (e.order_id, Moment::Confirmed)
+        } else if event.is::<ShippingCreated>() {
+            let e: ShippingCreated = event.decode()?;
+            let moment = Moment::Shipped {
+                carrier: e.carrier,
+                tracking_number: e.tracking_number,
+            };
+            (e.order_id, moment)
+        } else if event.is::<OrderCancelled>() {
+            let e: OrderCancelled = event.decode()?;
+            (e.order_id, Moment::Cancelled { reason: e.reason })
+        } else {
+            return Err(HandlerError::permanent(format!(
+                "notification does not handle {}",
+                event.event_type
+            )));
+        };
+        // The contact arrives with OrderCreated; an event that overtakes it
+        // waits for it through the retry policy.
+        let Some((email, phone)) = store::contact(tx, order_id).await? else {
+            return Err(HandlerError::transient(format!("no contact known yet for order {order_id}")));
+        };
+        for (channel, recipient) in recipients(&email, phone.as_deref()) {
+            let notification = Notification {
+                id: Uuid::now_v7(),
+                order_id,
+                channel,
+                recipient,
+                kind: moment.kind().into(),
+                message: moment.message(order_id),
+                created_at: now_rfc3339(),
+            };
+            store::insert(tx, &notification, event.id).await?;
+        }
+        Ok(())
+    }
+}

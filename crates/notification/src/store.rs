@@ -1,0 +1,82 @@
+//! Notification storage: `contacts` and `notifications`.
+
+use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::params;
+use uuid::Uuid;
+
+use crate::domain::{Channel, Notification};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "notification_0001_notifications",
+    sql: "
+        CREATE TABLE IF NOT EXISTS contacts (
+            order_id TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            phone TEXT
+        );
+        CREATE TABLE IF NOT EXISTS notifications (
+            id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (event_id, channel)
+        );
+        CREATE INDEX IF NOT EXISTS notifications_order ON notifications (order_id);
+    ",
+}];
+
+pub async fn save_contact(tx: &mut Tx, order_id: Uuid, email: &str, phone: Option<&str>) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO contacts (order_id, email, phone) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        params![order_id, email, phone],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn contact(tx: &mut Tx, order_id: Uuid) -> Result<Option<(String, Option<String>)>, DbError> {
+    tx.query_opt("SELECT email, phone FROM contacts WHERE order_id = $1", params![order_id])
+        .await?
+        .map(|r| Ok((r.text(0)?, r.opt_text(1)?)))
+        .transpose()
+}
+
+/// Records a notification; a second one for the same event and channel is ignored.
+pub async fn insert(tx: &mut Tx, n: &Notification, event_id: Uuid) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO notifications (id, order_id, channel, recipient, kind, message, event_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        params![n.id, n.order_id, n.channel.as_str(), &n.recipient, &n.kind, &n.message, event_id, &n.created_at],
+    )
+    .await?;
+    Ok(())
+}
+
+fn notification(row: &Row) -> Result<Notification, DbError> {
+    Ok(Notification {
+        id: row.uuid(0)?,
+        order_id: row.uuid(1)?,
+        channel: Channel::parse(row.str(2)?)
+            .ok_or_else(|| DbError::Decode(format!("unknown channel {}", row.str(2).unwrap_or(""))))?,
+        recipient: row.text(3)?,
+        kind: row.text(4)?,
+        message: row.text(5)?,
+        created_at: row.text(6)?,
+    })
+}
+
+pub async fn list(db: &Db, order_id: Option<Uuid>, limit: i64) -> Result<Vec<Notification>, DbError> {
+    db.query(
+        "SELECT id, order_id, channel, recipient, kind, message, created_at FROM notifications
+         WHERE ($1 IS NULL OR order_id = $1) ORDER BY id LIMIT $2",
+        params![order_id.map(|id| id.to_string()), limit],
+    )
+    .await?
+    .iter()
+    .map(notification)
+    .collect()
+}

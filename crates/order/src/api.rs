@@ -1,0 +1,126 @@
+//! Order REST API: `/api/v1/orders`.
+
+use std::time::Duration;
+
+use agora_platform::http::{parse_id, ApiError, Json, Query};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{Order, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest, TimelineEntry};
+use crate::{store, Orders};
+
+pub fn router(orders: Orders) -> Router {
+    Router::new()
+        .route("/api/v1/orders", get(list).post(place))
+        .route("/api/v1/orders/{id}", get(show))
+        .route("/api/v1/orders/{id}/cancel", post(cancel))
+        .with_state(orders)
+}
+
+/// An order with its timeline.
+#[derive(Serialize)]
+pub struct OrderView {
+    #[serde(flatten)]
+    pub order: Order,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+async fn view(orders: &Orders, order: Order) -> Result<OrderView, ApiError> {
+    let timeline = store::timeline(&orders.db, order.id).await?;
+    Ok(OrderView { order, timeline })
+}
+
+async fn place(State(orders): State<Orders>, Json(req): Json<PlaceOrderRequest>) -> Result<impl IntoResponse, ApiError> {
+    let cmd = PlaceOrder::parse(req)?;
+    let order = orders.place(Uuid::now_v7(), cmd).await?;
+    let location = format!("/api/v1/orders/{}", order.id);
+    let body = view(&orders, order).await?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)))
+}
+
+#[derive(Deserialize)]
+struct ShowParams {
+    /// Wait up to this many milliseconds for a terminal state.
+    wait_ms: Option<u64>,
+}
+
+/// The longest a client may ask `GET /orders/{id}` to wait.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+async fn show(
+    State(orders): State<Orders>,
+    Path(id): Path<String>,
+    Query(params): Query<ShowParams>,
+) -> Result<Json<OrderView>, ApiError> {
+    let id = parse_id(&id, "order id")?;
+    if let Some(ms) = params.wait_ms {
+        orders.wait_terminal(id, Duration::from_millis(ms).min(MAX_WAIT)).await?;
+    }
+    let order = store::find(&orders.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {id} does not exist")))?;
+    Ok(Json(view(&orders, order).await?))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    customer_id: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct OrderPage {
+    items: Vec<OrderSummary>,
+    limit: i64,
+    offset: i64,
+}
+
+async fn list(State(orders): State<Orders>, Query(params): Query<ListParams>) -> Result<Json<OrderPage>, ApiError> {
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| OrderStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status `{s}`"))))
+        .transpose()?;
+    let page = agora_platform::http::Page {
+        limit: params.limit,
+        offset: params.offset,
+    };
+    let (limit, offset) = page.bounds();
+    let items = store::list(&orders.db, params.customer_id.as_deref(), status, limit, offset).await?;
+    Ok(Json(OrderPage { items, limit, offset }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    reason: Option<String>,
+}
+
+/// The body is optional: `{"reason": "…"}`.
+async fn cancel(State(orders): State<Orders>, Path(id): Path<String>, body: Bytes) -> Result<Json<OrderView>, ApiError> {
+    let id = parse_id(&id, "order id")?;
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let req: CancelRequest =
+            serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+        req.reason
+    };
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "cancelled by the customer".into());
+    if reason.chars().count() > 500 {
+        return Err(ApiError::invalid_field("reason", "must be at most 500 characters"));
+    }
+    let order = orders.cancel(id, reason).await?;
+    Ok(Json(view(&orders, order).await?))
+}

@@ -1,0 +1,475 @@
+//! Orders and the saga's state machine, free of I/O.
+//!
+//! [`decide`] is the whole orchestration policy: given the order's status and
+//! what just happened, it says which status comes next and which events the
+//! order service must emit. Everything else in this crate moves data in and
+//! out of storage around it.
+
+use std::collections::BTreeMap;
+
+use agora_platform::events::{Address, LineItem, Money, PricedItem};
+use agora_platform::http::{ApiError, FieldError};
+use agora_platform::validate::{self, Errors, MAX_ITEMS};
+use agora_catalog::Product;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Accepted; waiting for stock.
+    Pending,
+    /// Stock held; waiting for payment.
+    Reserved,
+    /// Paid; waiting for a shipment.
+    Paid,
+    /// Shipped and done.
+    Completed,
+    /// Ended by the customer or by a failed step; anything held is given back.
+    Cancelled,
+    /// Ended because the stock was not there; nothing was held.
+    Rejected,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 6] = [
+        Self::Pending,
+        Self::Reserved,
+        Self::Paid,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Reserved => "RESERVED",
+            Self::Paid => "PAID",
+            Self::Completed => "COMPLETED",
+            Self::Cancelled => "CANCELLED",
+            Self::Rejected => "REJECTED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled | Self::Rejected)
+    }
+}
+
+/// What happened to an order: the inputs of the state machine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    StockReserved,
+    StockRejected { reason: String },
+    PaymentSucceeded,
+    PaymentFailed { reason: String },
+    ShippingCreated { tracking_number: String },
+    CancelRequested { reason: String },
+    /// Confirmation of a compensation.
+    StockReleased,
+    /// Confirmation of a compensation.
+    PaymentRefunded,
+}
+
+/// An event the order service must emit after a transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Emit {
+    PaymentRequested,
+    ShippingRequested,
+    OrderCompleted,
+    OrderCancelled { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Move to `to` (recording `reason`) and emit `emit`.
+    Transition {
+        to: OrderStatus,
+        reason: Option<String>,
+        emit: Vec<Emit>,
+    },
+    /// Record `note` in the timeline; the status stays.
+    Note(String),
+    /// A late or duplicate event: nothing changes.
+    Ignore,
+    /// A command that this status does not allow (a 409 for the client).
+    Refuse(String),
+}
+
+/// The saga's policy.
+pub fn decide(status: OrderStatus, input: &Input) -> Decision {
+    use Input::*;
+    use OrderStatus::*;
+    let cancel = |to: OrderStatus, reason: String| Decision::Transition {
+        to,
+        reason: Some(reason.clone()),
+        emit: vec![Emit::OrderCancelled { reason }],
+    };
+    match (status, input) {
+        (Pending, StockReserved) => Decision::Transition {
+            to: Reserved,
+            reason: None,
+            emit: vec![Emit::PaymentRequested],
+        },
+        (Pending, StockRejected { reason }) => cancel(Rejected, format!("stock rejected: {reason}")),
+        (Reserved, PaymentSucceeded) => Decision::Transition {
+            to: Paid,
+            reason: None,
+            emit: vec![Emit::ShippingRequested],
+        },
+        (Reserved, PaymentFailed { reason }) => cancel(Cancelled, format!("payment failed: {reason}")),
+        (Paid, ShippingCreated { .. }) => Decision::Transition {
+            to: Completed,
+            reason: None,
+            emit: vec![Emit::OrderCompleted],
+        },
+        (Pending | Reserved | Paid, CancelRequested { reason }) => cancel(Cancelled, reason.clone()),
+        (Completed | Cancelled | Rejected, CancelRequested { .. }) => {
+            Decision::Refuse(format!("the order is {} and can no longer be cancelled", status.as_str()))
+        }
+        (Cancelled | Rejected, StockReleased) => Decision::Note("stock released".into()),
+        (Cancelled | Rejected, PaymentRefunded) => Decision::Note("payment refunded".into()),
+        // Terminal states ignore late and duplicate events; a non-terminal
+        // state ignores events that belong to another step.
+        _ => Decision::Ignore,
+    }
+}
+
+/// `POST /orders` as sent.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlaceOrderRequest {
+    pub customer_id: String,
+    pub email: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    pub items: Vec<ItemRequest>,
+    pub shipping_address: Address,
+    pub payment_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ItemRequest {
+    pub product_id: Uuid,
+    pub quantity: i64,
+}
+
+/// An order request that passed every check, not priced yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaceOrder {
+    pub customer_id: String,
+    pub email: String,
+    pub phone: Option<String>,
+    /// Merged per product, in request order of first appearance.
+    pub items: Vec<LineItem>,
+    pub shipping_address: Address,
+    pub payment_token: String,
+}
+
+impl PlaceOrder {
+    pub fn parse(req: PlaceOrderRequest) -> Result<PlaceOrder, ApiError> {
+        let mut errors = Errors::new();
+        let customer_id = errors.check("customer_id", validate::non_empty(&req.customer_id, 100));
+        let email = errors.check("email", validate::email(&req.email));
+        let phone = match req.phone.as_deref() {
+            Some(p) if !p.trim().is_empty() => errors.check("phone", validate::phone(p)),
+            _ => None,
+        };
+        let items = parse_items(&req.items, &mut errors);
+        validate::address("shipping_address", &req.shipping_address, &mut errors);
+        let payment_token = errors.check("payment_token", validate::non_empty(&req.payment_token, 200));
+        errors.finish()?;
+        Ok(PlaceOrder {
+            customer_id: customer_id.expect("checked"),
+            email: email.expect("checked"),
+            phone,
+            items,
+            shipping_address: req.shipping_address,
+            payment_token: payment_token.expect("checked"),
+        })
+    }
+}
+
+/// Checks each line (naming `items[i].quantity`) and merges lines of the same
+/// product.
+pub fn parse_items(items: &[ItemRequest], errors: &mut Errors) -> Vec<LineItem> {
+    if items.is_empty() {
+        errors.add("items", "must contain at least one item");
+    } else if items.len() > MAX_ITEMS {
+        errors.add("items", format!("must contain at most {MAX_ITEMS} items"));
+    }
+    let mut merged: Vec<LineItem> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(quantity) = errors.check(&format!("items[{i}].quantity"), validate::quantity(item.quantity)) else {
+            continue;
+        };
+        match merged.iter_mut().find(|m| m.product_id == item.product_id) {
+            Some(line) => line.quantity += quantity,
+            None => merged.push(LineItem {
+                product_id: item.product_id,
+                quantity,
+            }),
+        }
+    }
+    for line in &merged {
+        if i64::from(line.quantity) > validate::MAX_QUANTITY {
+            errors.add("items", format!("at most {} units of one product", validate::MAX_QUANTITY));
+        }
+    }
+    merged
+}
+
+/// Prices lines with the catalog's products. Unknown products and mixed
+/// currencies are per-field errors; prices never come from the client.
+pub fn price(items: &[LineItem], products: &[Product]) -> Result<(Vec<PricedItem>, Money), Vec<FieldError>> {
+    let by_id: BTreeMap<Uuid, &Product> = products.iter().map(|p| (p.id, p)).collect();
+    let mut errors = Vec::new();
+    let mut priced = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match by_id.get(&item.product_id) {
+            Some(p) => priced.push(PricedItem {
+                product_id: p.id,
+                sku: p.sku.clone(),
+                name: p.name.clone(),
+                quantity: item.quantity,
+                unit_price: p.price.amount,
+            }),
+            None => errors.push(FieldError::new(
+                format!("items[{i}].product_id"),
+                format!("product {} does not exist", item.product_id),
+            )),
+        }
+    }
+    let currencies: Vec<&str> = {
+        let mut c: Vec<&str> = items
+            .iter()
+            .filter_map(|i| by_id.get(&i.product_id).map(|p| p.price.currency.as_str()))
+            .collect();
+        c.sort();
+        c.dedup();
+        c
+    };
+    if currencies.len() > 1 {
+        errors.push(FieldError::new("items", "all items must be priced in one currency"));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let amount = priced
+        .iter()
+        .map(|p| p.unit_price * i64::from(p.quantity))
+        .sum();
+    Ok((
+        priced,
+        Money {
+            amount,
+            currency: currencies.first().copied().unwrap_or("EUR").to_owned(),
+        },
+    ))
+}
+
+/// An order as stored and as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Order {
+    pub id: Uuid,
+    pub customer_id: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub status: OrderStatus,
+    pub reason: Option<String>,
+    pub items: Vec<PricedItem>,
+    pub total: Money,
+    pub shipping_address: Address,
+    #[serde(skip)]
+    pub payment_token: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One state change (or note) in an order's life.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub at: String,
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    /// The event type or API call that caused it.
+    pub cause: String,
+    pub event_id: Option<Uuid>,
+    pub note: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Input::*;
+    use OrderStatus::*;
+
+    fn to(decision: Decision) -> Option<OrderStatus> {
+        match decision {
+            Decision::Transition { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+
+    fn every_input() -> Vec<Input> {
+        vec![
+            StockReserved,
+            StockRejected { reason: "r".into() },
+            PaymentSucceeded,
+            PaymentFailed { reason: "r".into() },
+            ShippingCreated { tracking_number: "t".into() },
+            CancelRequested { reason: "r".into() },
+            StockReleased,
+            PaymentRefunded,
+        ]
+    }
+
+    /// The whole table: (status, input) -> next status, or no transition.
+    #[test]
+    fn transition_table() {
+        let table: Vec<(OrderStatus, Input, Option<OrderStatus>)> = vec![
+            (Pending, StockReserved, Some(Reserved)),
+            (Pending, StockRejected { reason: "r".into() }, Some(Rejected)),
+            (Pending, PaymentSucceeded, None),
+            (Pending, CancelRequested { reason: "r".into() }, Some(Cancelled)),
+            (Reserved, PaymentSucceeded, Some(Paid)),
+            (Reserved, PaymentFailed { reason: "r".into() }, Some(Cancelled)),
+            (Reserved, StockReserved, None),
+            (Reserved, CancelRequested { reason: "r".into() }, Some(Cancelled)),
+            (Paid, ShippingCreated { tracking_number: "t".into() }, Some(Completed)),
+            (Paid, PaymentSucceeded, None),
+            (Paid, CancelRequested { reason: "r".into() }, Some(Cancelled)),
+        ];
+        for (status, input, expected) in table {
+            assert_eq!(to(decide(status, &input)), expected, "{status:?} + {input:?}");
+        }
+    }
+
+    #[test]
+    fn terminal_states_never_move() {
+        for status in [Completed, Cancelled, Rejected] {
+            for input in every_input() {
+                let decision = decide(status, &input);
+                assert!(
+                    !matches!(decision, Decision::Transition { .. }),
+                    "{status:?} + {input:?} -> {decision:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cancelling_a_finished_order_is_refused() {
+        for status in [Completed, Cancelled, Rejected] {
+            assert!(matches!(
+                decide(status, &CancelRequested { reason: "r".into() }),
+                Decision::Refuse(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn every_failure_emits_order_cancelled_with_a_reason() {
+        for (status, input) in [
+            (Pending, StockRejected { reason: "no stock".into() }),
+            (Reserved, PaymentFailed { reason: "declined".into() }),
+            (Paid, CancelRequested { reason: "changed my mind".into() }),
+        ] {
+            let Decision::Transition { reason, emit, .. } = decide(status, &input) else {
+                panic!("{status:?} + {input:?} should transition");
+            };
+            let reason = reason.expect("a reason");
+            assert_eq!(emit, vec![Emit::OrderCancelled { reason }]);
+        }
+    }
+
+    #[test]
+    fn happy_path_emits_the_next_request() {
+        let emits = |s, i| match decide(s, &i) {
+            Decision::Transition { emit, .. } => emit,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(emits(Pending, StockReserved), [Emit::PaymentRequested]);
+        assert_eq!(emits(Reserved, PaymentSucceeded), [Emit::ShippingRequested]);
+        assert_eq!(
+            emits(Paid, ShippingCreated { tracking_number: "t".into() }),
+            [Emit::OrderCompleted]
+        );
+    }
+
+    #[test]
+    fn compensations_are_noted_after_cancellation() {
+        assert_eq!(decide(Cancelled, &StockReleased), Decision::Note("stock released".into()));
+        assert_eq!(decide(Cancelled, &PaymentRefunded), Decision::Note("payment refunded".into()));
+    }
+
+    fn product(currency: &str) -> Product {
+        Product {
+            id: Uuid::now_v7(),
+            sku: "S".into(),
+            name: "N".into(),
+            description: String::new(),
+            price: Money {
+                amount: 250,
+                currency: currency.into(),
+            },
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn pricing_uses_catalog_prices_and_names_unknown_products() {
+        let p = product("EUR");
+        let known = LineItem { product_id: p.id, quantity: 3 };
+        let (items, total) = price(std::slice::from_ref(&known), std::slice::from_ref(&p)).unwrap();
+        assert_eq!(items[0].unit_price, 250);
+        assert_eq!(total, Money { amount: 750, currency: "EUR".into() });
+
+        let unknown = LineItem { product_id: Uuid::now_v7(), quantity: 1 };
+        let errors = price(&[known, unknown], &[p]).unwrap_err();
+        assert_eq!(errors[0].field, "items[1].product_id");
+    }
+
+    #[test]
+    fn pricing_refuses_mixed_currencies() {
+        let (a, b) = (product("EUR"), product("USD"));
+        let items = [
+            LineItem { product_id: a.id, quantity: 1 },
+            LineItem { product_id: b.id, quantity: 1 },
+        ];
+        assert_eq!(price(&items, &[a, b]).unwrap_err()[0].field, "items");
+    }
+
+    #[test]
+    fn duplicate_lines_merge_and_bad_quantities_are_named() {
+        let id = Uuid::now_v7();
+        let mut errors = Errors::new();
+        let items = parse_items(
+            &[
+                ItemRequest { product_id: id, quantity: 2 },
+                ItemRequest { product_id: id, quantity: 3 },
+                ItemRequest { product_id: Uuid::now_v7(), quantity: 0 },
+            ],
+            &mut errors,
+        );
+        assert_eq!(items, [LineItem { product_id: id, quantity: 5 }]);
+        let err = errors.finish().unwrap_err();
+        assert_eq!(err.errors[0].field, "items[2].quantity");
+    }
+}
+
+/// A line of a list of orders.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderSummary {
+    pub id: Uuid,
+    pub customer_id: String,
+    pub status: OrderStatus,
+    pub reason: Option<String>,
+    pub total: Money,
+    pub created_at: String,
+    pub updated_at: String,
+}

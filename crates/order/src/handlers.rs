@@ -1,0 +1,102 @@
+//! The order service's reactions: create orders from checked-out carts and
+//! move each order along the saga as the other services answer.
+
+use agora_platform::consumer::{EventHandler, HandlerError};
+use agora_platform::events::{
+    CartCheckedOut, DomainEvent, Envelope, PaymentFailed, PaymentRefunded, PaymentSucceeded, ShippingCreated,
+    StockRejected, StockReleased, StockReserved,
+};
+use agora_platform::Tx;
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use uuid::Uuid;
+
+use crate::domain::{Input, PlaceOrder};
+use crate::{Orders, Step};
+
+pub struct Handler {
+    pub orders: Orders,
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    fn consumer(&self) -> &'static str {
+        crate::NAME
+    }
+
+    fn routing_keys(&self) -> &'static [&'static str] {
+        &[
+            CartCheckedOut::ROUTING_KEY,
+            StockReserved::ROUTING_KEY,
+            StockRejected::ROUTING_KEY,
+            PaymentSucceeded::ROUTING_KEY,
+            PaymentFailed::ROUTING_KEY,
+            ShippingCreated::ROUTING_KEY,
+            StockReleased::ROUTING_KEY,
+            PaymentRefunded::ROUTING_KEY,
+        ]
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        if event.is::<CartCheckedOut>() {
+            return self.checkout(tx, event).await;
+        }
+        let (order_id, input) = saga_input(event)?;
+        match self.orders.advance(tx, order_id, input, Some(event)).await? {
+            Step::UnknownOrder => Err(HandlerError::permanent(format!("order {order_id} does not exist"))),
+            Step::Conflict => Err(HandlerError::transient(format!("order {order_id} changed concurrently"))),
+            Step::Moved(_) | Step::Noted | Step::Ignored | Step::Refused(_) => Ok(()),
+        }
+    }
+}
+
+impl Handler {
+    async fn checkout(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        let e: CartCheckedOut = event.decode()?;
+        let cmd = PlaceOrder {
+            customer_id: e.customer_id,
+            email: e.email,
+            phone: e.phone,
+            items: e.items,
+            shipping_address: e.shipping_address,
+            payment_token: e.payment_token,
+        };
+        let order = self.orders.priced(e.order_id, cmd).await.map_err(|e| {
+            if e.status == StatusCode::UNPROCESSABLE_ENTITY {
+                HandlerError::permanent(format!("checked-out cart cannot become an order: {:?}", e.errors))
+            } else {
+                HandlerError::transient(e.detail)
+            }
+        })?;
+        self.orders.create_in(tx, &order, Some(event)).await?;
+        Ok(())
+    }
+}
+
+/// The order and state-machine input an event stands for.
+fn saga_input(event: &Envelope) -> Result<(Uuid, Input), HandlerError> {
+    Ok(if event.is::<StockReserved>() {
+        let e: StockReserved = event.decode()?;
+        (e.order_id, Input::StockReserved)
+    } else if event.is::<StockRejected>() {
+        let e: StockRejected = event.decode()?;
+        (e.order_id, Input::StockRejected { reason: e.reason })
+    } else if event.is::<PaymentSucceeded>() {
+        let e: PaymentSucceeded = event.decode()?;
+        (e.order_id, Input::PaymentSucceeded)
+    } else if event.is::<PaymentFailed>() {
+        let e: PaymentFailed = event.decode()?;
+        (e.order_id, Input::PaymentFailed { reason: e.reason })
+    } else if event.is::<ShippingCreated>() {
+        let e: ShippingCreated = event.decode()?;
+        (e.order_id, Input::ShippingCreated { tracking_number: e.tracking_number })
+    } else if event.is::<StockReleased>() {
+        let e: StockReleased = event.decode()?;
+        (e.order_id, Input::StockReleased)
+    } else if event.is::<PaymentRefunded>() {
+        let e: PaymentRefunded = event.decode()?;
+        (e.order_id, Input::PaymentRefunded)
+    } else {
+        return Err(HandlerError::permanent(format!("order does not handle {}", event.event_type)));
+    })
+}

@@ -1,0 +1,300 @@
+//! Order service: orders and the saga that drives them (the orchestrator).
+//!
+//! Owns `orders`, `order_items` and `order_timeline`. Each step of the saga
+//! is one local transaction: read the order, ask [`domain::decide`] what
+//! comes next, write the new status and a timeline entry, and put the
+//! events to emit in the outbox.
+
+pub mod api;
+pub mod domain;
+pub mod handlers;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agora_catalog::CatalogClient;
+use agora_platform::clock::now_rfc3339;
+use agora_platform::db::DbError;
+use agora_platform::events::{
+    Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, PaymentRequested, ShippingRequested,
+};
+use agora_platform::http::ApiError;
+use agora_platform::{Db, Tx};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use domain::{decide, Decision, Emit, Input, Order, OrderStatus, PlaceOrder, TimelineEntry};
+
+pub use store::MIGRATIONS;
+
+pub const NAME: &str = "order";
+
+#[derive(Clone)]
+pub struct Orders {
+    pub db: Db,
+    pub catalog: Arc<dyn CatalogClient>,
+    watchers: Arc<Watchers>,
+}
+
+/// What one saga step did.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    Moved(OrderStatus),
+    Noted,
+    Ignored,
+    Refused(String),
+    UnknownOrder,
+    /// Another instance changed the order between read and write; try again.
+    Conflict,
+}
+
+impl Orders {
+    pub fn new(db: Db, catalog: Arc<dyn CatalogClient>) -> Self {
+        Orders {
+            db,
+            catalog,
+            watchers: Arc::new(Watchers::default()),
+        }
+    }
+
+    /// Prices an order with the catalog and creates it, emitting
+    /// `OrderCreated`. Unknown products are a 422 naming the line.
+    pub async fn place(&self, id: Uuid, cmd: PlaceOrder) -> Result<Order, ApiError> {
+        let order = self.priced(id, cmd).await?;
+        let mut tx = self.db.begin().await?;
+        self.create_in(&mut tx, &order, None).await?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// Builds a `PENDING` order whose prices come from the catalog.
+    pub async fn priced(&self, id: Uuid, cmd: PlaceOrder) -> Result<Order, ApiError> {
+        let ids: Vec<Uuid> = cmd.items.iter().map(|i| i.product_id).collect();
+        let products = self
+            .catalog
+            .products(&ids)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let (items, total) = domain::price(&cmd.items, &products).map_err(ApiError::invalid)?;
+        let now = now_rfc3339();
+        Ok(Order {
+            id,
+            customer_id: cmd.customer_id,
+            email: cmd.email,
+            phone: cmd.phone,
+            status: OrderStatus::Pending,
+            reason: None,
+            items,
+            total,
+            shipping_address: cmd.shipping_address,
+            payment_token: cmd.payment_token,
+            created_at: now.clone(),
+            updated_at: now,
+        })
+    }
+
+    /// Inserts `order` and emits `OrderCreated`, unless it exists already.
+    pub async fn create_in(&self, tx: &mut Tx, order: &Order, cause: Option<&Envelope>) -> Result<bool, DbError> {
+        let created = OrderCreated {
+            order_id: order.id,
+            customer_id: order.customer_id.clone(),
+            email: order.email.clone(),
+            phone: order.phone.clone(),
+            items: order.items.clone(),
+            total: order.total.clone(),
+            shipping_address: order.shipping_address.clone(),
+        };
+        let envelope = match cause {
+            Some(cause) => Envelope::caused_by(&created, cause),
+            None => Envelope::root(&created),
+        };
+        let cause_name = cause.map_or("POST /orders", |c| c.event_type.as_str());
+        if !store::insert(tx, order, &envelope.correlationid, cause_name, cause.map(|c| c.id)).await? {
+            return Ok(false);
+        }
+        tx.publish(&envelope).await?;
+        tracing::info!(order_id = %order.id, total = order.total.amount, "order PENDING (created)");
+        Ok(true)
+    }
+
+    /// A customer's cancellation: 404 if unknown, 409 once shipped or ended.
+    pub async fn cancel(&self, id: Uuid, reason: String) -> Result<Order, ApiError> {
+        for _ in 0..3 {
+            let mut tx = self.db.begin().await?;
+            match self.advance(&mut tx, id, Input::CancelRequested { reason: reason.clone() }, None).await? {
+                Step::Moved(_) => {
+                    tx.commit().await?;
+                    return store::find(&self.db, id)
+                        .await?
+                        .ok_or_else(|| ApiError::internal("cancelled order vanished"));
+                }
+                Step::Refused(why) => return Err(ApiError::conflict(why)),
+                Step::UnknownOrder => return Err(ApiError::not_found(format!("order {id} does not exist"))),
+                Step::Conflict => continue,
+                Step::Noted | Step::Ignored => return Err(ApiError::conflict("the order cannot be cancelled now")),
+            }
+        }
+        Err(ApiError::conflict("the order is changing; try again"))
+    }
+
+    /// Applies one saga input to order `id` inside `tx`: the new status, a
+    /// timeline entry, and the events to emit, or nothing for a late event.
+    pub async fn advance(&self, tx: &mut Tx, id: Uuid, input: Input, cause: Option<&Envelope>) -> Result<Step, DbError> {
+        let Some((order, correlation_id)) = store::find_in(tx, id).await? else {
+            return Ok(Step::UnknownOrder);
+        };
+        let cause_name = cause.map_or_else(|| "POST /orders/{id}/cancel".to_owned(), |c| c.event_type.clone());
+        let at = now_rfc3339();
+        match decide(order.status, &input) {
+            Decision::Transition { to, reason, emit } => {
+                if !store::set_status(tx, id, order.status, to, reason.as_deref(), &at).await? {
+                    return Ok(Step::Conflict);
+                }
+                let entry = TimelineEntry {
+                    at,
+                    from: Some(order.status),
+                    to,
+                    cause: cause_name.clone(),
+                    event_id: cause.map(|c| c.id),
+                    note: reason,
+                };
+                store::add_timeline(tx, id, &entry).await?;
+                for emit in emit {
+                    let envelope = emitted(&order, &emit, cause, &correlation_id);
+                    tx.publish(&envelope).await?;
+                }
+                tracing::info!(order_id = %id, from = order.status.as_str(), to = to.as_str(), cause = %cause_name, "order {} -> {}", order.status.as_str(), to.as_str());
+                let watchers = self.watchers.clone();
+                tx.after_commit(move || watchers.changed(id));
+                Ok(Step::Moved(to))
+            }
+            Decision::Note(note) => {
+                let entry = TimelineEntry {
+                    at,
+                    from: Some(order.status),
+                    to: order.status,
+                    cause: cause_name,
+                    event_id: cause.map(|c| c.id),
+                    note: Some(note),
+                };
+                store::add_timeline(tx, id, &entry).await?;
+                Ok(Step::Noted)
+            }
+            Decision::Ignore => {
+                tracing::debug!(order_id = %id, status = order.status.as_str(), cause = %cause_name, "late or duplicate event ignored");
+                Ok(Step::Ignored)
+            }
+            Decision::Refuse(why) => Ok(Step::Refused(why)),
+        }
+    }
+
+    /// The order as it is now, after waiting up to `wait` for it to reach a
+    /// terminal state (no wait when zero).
+    pub async fn wait_terminal(&self, id: Uuid, wait: Duration) -> Result<Option<OrderStatus>, DbError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let notify = self.watchers.watch(id);
+        let result = loop {
+            // Registered before reading, so a change between the read and
+            // the wait still wakes us.
+            let changed = notify.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let status = store::status_of(&self.db, id).await?;
+            match status {
+                Some(s) if !s.is_terminal() && tokio::time::Instant::now() < deadline => {}
+                other => break other,
+            }
+            // A change made by another instance wakes nobody here: re-read
+            // now and then.
+            let nap = (deadline - tokio::time::Instant::now()).min(Duration::from_millis(250));
+            let _ = tokio::time::timeout(nap, changed).await;
+        };
+        self.watchers.unwatch(id);
+        Ok(result)
+    }
+}
+
+/// The event that `emit` stands for, built from the order.
+fn emitted(order: &Order, emit: &Emit, cause: Option<&Envelope>, correlation_id: &str) -> Envelope {
+    fn envelope<E: agora_platform::events::DomainEvent>(event: &E, cause: Option<&Envelope>, correlation_id: &str) -> Envelope {
+        match cause {
+            Some(cause) => Envelope::caused_by(event, cause),
+            None => {
+                let mut env = Envelope::root(event);
+                env.correlationid = correlation_id.to_owned();
+                env
+            }
+        }
+    }
+    let order_id = order.id;
+    match emit {
+        Emit::PaymentRequested => envelope(
+            &PaymentRequested {
+                order_id,
+                customer_id: order.customer_id.clone(),
+                amount: order.total.clone(),
+                payment_token: order.payment_token.clone(),
+            },
+            cause,
+            correlation_id,
+        ),
+        Emit::ShippingRequested => envelope(
+            &ShippingRequested {
+                order_id,
+                shipping_address: order.shipping_address.clone(),
+                items: order
+                    .items
+                    .iter()
+                    .map(|i| LineItem {
+                        product_id: i.product_id,
+                        quantity: i.quantity,
+                    })
+                    .collect(),
+            },
+            cause,
+            correlation_id,
+        ),
+        Emit::OrderCompleted => envelope(&OrderCompleted { order_id }, cause, correlation_id),
+        Emit::OrderCancelled { reason } => envelope(
+            &OrderCancelled {
+                order_id,
+                reason: reason.clone(),
+            },
+            cause,
+            correlation_id,
+        ),
+    }
+}
+
+/// In-process watchers of orders, woken after a committed status change.
+#[derive(Default)]
+struct Watchers {
+    by_order: Mutex<HashMap<Uuid, (Arc<Notify>, usize)>>,
+}
+
+impl Watchers {
+    fn watch(&self, id: Uuid) -> Arc<Notify> {
+        let mut map = self.by_order.lock().expect("watchers lock");
+        let entry = map.entry(id).or_insert_with(|| (Arc::new(Notify::new()), 0));
+        entry.1 += 1;
+        entry.0.clone()
+    }
+
+    fn unwatch(&self, id: Uuid) {
+        let mut map = self.by_order.lock().expect("watchers lock");
+        if let Some(entry) = map.get_mut(&id) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                map.remove(&id);
+            }
+        }
+    }
+
+    fn changed(&self, id: Uuid) {
+        if let Some((notify, _)) = self.by_order.lock().expect("watchers lock").get(&id) {
+            notify.notify_waiters();
+        }
+    }
+}

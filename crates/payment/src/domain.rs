@@ -1,0 +1,105 @@
+//! The simulated payment gateway and payment states, free of I/O.
+
+use agora_platform::events::Money;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// The token that the gateway always declines.
+pub const DECLINE_TOKEN: &str = "tok_decline";
+
+/// A deterministic stand-in for a card processor.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// Amounts above this (minor units) are declined.
+    pub decline_above: i64,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway { decline_above: 1_000_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Captured,
+    Declined(String),
+}
+
+impl Gateway {
+    pub fn charge(&self, token: &str, amount: &Money) -> Decision {
+        if token == DECLINE_TOKEN {
+            Decision::Declined("card declined by the issuer".into())
+        } else if amount.amount > self.decline_above {
+            Decision::Declined(format!(
+                "amount {} {} is above the limit of {}",
+                amount.amount, amount.currency, self.decline_above
+            ))
+        } else {
+            Decision::Captured
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    Captured,
+    Declined,
+    Refunded,
+    /// The order was cancelled before payment was asked for: a tombstone that
+    /// stops a late request from charging.
+    Voided,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Captured => "CAPTURED",
+            Self::Declined => "DECLINED",
+            Self::Refunded => "REFUNDED",
+            Self::Voided => "VOIDED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Captured, Self::Declined, Self::Refunded, Self::Voided]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Payment {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub amount: Money,
+    pub status: PaymentStatus,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eur(amount: i64) -> Money {
+        Money { amount, currency: "EUR".into() }
+    }
+
+    #[test]
+    fn the_gateway_is_deterministic() {
+        let gateway = Gateway { decline_above: 10_000 };
+        assert_eq!(gateway.charge("tok_visa", &eur(10_000)), Decision::Captured);
+        assert!(matches!(gateway.charge(DECLINE_TOKEN, &eur(1)), Decision::Declined(_)));
+        assert!(matches!(gateway.charge("tok_visa", &eur(10_001)), Decision::Declined(r) if r.contains("limit")));
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in ["CAPTURED", "DECLINED", "REFUNDED", "VOIDED"] {
+            assert_eq!(PaymentStatus::parse(s).unwrap().as_str(), s);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Payment storage: `payments`, at most one per order.
+
+use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::events::Money;
+use agora_platform::params;
+use uuid::Uuid;
+
+use crate::domain::{Payment, PaymentStatus};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "payment_0001_payments",
+    sql: "
+        CREATE TABLE IF NOT EXISTS payments (
+            id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL UNIQUE,
+            amount BIGINT NOT NULL,
+            currency TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+    ",
+}];
+
+const COLUMNS: &str = "id, order_id, amount, currency, status, reason, created_at, updated_at";
+
+fn payment(row: &Row) -> Result<Payment, DbError> {
+    Ok(Payment {
+        id: row.uuid(0)?,
+        order_id: row.uuid(1)?,
+        amount: Money {
+            amount: row.i64(2)?,
+            currency: row.text(3)?,
+        },
+        status: PaymentStatus::parse(row.str(4)?)
+            .ok_or_else(|| DbError::Decode(format!("unknown payment status {}", row.str(4).unwrap_or(""))))?,
+        reason: row.opt_text(5)?,
+        created_at: row.text(6)?,
+        updated_at: row.text(7)?,
+    })
+}
+
+pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Payment>, DbError> {
+    tx.query_opt(&format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"), params![order_id])
+        .await?
+        .as_ref()
+        .map(payment)
+        .transpose()
+}
+
+pub async fn insert(tx: &mut Tx, payment: &Payment) -> Result<(), DbError> {
+    tx.execute(
+        &format!("INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+        params![
+            payment.id,
+            payment.order_id,
+            payment.amount.amount,
+            &payment.amount.currency,
+            payment.status.as_str(),
+            payment.reason.clone(),
+            &payment.created_at,
+            &payment.updated_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn set_status(tx: &mut Tx, id: Uuid, status: PaymentStatus) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3",
+        params![status.as_str(), agora_platform::clock::now_rfc3339(), id],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn list(db: &Db, order_id: Option<Uuid>, limit: i64) -> Result<Vec<Payment>, DbError> {
+    db.query(
+        &format!("SELECT {COLUMNS} FROM payments WHERE ($1 IS NULL OR order_id = $1) ORDER BY id DESC LIMIT $2"),
+        params![order_id.map(|id| id.to_string()), limit],
+    )
+    .await?
+    .iter()
+    .map(payment)
+    .collect()
+}

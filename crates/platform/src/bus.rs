@@ -1,0 +1,293 @@
+//! The embedded durable bus: RabbitMQ's semantics in one process.
+//!
+//! It is a SQLite file (`bus.db`) holding one queue of deliveries per
+//! subscribing service, bound to the routing keys that service handles, plus
+//! a dead-letter table per service. Publishing inserts one delivery per bound
+//! subscriber in one transaction; a consumer deletes (acks) a delivery only
+//! after its own transaction committed. A `kill -9` at any point therefore
+//! leaves each event either still in an outbox or still in a queue: nothing
+//! is lost, and what is redelivered is absorbed by the consumer's inbox.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::clock::{now_millis, now_rfc3339};
+use crate::db::{Db, DbError, Migration};
+use crate::outbox::OutboxRecord;
+use crate::params;
+
+/// Where the outbox relay hands events: the embedded bus or RabbitMQ.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    /// Returns only once every event is durably accepted.
+    async fn publish(&self, events: &[OutboxRecord]) -> anyhow::Result<()>;
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    name: "bus_0001_queues",
+    sql: "
+        CREATE TABLE IF NOT EXISTS deliveries (
+            subscriber TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            copy BIGINT NOT NULL,
+            routing_key TEXT NOT NULL,
+            envelope TEXT NOT NULL,
+            attempts BIGINT NOT NULL DEFAULT 0,
+            next_attempt_at BIGINT NOT NULL,
+            last_error TEXT,
+            PRIMARY KEY (subscriber, event_id, copy)
+        );
+        CREATE TABLE IF NOT EXISTS dead_letters (
+            subscriber TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            routing_key TEXT NOT NULL,
+            envelope TEXT NOT NULL,
+            attempts BIGINT NOT NULL,
+            error TEXT NOT NULL,
+            failed_at TEXT NOT NULL,
+            PRIMARY KEY (subscriber, event_id)
+        );
+    ",
+}];
+
+/// One message waiting in a subscriber's queue.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event_id: String,
+    pub copy: i64,
+    pub routing_key: String,
+    pub envelope: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// What became of a delivery after its handler ran.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    Ack,
+    /// Try again after `delay_ms`.
+    Retry { delay_ms: u64, error: String },
+    /// Give up: move to the dead-letter queue.
+    DeadLetter { error: String },
+}
+
+/// A message in a dead-letter queue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadLetter {
+    pub subscriber: String,
+    pub event_id: String,
+    pub routing_key: String,
+    pub attempts: i64,
+    pub error: String,
+    pub failed_at: String,
+}
+
+pub struct EmbeddedBus {
+    db: Db,
+    /// routing key -> subscribers bound to it.
+    bindings: RwLock<HashMap<String, Vec<String>>>,
+    wakers: RwLock<HashMap<String, Arc<Notify>>>,
+    /// Copies of each event delivered to each subscriber: 1, or 2 to prove
+    /// that consumers absorb duplicates.
+    copies: i64,
+}
+
+impl EmbeddedBus {
+    pub async fn open(path: &Path, duplicate_delivery: bool) -> Result<Arc<Self>, DbError> {
+        let db = Db::open_sqlite(path, false)?;
+        db.migrate(&[MIGRATIONS]).await?;
+        Ok(Arc::new(EmbeddedBus {
+            db,
+            bindings: RwLock::new(HashMap::new()),
+            wakers: RwLock::new(HashMap::new()),
+            copies: if duplicate_delivery { 2 } else { 1 },
+        }))
+    }
+
+    /// Binds `subscriber`'s queue to `routing_keys`; returns the notifier that
+    /// wakes its consumer when something arrives.
+    pub fn bind(&self, subscriber: &str, routing_keys: &[&str]) -> Arc<Notify> {
+        let mut bindings = self.bindings.write().expect("bindings lock");
+        for key in routing_keys {
+            let subs = bindings.entry((*key).to_owned()).or_default();
+            if !subs.iter().any(|s| s == subscriber) {
+                subs.push(subscriber.to_owned());
+            }
+        }
+        self.wakers
+            .write()
+            .expect("wakers lock")
+            .entry(subscriber.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.db.ping().await
+    }
+
+    /// Up to `limit` deliveries due now, oldest event first.
+    pub async fn fetch(&self, subscriber: &str, limit: i64) -> Result<Vec<Delivery>, DbError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT event_id, copy, routing_key, envelope, attempts FROM deliveries
+                 WHERE subscriber = $1 AND next_attempt_at <= $2
+                 ORDER BY event_id, copy LIMIT $3",
+                params![subscriber, now_millis(), limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Delivery {
+                    event_id: r.text(0)?,
+                    copy: r.i64(1)?,
+                    routing_key: r.text(2)?,
+                    envelope: r.text(3)?,
+                    attempts: r.i64(4)? as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies the outcome of each handled delivery in one transaction.
+    pub async fn settle(
+        &self,
+        subscriber: &str,
+        outcomes: &[(Delivery, Settlement)],
+    ) -> Result<(), DbError> {
+        let mut tx = self.db.begin().await?;
+        for (d, settlement) in outcomes {
+            let key = params![subscriber, &d.event_id, d.copy];
+            match settlement {
+                Settlement::Ack => {
+                    tx.execute(
+                        "DELETE FROM deliveries WHERE subscriber = $1 AND event_id = $2 AND copy = $3",
+                        key,
+                    )
+                    .await?;
+                }
+                Settlement::Retry { delay_ms, error } => {
+                    tx.execute(
+                        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $4, last_error = $5
+                         WHERE subscriber = $1 AND event_id = $2 AND copy = $3",
+                        params![subscriber, &d.event_id, d.copy, now_millis() + *delay_ms as i64, error],
+                    )
+                    .await?;
+                }
+                Settlement::DeadLetter { error } => {
+                    tx.execute(
+                        "INSERT INTO dead_letters (subscriber, event_id, routing_key, envelope, attempts, error, failed_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (subscriber, event_id) DO UPDATE SET attempts = excluded.attempts, error = excluded.error, failed_at = excluded.failed_at",
+                        params![subscriber, &d.event_id, &d.routing_key, &d.envelope, i64::from(d.attempts) + 1, error, now_rfc3339()],
+                    )
+                    .await?;
+                    tx.execute(
+                        "DELETE FROM deliveries WHERE subscriber = $1 AND event_id = $2 AND copy = $3",
+                        key,
+                    )
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Dead letters, newest first, optionally of one subscriber.
+    pub async fn dead_letters(&self, subscriber: Option<&str>) -> Result<Vec<DeadLetter>, DbError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT subscriber, event_id, routing_key, attempts, error, failed_at FROM dead_letters
+                 WHERE ($1 IS NULL OR subscriber = $1) ORDER BY failed_at DESC",
+                params![subscriber],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    subscriber: r.text(0)?,
+                    event_id: r.text(1)?,
+                    routing_key: r.text(2)?,
+                    attempts: r.i64(3)?,
+                    error: r.text(4)?,
+                    failed_at: r.text(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deliveries still queued (due or waiting for a retry), per subscriber.
+    pub async fn queue_depths(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT subscriber, COUNT(*) FROM deliveries GROUP BY subscriber ORDER BY subscriber",
+                &[],
+            )
+            .await?;
+        rows.iter().map(|r| Ok((r.text(0)?, r.i64(1)?))).collect()
+    }
+
+    /// Puts a raw message straight into a subscriber's queue, bypassing any
+    /// outbox: how tests inject poison messages.
+    pub async fn inject(&self, subscriber: &str, routing_key: &str, body: &str) -> Result<String, DbError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at) VALUES ($1, $2, 0, $3, $4, 0)",
+            params![subscriber, &id, routing_key, body],
+        )
+        .await?;
+        tx.commit().await?;
+        self.wake(subscriber);
+        Ok(id)
+    }
+
+    fn wake(&self, subscriber: &str) {
+        if let Some(waker) = self.wakers.read().expect("wakers lock").get(subscriber) {
+            waker.notify_one();
+        }
+    }
+}
+
+#[async_trait]
+impl Publisher for EmbeddedBus {
+    async fn publish(&self, events: &[OutboxRecord]) -> anyhow::Result<()> {
+        let routes: Vec<(&OutboxRecord, Vec<String>)> = {
+            let bindings = self.bindings.read().expect("bindings lock");
+            events
+                .iter()
+                .map(|e| (e, bindings.get(&e.routing_key).cloned().unwrap_or_default()))
+                .collect()
+        };
+        let mut tx = self.db.begin().await?;
+        for (event, subscribers) in &routes {
+            for subscriber in subscribers {
+                for copy in 0..self.copies {
+                    // A relay that crashed after publishing but before marking
+                    // its outbox publishes again: the same key is ignored.
+                    tx.execute(
+                        "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
+                         VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT DO NOTHING",
+                        params![subscriber, &event.id, copy, &event.routing_key, &event.envelope],
+                    )
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        let mut woken: Vec<&String> = routes.iter().flat_map(|(_, s)| s).collect();
+        woken.sort();
+        woken.dedup();
+        for subscriber in woken {
+            self.wake(subscriber);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! Wall-clock helpers: timestamps are stored as RFC 3339 text (portable
+//! across SQLite and PostgreSQL, readable in a dump) or epoch milliseconds
+//! where they are compared.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub fn now_rfc3339() -> String {
+    to_rfc3339(OffsetDateTime::now_utc())
+}
+
+pub fn to_rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).expect("a UTC time always formats as RFC 3339")
+}
+
+pub fn now_millis() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

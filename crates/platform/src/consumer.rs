@@ -1,0 +1,286 @@
+//! Idempotent event consumers: inbox, retries with backoff, dead letters.
+//!
+//! A handler's effect and the inbox row naming the event commit in one
+//! transaction, so a redelivered event finds its id in the inbox and has no
+//! second effect. Transient failures retry with exponential backoff and full
+//! jitter up to a bounded number of attempts; permanent failures (a payload
+//! that does not match its schema, an unknown type or version) go straight to
+//! the dead-letter queue. Neither ever stops the consumer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Delivery, EmbeddedBus, Settlement};
+use crate::db::{Db, DbError, Tx};
+use crate::events::{DecodeError, Envelope};
+use crate::params;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying: storage busy or unreachable, a dependency not ready.
+    #[error("{0}")]
+    Transient(String),
+    /// Will never succeed: goes to the dead-letter queue at once.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl HandlerError {
+    pub fn transient(e: impl std::fmt::Display) -> Self {
+        HandlerError::Transient(e.to_string())
+    }
+    pub fn permanent(e: impl std::fmt::Display) -> Self {
+        HandlerError::Permanent(e.to_string())
+    }
+}
+
+impl From<DbError> for HandlerError {
+    fn from(e: DbError) -> Self {
+        HandlerError::Transient(e.to_string())
+    }
+}
+
+impl From<DecodeError> for HandlerError {
+    fn from(e: DecodeError) -> Self {
+        HandlerError::Permanent(e.to_string())
+    }
+}
+
+/// A service's reaction to the events it subscribes to.
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// The consuming service: names its queue and its inbox rows.
+    fn consumer(&self) -> &'static str;
+    /// The routing keys its queue is bound to.
+    fn routing_keys(&self) -> &'static [&'static str];
+    /// Applies `event` inside `tx`; events it emits go through `tx.publish`.
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError>;
+}
+
+/// How often and how patiently a consumer retries transient failures.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^attempt)]`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.max_delay);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+
+    /// What to do with a delivery whose handling failed for the
+    /// `failed_attempts`-th time (counting this one).
+    pub fn settle(&self, error: &HandlerError, failed_attempts: u32) -> Settlement {
+        match error {
+            HandlerError::Permanent(e) => Settlement::DeadLetter {
+                error: format!("permanent: {e}"),
+            },
+            HandlerError::Transient(e) if failed_attempts >= self.max_attempts => {
+                Settlement::DeadLetter {
+                    error: format!("gave up after {failed_attempts} attempts: {e}"),
+                }
+            }
+            HandlerError::Transient(e) => Settlement::Retry {
+                delay_ms: self.delay(failed_attempts).as_millis() as u64,
+                error: e.clone(),
+            },
+        }
+    }
+}
+
+/// Records `event` in the inbox and, if it is new, applies it, inside `tx`.
+/// Returns whether the event was new.
+pub async fn apply_in(
+    tx: &mut Tx,
+    handler: &dyn EventHandler,
+    event: &Envelope,
+) -> Result<bool, HandlerError> {
+    let fresh = tx
+        .execute(
+            "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            params![handler.consumer(), event.id, crate::clock::now_rfc3339()],
+        )
+        .await?
+        == 1;
+    if fresh {
+        handler.handle(tx, event).await?;
+    }
+    Ok(fresh)
+}
+
+/// Applies one event in its own transaction.
+pub async fn apply(db: &Db, handler: &dyn EventHandler, event: &Envelope) -> Result<bool, HandlerError> {
+    let mut tx = db.begin().await?;
+    let fresh = apply_in(&mut tx, handler, event).await?;
+    tx.commit().await?;
+    Ok(fresh)
+}
+
+/// Parses a raw message into an envelope; a message that is not one is poison.
+pub fn parse_envelope(body: &str) -> Result<Envelope, HandlerError> {
+    serde_json::from_str(body).map_err(|e| HandlerError::permanent(format!("not an event envelope: {e}")))
+}
+
+/// Handles a batch of messages, in one transaction when all succeed (one
+/// commit for many events), else each on its own so that one bad message
+/// cannot hold back the others. Returns each message's outcome.
+pub async fn handle_batch(
+    db: &Db,
+    handler: &dyn EventHandler,
+    bodies: &[&str],
+) -> Vec<Result<(), HandlerError>> {
+    let parsed: Vec<Result<Envelope, HandlerError>> =
+        bodies.iter().map(|b| parse_envelope(b)).collect();
+    if parsed.iter().all(Result::is_ok) && bodies.len() > 1 {
+        let together = async {
+            let mut tx = db.begin().await?;
+            for event in parsed.iter().flatten() {
+                apply_in(&mut tx, handler, event).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, HandlerError>(())
+        };
+        if together.await.is_ok() {
+            return parsed.iter().map(|_| Ok(())).collect();
+        }
+    }
+    let mut outcomes = Vec::with_capacity(parsed.len());
+    for event in parsed {
+        outcomes.push(match event {
+            Ok(event) => apply(db, handler, &event).await.map(|_| ()),
+            Err(e) => Err(e),
+        });
+    }
+    outcomes
+}
+
+const BATCH: i64 = 64;
+
+/// Consumes `handler`'s queue on the embedded bus until `shutdown`.
+pub async fn run_embedded(
+    bus: Arc<EmbeddedBus>,
+    db: Db,
+    handler: Arc<dyn EventHandler>,
+    policy: RetryPolicy,
+    shutdown: CancellationToken,
+) {
+    let name = handler.consumer();
+    let waker = bus.bind(name, handler.routing_keys());
+    while !shutdown.is_cancelled() {
+        let batch = match bus.fetch(name, BATCH).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(consumer = name, error = %e, "cannot read the queue; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = waker.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            continue;
+        }
+        let bodies: Vec<&str> = batch.iter().map(|d| d.envelope.as_str()).collect();
+        let results = handle_batch(&db, handler.as_ref(), &bodies).await;
+        let outcomes: Vec<(Delivery, Settlement)> = batch
+            .into_iter()
+            .zip(results)
+            .map(|(delivery, result)| {
+                let settlement = match result {
+                    Ok(()) => Settlement::Ack,
+                    Err(e) => policy.settle(&e, delivery.attempts + 1),
+                };
+                log_failure(name, &delivery, &settlement);
+                (delivery, settlement)
+            })
+            .collect();
+        if let Err(e) = bus.settle(name, &outcomes).await {
+            // The effects committed; the deliveries come back and the inbox
+            // absorbs them.
+            tracing::warn!(consumer = name, error = %e, "cannot settle deliveries; they will be redelivered");
+        }
+    }
+}
+
+fn log_failure(consumer: &str, delivery: &Delivery, settlement: &Settlement) {
+    match settlement {
+        Settlement::Ack => {}
+        Settlement::Retry { delay_ms, error } => tracing::warn!(
+            consumer,
+            event_id = %delivery.event_id,
+            routing_key = %delivery.routing_key,
+            attempt = delivery.attempts + 1,
+            retry_in_ms = delay_ms,
+            error = %error,
+            "event handling failed; will retry"
+        ),
+        Settlement::DeadLetter { error } => tracing::error!(
+            consumer,
+            event_id = %delivery.event_id,
+            routing_key = %delivery.routing_key,
+            attempts = delivery.attempts + 1,
+            error = %error,
+            "event moved to the dead-letter queue"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_errors_dead_letter_at_once() {
+        let policy = RetryPolicy::default();
+        let s = policy.settle(&HandlerError::permanent("bad schema"), 1);
+        assert!(matches!(s, Settlement::DeadLetter { error } if error.contains("bad schema")));
+    }
+
+    #[test]
+    fn transient_errors_retry_until_attempts_run_out() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
+        let e = HandlerError::transient("db busy");
+        assert!(matches!(policy.settle(&e, 1), Settlement::Retry { .. }));
+        assert!(matches!(policy.settle(&e, 2), Settlement::Retry { .. }));
+        assert!(matches!(policy.settle(&e, 3), Settlement::DeadLetter { .. }));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        for attempt in 0..30 {
+            let ceiling = Duration::from_millis(100 * (1u64 << attempt.min(20))).min(Duration::from_secs(1));
+            assert!(policy.delay(attempt) <= ceiling);
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The event contract between services.
+//!
+//! Every event travels in an [`Envelope`] whose attribute names follow
+//! CloudEvents 1.0 (`id`, `type`, `source`, `subject`, `time`, ...) with the
+//! extensions `eventversion`, `correlationid`, `causationid` and `traceparent`.
+//! The payload (`data`) is one of the typed events below. Each has a routing
+//! key `<entity>.<action>.v<N>` and a JSON Schema committed under
+//! `schemas/events/`; `tests/schemas.rs` fails when the two drift apart.
+//! Consumers decode payloads strictly (unknown fields, wrong types and wrong
+//! versions are refused), which is the schema check at the consuming edge.
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A typed domain event.
+pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync {
+    /// CloudEvents `type`: the event name from the brief.
+    const TYPE: &'static str;
+    const VERSION: u32;
+    /// `<entity>.<action>.v<N>`: what queues bind to.
+    const ROUTING_KEY: &'static str;
+    /// The service that emits it.
+    const SOURCE: &'static str;
+    /// CloudEvents `subject`: the order (or product) the event is about.
+    fn subject(&self) -> Uuid;
+}
+
+/// CloudEvents envelope, JSON format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub specversion: String,
+    /// UUID v7: unique and time-ordered.
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub source: String,
+    pub subject: String,
+    pub time: String,
+    pub datacontenttype: String,
+    pub dataschema: String,
+    /// Version of the `data` schema.
+    pub eventversion: u32,
+    /// Shared by every event of one business flow (one order's saga).
+    pub correlationid: String,
+    /// The id of the event that caused this one; absent for a root event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causationid: Option<String>,
+    /// W3C trace context, carried across services.
+    pub traceparent: String,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("expected {expected} v{expected_version}, got {got} v{got_version}")]
+    WrongType {
+        expected: &'static str,
+        expected_version: u32,
+        got: String,
+        got_version: u32,
+    },
+    #[error("payload does not match the {0} schema: {1}")]
+    Schema(&'static str, serde_json::Error),
+}
+
+impl Envelope {
+    /// The first event of a flow: a fresh correlation id and trace.
+    pub fn root<E: DomainEvent>(event: &E) -> Envelope {
+        let trace_id: u128 = rand::random();
+        Self::build(event, Uuid::now_v7().to_string(), None, trace_id)
+    }
+
+    /// An event emitted while handling `cause`: same correlation and trace.
+    pub fn caused_by<E: DomainEvent>(event: &E, cause: &Envelope) -> Envelope {
+        let trace_id = cause
+            .traceparent
+            .split('-')
+            .nth(1)
+            .and_then(|t| u128::from_str_radix(t, 16).ok())
+            .unwrap_or_else(rand::random);
+        Self::build(
+            event,
+            cause.correlationid.clone(),
+            Some(cause.id.to_string()),
+            trace_id,
+        )
+    }
+
+    fn build<E: DomainEvent>(
+        event: &E,
+        correlationid: String,
+        causationid: Option<String>,
+        trace_id: u128,
+    ) -> Envelope {
+        let span_id: u64 = rand::random();
+        Envelope {
+            specversion: "1.0".into(),
+            id: Uuid::now_v7(),
+            event_type: E::TYPE.into(),
+            source: format!("/agora/{}", E::SOURCE),
+            subject: event.subject().to_string(),
+            time: crate::clock::now_rfc3339(),
+            datacontenttype: "application/json".into(),
+            dataschema: schema_path(E::ROUTING_KEY),
+            eventversion: E::VERSION,
+            correlationid,
+            causationid,
+            traceparent: format!("00-{trace_id:032x}-{span_id:016x}-01"),
+            data: serde_json::to_value(event).expect("events serialise"),
+        }
+    }
+
+    /// Decodes the payload as `E`, refusing another type, another version or
+    /// a payload that does not match `E`'s schema.
+    pub fn decode<E: DomainEvent>(&self) -> Result<E, DecodeError> {
+        if self.event_type != E::TYPE || self.eventversion != E::VERSION {
+            return Err(DecodeError::WrongType {
+                expected: E::TYPE,
+                expected_version: E::VERSION,
+                got: self.event_type.clone(),
+                got_version: self.eventversion,
+            });
+        }
+        E::deserialize(&self.data).map_err(|e| DecodeError::Schema(E::TYPE, e))
+    }
+
+    /// Whether this envelope carries an `E`.
+    pub fn is<E: DomainEvent>(&self) -> bool {
+        self.event_type == E::TYPE
+    }
+
+    /// The routing key derived from type and version.
+    pub fn routing_key(&self) -> Option<&'static str> {
+        routing_key_of(&self.event_type, self.eventversion)
+    }
+}
+
+/// Where an event's JSON Schema lives in the repository.
+pub fn schema_path(routing_key: &str) -> String {
+    format!("schemas/events/{routing_key}.json")
+}
+
+/// Money in integer minor units (cents) and an ISO 4217 currency code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Money {
+    pub amount: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    pub name: String,
+    pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+}
+
+/// A product and a quantity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineItem {
+    pub product_id: Uuid,
+    pub quantity: u32,
+}
+
+/// A line of an order, priced by the catalog when the order was accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PricedItem {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    /// Minor units, in the order's currency.
+    pub unit_price: i64,
+}
+
+/// A product was added to the catalog with its opening stock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductCreated {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub initial_stock: u32,
+}
+
+/// A cart was checked out: the order service creates `order_id` from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CartCheckedOut {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    pub items: Vec<LineItem>,
+    pub shipping_address: Address,
+    pub payment_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCreated {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    pub items: Vec<PricedItem>,
+    pub total: Money,
+    pub shipping_address: Address,
+}
+
+/// Every item of the order is reserved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockReserved {
+    pub order_id: Uuid,
+    pub items: Vec<LineItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shortage {
+    pub product_id: Uuid,
+    pub requested: u32,
+    pub available: i64,
+}
+
+/// At least one item could not be reserved; nothing is held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockRejected {
+    pub order_id: Uuid,
+    pub reason: String,
+    pub shortages: Vec<Shortage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequested {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub amount: Money,
+    pub payment_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSucceeded {
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentFailed {
+    pub order_id: Uuid,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingRequested {
+    pub order_id: Uuid,
+    pub shipping_address: Address,
+    pub items: Vec<LineItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingCreated {
+    pub order_id: Uuid,
+    pub shipment_id: Uuid,
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCompleted {
+    pub order_id: Uuid,
+}
+
+/// The order ends without completing; whoever holds something for it
+/// (stock, a payment, a shipment) gives it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCancelled {
+    pub order_id: Uuid,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockReleased {
+    pub order_id: Uuid,
+    pub items: Vec<LineItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRefunded {
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: Money,
+}
+
+macro_rules! events {
+    ($($ty:ident => $source:literal, $key:literal, $version:literal, $subject:ident;)*) => {
+        $(
+            impl DomainEvent for $ty {
+                const TYPE: &'static str = stringify!($ty);
+                const VERSION: u32 = $version;
+                const ROUTING_KEY: &'static str = $key;
+                const SOURCE: &'static str = $source;
+                fn subject(&self) -> Uuid {
+                    self.$subject
+                }
+            }
+        )*
+
+        /// Every event type: routing key and the JSON Schema of its payload.
+        pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
+            vec![$(($key, schemars::schema_for!($ty))),*]
+        }
+
+        /// The routing key of an event type and version, if it exists.
+        pub fn routing_key_of(event_type: &str, version: u32) -> Option<&'static str> {
+            match (event_type, version) {
+                $((stringify!($ty), $version) => Some($key),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+events! {
+    ProductCreated => "catalog", "product.created.v1", 1, product_id;
+    CartCheckedOut => "cart", "cart.checked_out.v1", 1, order_id;
+    OrderCreated => "order", "order.created.v1", 1, order_id;
+    StockReserved => "inventory", "stock.reserved.v1", 1, order_id;
+    StockRejected => "inventory", "stock.rejected.v1", 1, order_id;
+    PaymentRequested => "order", "payment.requested.v1", 1, order_id;
+    PaymentSucceeded => "payment", "payment.succeeded.v1", 1, order_id;
+    PaymentFailed => "payment", "payment.failed.v1", 1, order_id;
+    ShippingRequested => "order", "shipping.requested.v1", 1, order_id;
+    ShippingCreated => "shipping", "shipping.created.v1", 1, order_id;
+    OrderCompleted => "order", "order.completed.v1", 1, order_id;
+    OrderCancelled => "order", "order.cancelled.v1", 1, order_id;
+    StockReleased => "inventory", "stock.released.v1", 1, order_id;
+    PaymentRefunded => "payment", "payment.refunded.v1", 1, order_id;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completed() -> OrderCompleted {
+        OrderCompleted {
+            order_id: Uuid::now_v7(),
+        }
+    }
+
+    #[test]
+    fn a_caused_event_keeps_the_correlation_and_trace_and_names_its_cause() {
+        let root = Envelope::root(&completed());
+        let next = Envelope::caused_by(&completed(), &root);
+        assert_eq!(next.correlationid, root.correlationid);
+        assert_eq!(next.causationid, Some(root.id.to_string()));
+        assert_eq!(
+            next.traceparent.split('-').nth(1),
+            root.traceparent.split('-').nth(1)
+        );
+        assert_ne!(next.id, root.id);
+        assert_eq!(next.id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn decode_refuses_another_type_version_or_shape() {
+        let mut env = Envelope::root(&completed());
+        assert!(env.decode::<OrderCompleted>().is_ok());
+        assert!(env.decode::<OrderCancelled>().is_err());
+
+        env.eventversion = 2;
+        assert!(matches!(
+            env.decode::<OrderCompleted>(),
+            Err(DecodeError::WrongType { .. })
+        ));
+
+        env.eventversion = 1;
+        env.data["unexpected"] = serde_json::json!(1);
+        assert!(matches!(
+            env.decode::<OrderCompleted>(),
+            Err(DecodeError::Schema(..))
+        ));
+    }
+
+    #[test]
+    fn routing_keys_follow_entity_action_version() {
+        assert_eq!(routing_key_of("OrderCreated", 1), Some("order.created.v1"));
+        assert_eq!(routing_key_of("OrderCreated", 9), None);
+        for (key, _) in event_schemas() {
+            let parts: Vec<_> = key.split('.').collect();
+            assert_eq!(parts.len(), 3, "{key}");
+            assert!(parts[2].starts_with('v'), "{key}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The shared platform of the Agora services: the event contract, storage
+//! over SQLite or PostgreSQL, the transactional outbox and idempotent inbox,
+//! the embedded durable bus, HTTP plumbing, input checks and telemetry.
+
+pub mod bus;
+pub mod clock;
+pub mod consumer;
+pub mod db;
+pub mod events;
+pub mod http;
+pub mod outbox;
+pub mod telemetry;
+pub mod validate;
+
+pub use db::{Db, DbError, Tx};
+pub use events::Envelope;

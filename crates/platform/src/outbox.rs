@@ -1,0 +1,131 @@
+//! Transactional outbox and its relay.
+//!
+//! A service writes its state change and the events it emits in one local
+//! transaction ([`Tx::publish`]); the relay later hands committed events to
+//! the bus and marks them published only once the bus has them. A rolled-back
+//! change therefore never publishes, and a crash between commit and publish
+//! only delays (and may repeat) a publish, which consumers' inboxes absorb.
+//! Published rows are kept: the outbox doubles as the service's event log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Publisher;
+use crate::db::{Db, DbError, Migration, Tx};
+use crate::events::Envelope;
+use crate::params;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    name: "platform_0001_outbox_inbox",
+    sql: "
+        CREATE TABLE IF NOT EXISTS outbox (
+            id TEXT PRIMARY KEY,
+            routing_key TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            envelope TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            published_at TEXT
+        );
+        CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+        CREATE TABLE IF NOT EXISTS inbox (
+            consumer TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            handled_at TEXT NOT NULL,
+            PRIMARY KEY (consumer, event_id)
+        );
+    ",
+}];
+
+/// An event as stored in the outbox and handed to the bus.
+#[derive(Debug, Clone)]
+pub struct OutboxRecord {
+    pub id: String,
+    pub routing_key: String,
+    /// The envelope, serialised as JSON.
+    pub envelope: String,
+}
+
+impl Tx {
+    /// Records `envelope` for publication when (and only if) this
+    /// transaction commits.
+    pub async fn publish(&mut self, envelope: &Envelope) -> Result<(), DbError> {
+        let routing_key = envelope
+            .routing_key()
+            .expect("events built from DomainEvent types have a routing key");
+        let json = serde_json::to_string(envelope).expect("envelopes serialise");
+        self.execute(
+            "INSERT INTO outbox (id, routing_key, subject, envelope, created_at) VALUES ($1, $2, $3, $4, $5)",
+            params![envelope.id, routing_key, &envelope.subject, json, &envelope.time],
+        )
+        .await?;
+        self.mark_outbox();
+        Ok(())
+    }
+}
+
+const RELAY_BATCH: i64 = 512;
+
+/// Publishes committed outbox rows until `shutdown`, in batches, woken by
+/// commits that wrote events and by a slow poll as a safety net.
+pub async fn run_relay(db: Db, publisher: Arc<dyn Publisher>, shutdown: CancellationToken) {
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        match relay_once(&db, publisher.as_ref()).await {
+            Ok(0) => {
+                failures = 0;
+                tokio::select! {
+                    _ = db.outbox_ready().notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Ok(_) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "outbox relay failed; events stay in the outbox");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Publishes one batch; returns how many events went out.
+pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<usize> {
+    let rows = db
+        .query(
+            "SELECT id, routing_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            params![RELAY_BATCH],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let records = rows
+        .iter()
+        .map(|r| {
+            Ok(OutboxRecord {
+                id: r.text(0)?,
+                routing_key: r.text(1)?,
+                envelope: r.text(2)?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbError>>()?;
+    publisher.publish(&records).await?;
+    let now = crate::clock::now_rfc3339();
+    let mut tx = db.begin().await?;
+    for record in &records {
+        tx.execute(
+            "UPDATE outbox SET published_at = $1 WHERE id = $2",
+            params![&now, &record.id],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(records.len())
+}

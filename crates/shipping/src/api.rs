@@ -1,0 +1,18 @@
+//! Shipping REST API (read only): `/api/v1/shipments`.
+
+use agora_platform::http::{ApiError, Json, OrderFilter, Query};
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+
+use crate::domain::Shipment;
+use crate::{store, Shipping};
+
+pub fn router(shipping: Shipping) -> Router {
+    Router::new().route("/api/v1/shipments", get(list)).with_state(shipping)
+}
+
+async fn list(State(shipping): State<Shipping>, Query(filter): Query<OrderFilter>) -> Result<Json<Vec<Shipment>>, ApiError> {
+    let (order_id, limit) = filter.parse()?;
+    Ok(Json(store::list(&shipping.db, order_id, limit).await?))
+}

@@ -1,0 +1,73 @@
+//! Shipments and how a carrier and tracking number are chosen, free of I/O.
+
+use agora_platform::events::{Address, LineItem};
+use serde::Serialize;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ShipmentStatus {
+    Created,
+    /// Cancelled with its order (or a tombstone when the cancellation came
+    /// before the request).
+    Cancelled,
+}
+
+impl ShipmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Created, Self::Cancelled].into_iter().find(|status| status.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shipment {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub status: ShipmentStatus,
+    pub carrier: String,
+    pub tracking_number: String,
+    pub address: Option<Address>,
+    pub items: Vec<LineItem>,
+    pub created_at: String,
+}
+
+/// Domestic parcels go with one carrier, the rest with another.
+pub fn carrier_for(country: &str) -> &'static str {
+    if country == "DE" {
+        "DHL"
+    } else {
+        "UPS"
+    }
+}
+
+/// A tracking number derived from the shipment id: stable and unique.
+pub fn tracking_number(shipment_id: Uuid) -> String {
+    let digits = shipment_id.as_u128() % 10_000_000_000_000;
+    format!("AG{digits:013}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carriers_by_country() {
+        assert_eq!(carrier_for("DE"), "DHL");
+        assert_eq!(carrier_for("FR"), "UPS");
+    }
+
+    #[test]
+    fn tracking_numbers_are_stable_and_shaped() {
+        let id = Uuid::now_v7();
+        assert_eq!(tracking_number(id), tracking_number(id));
+        assert_eq!(tracking_number(id).len(), 15);
+        assert!(tracking_number(id).starts_with("AG"));
+    }
+}

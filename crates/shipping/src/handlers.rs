@@ -1,0 +1,78 @@
+//! Shipping's reactions: create a shipment on request, cancel it with its order.
+
+use agora_platform::clock::now_rfc3339;
+use agora_platform::consumer::{EventHandler, HandlerError};
+use agora_platform::events::{DomainEvent, Envelope, OrderCancelled, ShippingCreated, ShippingRequested};
+use agora_platform::Tx;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::{carrier_for, tracking_number, Shipment, ShipmentStatus};
+use crate::store;
+
+pub struct Handler;
+
+#[async_trait]
+impl EventHandler for Handler {
+    fn consumer(&self) -> &'static str {
+        crate::NAME
+    }
+
+    fn routing_keys(&self) -> &'static [&'static str] {
+        &[ShippingRequested::ROUTING_KEY, OrderCancelled::ROUTING_KEY]
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        if event.is::<ShippingRequested>() {
+            let e: ShippingRequested = event.decode()?;
+            if store::find_by_order(tx, e.order_id).await?.is_some() {
+                return Ok(()); // shipped already, or cancelled first
+            }
+            let id = Uuid::now_v7();
+            let shipment = Shipment {
+                id,
+                order_id: e.order_id,
+                status: ShipmentStatus::Created,
+                carrier: carrier_for(&e.shipping_address.country).into(),
+                tracking_number: tracking_number(id),
+                address: Some(e.shipping_address),
+                items: e.items,
+                created_at: now_rfc3339(),
+            };
+            store::insert(tx, &shipment).await?;
+            tracing::info!(order_id = %e.order_id, tracking = %shipment.tracking_number, "shipment created");
+            let created = ShippingCreated {
+                order_id: e.order_id,
+                shipment_id: id,
+                carrier: shipment.carrier,
+                tracking_number: shipment.tracking_number,
+            };
+            tx.publish(&Envelope::caused_by(&created, event)).await?;
+        } else if event.is::<OrderCancelled>() {
+            let e: OrderCancelled = event.decode()?;
+            match store::find_by_order(tx, e.order_id).await? {
+                Some(s) if s.status == ShipmentStatus::Created => {
+                    store::set_status(tx, s.id, ShipmentStatus::Cancelled).await?;
+                }
+                Some(_) => {}
+                None => {
+                    let id = Uuid::now_v7();
+                    let tombstone = Shipment {
+                        id,
+                        order_id: e.order_id,
+                        status: ShipmentStatus::Cancelled,
+                        carrier: String::new(),
+                        tracking_number: String::new(),
+                        address: None,
+                        items: Vec::new(),
+                        created_at: now_rfc3339(),
+                    };
+                    store::insert(tx, &tombstone).await?;
+                }
+            }
+        } else {
+            return Err(HandlerError::permanent(format!("shipping does not handle {}", event.event_type)));
+        }
+        Ok(())
+    }
+}
