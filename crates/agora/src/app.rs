@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_catalog::{Catalog, CatalogClient};
 use agora_cart::Carts;
+use agora_catalog::{Catalog, CatalogClient};
 use agora_inventory::Inventory;
 use agora_notification::Notifications;
 use agora_order::Orders;
@@ -49,6 +49,9 @@ pub struct Config {
     /// `synchronous=FULL`: survive power loss too, at some cost in speed.
     pub synchronous_full: bool,
     pub retry: RetryPolicy,
+    /// Consumers not started: their queues fill up durably. Tests use this to
+    /// hold a saga at a chosen step; a restart without it resumes them.
+    pub paused_consumers: Vec<String>,
 }
 
 impl Config {
@@ -61,6 +64,7 @@ impl Config {
             duplicate_delivery: false,
             synchronous_full: false,
             retry: RetryPolicy::default(),
+            paused_consumers: Vec::new(),
         }
     }
 }
@@ -99,9 +103,11 @@ impl Application {
         let order_db = open(agora_order::NAME, agora_order::MIGRATIONS).await?;
         let payment_db = open(agora_payment::NAME, agora_payment::MIGRATIONS).await?;
         let shipping_db = open(agora_shipping::NAME, agora_shipping::MIGRATIONS).await?;
-        let notification_db = open(agora_notification::NAME, agora_notification::MIGRATIONS).await?;
+        let notification_db =
+            open(agora_notification::NAME, agora_notification::MIGRATIONS).await?;
 
-        let bus = EmbeddedBus::open(&config.data_dir.join("bus.db"), config.duplicate_delivery).await?;
+        let bus =
+            EmbeddedBus::open(&config.data_dir.join("bus.db"), config.duplicate_delivery).await?;
 
         let catalog = Catalog::new(catalog_db.db.clone());
         let catalog_client: Arc<dyn CatalogClient> = Arc::new(catalog.clone());
@@ -116,14 +122,28 @@ impl Application {
         let notifications = Notifications::new(notification_db.db.clone());
 
         let consumers: Vec<(Db, Arc<dyn EventHandler>)> = vec![
-            (inventory_db.db.clone(), Arc::new(agora_inventory::handlers::Handler)),
+            (
+                inventory_db.db.clone(),
+                Arc::new(agora_inventory::handlers::Handler),
+            ),
             (
                 order_db.db.clone(),
-                Arc::new(agora_order::handlers::Handler { orders: orders.clone() }),
+                Arc::new(agora_order::handlers::Handler {
+                    orders: orders.clone(),
+                }),
             ),
-            (payment_db.db.clone(), Arc::new(agora_payment::handlers::Handler { gateway })),
-            (shipping_db.db.clone(), Arc::new(agora_shipping::handlers::Handler)),
-            (notification_db.db.clone(), Arc::new(agora_notification::handlers::Handler)),
+            (
+                payment_db.db.clone(),
+                Arc::new(agora_payment::handlers::Handler { gateway }),
+            ),
+            (
+                shipping_db.db.clone(),
+                Arc::new(agora_shipping::handlers::Handler),
+            ),
+            (
+                notification_db.db.clone(),
+                Arc::new(agora_notification::handlers::Handler),
+            ),
         ];
         // Every queue is bound before any relay publishes, so an event left in
         // an outbox by the previous run is routed to all of its subscribers.
@@ -151,6 +171,17 @@ impl Application {
             )));
         }
         for (db, handler) in consumers {
+            if config
+                .paused_consumers
+                .iter()
+                .any(|p| p == handler.consumer())
+            {
+                tracing::warn!(
+                    consumer = handler.consumer(),
+                    "consumer paused; its queue keeps filling"
+                );
+                continue;
+            }
             tasks.push(tokio::spawn(consumer::run_embedded(
                 bus.clone(),
                 db,
@@ -161,7 +192,10 @@ impl Application {
         }
 
         if config.seed_demo {
-            let seeded = catalog.seed_demo().await.map_err(|e| anyhow::anyhow!(e.detail))?;
+            let seeded = catalog
+                .seed_demo()
+                .await
+                .map_err(|e| anyhow::anyhow!(e.detail))?;
             if seeded > 0 {
                 tracing::info!(products = seeded, "seeded the demo catalog");
             }
@@ -196,13 +230,18 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until `stop` resolves, then stops the relays and consumers
     /// after their current batch. Whatever is still queued is durable and is
     /// picked up by the next start.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let token = self.shutdown.clone();
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
@@ -274,7 +313,11 @@ async fn ready(State(admin): State<Admin>) -> impl IntoResponse {
         error: bus.err().map(|e| e.to_string()),
     });
     let all_ok = checks.iter().all(|c| c.ok);
-    let status = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = Readiness {
         status: if all_ok { "ready" } else { "not ready" },
         checks,
@@ -291,7 +334,9 @@ async fn dead_letters(
     State(admin): State<Admin>,
     agora_platform::http::Query(filter): agora_platform::http::Query<DeadLetterFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(admin.bus.dead_letters(filter.service.as_deref()).await?))
+    Ok(Json(
+        admin.bus.dead_letters(filter.service.as_deref()).await?,
+    ))
 }
 
 async fn queues(State(admin): State<Admin>) -> Result<impl IntoResponse, ApiError> {

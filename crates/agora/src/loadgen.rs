@@ -69,7 +69,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     if report.errors > 0 || report.not_terminal > 0 {
-        anyhow::bail!("{} errors, {} orders not terminal", report.errors, report.not_terminal);
+        anyhow::bail!(
+            "{} errors, {} orders not terminal",
+            report.errors,
+            report.not_terminal
+        );
     }
     Ok(())
 }
@@ -91,8 +95,10 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
         indicatif::ProgressBar::new(args.orders)
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} orders, {per_sec}, eta {eta}")
-            .expect("a valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} orders, {per_sec}, eta {eta}",
+        )
+        .expect("a valid template"),
     );
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let started = Instant::now();
@@ -134,7 +140,9 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
     let elapsed = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
-    let mut latencies = Arc::try_unwrap(latencies).expect("workers are done").into_inner();
+    let mut latencies = Arc::try_unwrap(latencies)
+        .expect("workers are done")
+        .into_inner();
     latencies.sort();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -179,7 +187,11 @@ impl Counts {
 }
 
 /// A product with enough stock for the whole run, so every order can complete.
-async fn create_product(client: &reqwest::Client, base: &str, args: &Args) -> anyhow::Result<uuid::Uuid> {
+async fn create_product(
+    client: &reqwest::Client,
+    base: &str,
+    args: &Args,
+) -> anyhow::Result<uuid::Uuid> {
     let sku = format!("LOAD-{}", uuid::Uuid::now_v7().simple()).to_uppercase();
     let stock = args.orders * u64::from(args.quantity);
     let response = client
@@ -193,12 +205,19 @@ async fn create_product(client: &reqwest::Client, base: &str, args: &Args) -> an
         .send()
         .await
         .with_context(|| format!("cannot reach {base}"))?;
-    anyhow::ensure!(response.status().is_success(), "creating the load product: {}", response.text().await?);
+    anyhow::ensure!(
+        response.status().is_success(),
+        "creating the load product: {}",
+        response.text().await?
+    );
     let product: Value = response.json().await?;
     let id: uuid::Uuid = product["id"].as_str().context("product id")?.parse()?;
     // Stock arrives at inventory through ProductCreated.
     for _ in 0..200 {
-        let r = client.get(format!("{base}/api/v1/inventory/{id}")).send().await?;
+        let r = client
+            .get(format!("{base}/api/v1/inventory/{id}"))
+            .send()
+            .await?;
         if r.status().is_success() {
             return Ok(id);
         }
@@ -229,7 +248,11 @@ async fn one_order(
         }))
         .send()
         .await?;
-    anyhow::ensure!(response.status() == reqwest::StatusCode::CREATED, "POST /orders: {}", response.status());
+    anyhow::ensure!(
+        response.status() == reqwest::StatusCode::CREATED,
+        "POST /orders: {}",
+        response.status()
+    );
     let order: Value = response.json().await?;
     let id = order["id"].as_str().context("order id")?.to_owned();
     loop {
@@ -241,7 +264,9 @@ async fn one_order(
             .json()
             .await?;
         let status = order["status"].as_str().unwrap_or_default().to_owned();
-        if matches!(status.as_str(), "COMPLETED" | "CANCELLED" | "REJECTED") || Instant::now() > deadline {
+        if matches!(status.as_str(), "COMPLETED" | "CANCELLED" | "REJECTED")
+            || Instant::now() > deadline
+        {
             return Ok(status);
         }
     }

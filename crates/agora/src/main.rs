@@ -47,7 +47,9 @@ async fn main() -> anyhow::Result<()> {
     let command = match Cli::parse().command {
         Some(command) => command,
         // No subcommand means `run` with its defaults (and environment).
-        None => Cli::parse_from(["agora", "run"]).command.expect("run parses"),
+        None => Cli::parse_from(["agora", "run"])
+            .command
+            .expect("run parses"),
     };
     match command {
         Command::Run(args) => run(args).await,
@@ -62,11 +64,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.synchronous_full = args.synchronous_full;
     config.duplicate_delivery = args.duplicate_delivery;
     let app = Application::build(config.clone()).await?;
-    tracing::info!(
-        listen = %app.local_addr(),
-        data_dir = %config.data_dir.display(),
-        "agora is serving every service in one process"
-    );
+    // A plain line that scripts (and the kill -9 test) read the port from.
+    println!("agora listening on http://{}", app.local_addr());
+    tracing::info!(data_dir = %config.data_dir.display(), "agora is serving every service in one process");
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

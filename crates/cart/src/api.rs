@@ -18,7 +18,10 @@ pub fn router(carts: Carts) -> Router {
     Router::new()
         .route("/api/v1/carts/{customer_id}", get(show))
         .route("/api/v1/carts/{customer_id}/items", post(add))
-        .route("/api/v1/carts/{customer_id}/items/{product_id}", delete(remove))
+        .route(
+            "/api/v1/carts/{customer_id}/items/{product_id}",
+            delete(remove),
+        )
         .route("/api/v1/carts/{customer_id}/checkout", post(checkout))
         .with_state(carts)
 }
@@ -57,7 +60,10 @@ async fn priced(carts: &Carts, customer: String) -> Result<Cart, ApiError> {
     })
 }
 
-async fn show(State(carts): State<Carts>, Path(customer): Path<String>) -> Result<Json<Cart>, ApiError> {
+async fn show(
+    State(carts): State<Carts>,
+    Path(customer): Path<String>,
+) -> Result<Json<Cart>, ApiError> {
     let customer = customer_id(&customer)?;
     Ok(Json(priced(&carts, customer).await?))
 }
@@ -101,7 +107,9 @@ async fn remove(
     let product_id = parse_id(&product, "product id")?;
     let mut tx = carts.db.begin().await?;
     if !store::remove(&mut tx, &customer, product_id).await? {
-        return Err(ApiError::not_found(format!("product {product_id} is not in the cart")));
+        return Err(ApiError::not_found(format!(
+            "product {product_id} is not in the cart"
+        )));
     }
     tx.commit().await?;
     Ok(Json(priced(&carts, customer).await?))
@@ -144,6 +152,9 @@ async fn checkout(
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, status_url.clone())],
-        Json(CheckedOut { order_id, status_url }),
+        Json(CheckedOut {
+            order_id,
+            status_url,
+        }),
     ))
 }

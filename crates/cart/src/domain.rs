@@ -54,7 +54,10 @@ impl CheckoutRequest {
             _ => None,
         };
         validate::address("shipping_address", &self.shipping_address, &mut errors);
-        let token = errors.check("payment_token", validate::non_empty(&self.payment_token, 200));
+        let token = errors.check(
+            "payment_token",
+            validate::non_empty(&self.payment_token, 200),
+        );
         errors.finish()?;
         Ok(CheckoutRequest {
             email: email.expect("checked"),
@@ -89,9 +92,17 @@ mod tests {
 
     #[test]
     fn quantities_are_checked() {
-        let bad = AddItem::parse(AddItemRequest { product_id: Uuid::now_v7(), quantity: 0 }).unwrap_err();
+        let bad = AddItem::parse(AddItemRequest {
+            product_id: Uuid::now_v7(),
+            quantity: 0,
+        })
+        .unwrap_err();
         assert_eq!(bad.errors[0].field, "quantity");
-        assert!(AddItem::parse(AddItemRequest { product_id: Uuid::now_v7(), quantity: 2 }).is_ok());
+        assert!(AddItem::parse(AddItemRequest {
+            product_id: Uuid::now_v7(),
+            quantity: 2
+        })
+        .is_ok());
     }
 
     #[test]

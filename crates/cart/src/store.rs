@@ -20,7 +20,12 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 
 /// Adds `quantity` of a product, on top of what the cart holds. Returns the
 /// new quantity.
-pub async fn add(tx: &mut Tx, customer_id: &str, product_id: Uuid, quantity: u32) -> Result<i64, DbError> {
+pub async fn add(
+    tx: &mut Tx,
+    customer_id: &str,
+    product_id: Uuid,
+    quantity: u32,
+) -> Result<i64, DbError> {
     tx.execute(
         "INSERT INTO cart_items (customer_id, product_id, quantity, added_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (customer_id, product_id) DO UPDATE SET quantity = cart_items.quantity + excluded.quantity",
@@ -77,6 +82,10 @@ pub async fn take_all(tx: &mut Tx, customer_id: &str) -> Result<Vec<LineItem>, D
             })
         })
         .collect::<Result<Vec<_>, DbError>>()?;
-    tx.execute("DELETE FROM cart_items WHERE customer_id = $1", params![customer_id]).await?;
+    tx.execute(
+        "DELETE FROM cart_items WHERE customer_id = $1",
+        params![customer_id],
+    )
+    .await?;
     Ok(items)
 }

@@ -26,13 +26,23 @@ struct ProductPage {
     offset: i64,
 }
 
-async fn list(State(catalog): State<Catalog>, Query(page): Query<Page>) -> Result<Json<ProductPage>, ApiError> {
+async fn list(
+    State(catalog): State<Catalog>,
+    Query(page): Query<Page>,
+) -> Result<Json<ProductPage>, ApiError> {
     let (limit, offset) = page.bounds();
     let items = store::list(&catalog.db, limit, offset).await?;
-    Ok(Json(ProductPage { items, limit, offset }))
+    Ok(Json(ProductPage {
+        items,
+        limit,
+        offset,
+    }))
 }
 
-async fn show(State(catalog): State<Catalog>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
+async fn show(
+    State(catalog): State<Catalog>,
+    Path(id): Path<String>,
+) -> Result<Json<Product>, ApiError> {
     let id = parse_id(&id, "product id")?;
     store::find(&catalog.db, id)
         .await?
@@ -47,5 +57,9 @@ async fn create(
     let new = NewProduct::parse(req)?;
     let product = catalog.create(Uuid::now_v7(), &new).await?;
     let location = format!("/api/v1/products/{}", product.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(product)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(product),
+    ))
 }

@@ -1,8 +1,8 @@
 //! Products and the rules a new product must satisfy.
 
 use agora_platform::events::Money;
-use agora_platform::validate::{self, Errors};
 use agora_platform::http::ApiError;
+use agora_platform::validate::{self, Errors};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -53,11 +53,17 @@ impl NewProduct {
             errors.add("description", "must be at most 2000 characters");
         }
         if !(1..=MAX_PRICE).contains(&req.price.amount) {
-            errors.add("price.amount", format!("must be between 1 and {MAX_PRICE} minor units"));
+            errors.add(
+                "price.amount",
+                format!("must be between 1 and {MAX_PRICE} minor units"),
+            );
         }
         let currency = errors.check("price.currency", validate::currency(&req.price.currency));
         if !(0..=MAX_INITIAL_STOCK).contains(&req.initial_stock) {
-            errors.add("initial_stock", format!("must be between 0 and {MAX_INITIAL_STOCK}"));
+            errors.add(
+                "initial_stock",
+                format!("must be between 0 and {MAX_INITIAL_STOCK}"),
+            );
         }
         errors.finish()?;
         Ok(NewProduct {
@@ -90,12 +96,32 @@ pub fn sku(value: &str) -> Result<String, String> {
 /// walkthrough can name them.
 pub fn demo_products() -> Vec<(Uuid, NewProduct)> {
     let items: [(&str, &str, &str, i64); 12] = [
-        ("KB-001", "Mechanical keyboard", "Tenkeyless, hot-swappable switches", 8_900),
-        ("MS-002", "Wireless mouse", "Six buttons, USB-C charging", 3_900),
+        (
+            "KB-001",
+            "Mechanical keyboard",
+            "Tenkeyless, hot-swappable switches",
+            8_900,
+        ),
+        (
+            "MS-002",
+            "Wireless mouse",
+            "Six buttons, USB-C charging",
+            3_900,
+        ),
         ("MN-003", "27-inch monitor", "2560x1440, 144 Hz", 29_900),
-        ("HS-004", "Headset", "Closed-back, detachable microphone", 7_900),
+        (
+            "HS-004",
+            "Headset",
+            "Closed-back, detachable microphone",
+            7_900,
+        ),
         ("WC-005", "Webcam", "1080p, privacy shutter", 5_900),
-        ("DK-006", "USB-C dock", "Two displays, 100 W passthrough", 14_900),
+        (
+            "DK-006",
+            "USB-C dock",
+            "Two displays, 100 W passthrough",
+            14_900,
+        ),
         ("CH-007", "Desk chair", "Mesh back, adjustable arms", 24_900),
         ("LP-008", "Desk lamp", "Dimmable LED, warm to cold", 3_400),
         ("SS-009", "Laptop stand", "Aluminium, foldable", 2_900),
@@ -158,7 +184,16 @@ mod tests {
         req.initial_stock = -1;
         let err = NewProduct::parse(req).unwrap_err();
         let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["name", "sku", "price.amount", "price.currency", "initial_stock"]);
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "sku",
+                "price.amount",
+                "price.currency",
+                "initial_stock"
+            ]
+        );
     }
 
     #[test]

@@ -33,9 +33,9 @@ impl Catalog {
     /// Creates a product (409 when its SKU is taken).
     pub async fn create(&self, id: Uuid, new: &domain::NewProduct) -> Result<Product, ApiError> {
         let mut tx = self.db.begin().await?;
-        let product = store::insert(&mut tx, id, new)
-            .await?
-            .ok_or_else(|| ApiError::conflict(format!("a product with SKU {} exists already", new.sku)))?;
+        let product = store::insert(&mut tx, id, new).await?.ok_or_else(|| {
+            ApiError::conflict(format!("a product with SKU {} exists already", new.sku))
+        })?;
         tx.commit().await?;
         tracing::info!(product_id = %product.id, sku = %product.sku, "product created");
         Ok(product)
@@ -53,7 +53,6 @@ impl Catalog {
         Ok(demo.len())
     }
 }
-
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

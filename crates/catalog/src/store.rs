@@ -68,11 +68,14 @@ pub async fn insert(tx: &mut Tx, id: Uuid, new: &NewProduct) -> Result<Option<Pr
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<Product>, DbError> {
-    db.query_opt(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"), params![id])
-        .await?
-        .as_ref()
-        .map(product)
-        .transpose()
+    db.query_opt(
+        &format!("SELECT {COLUMNS} FROM products WHERE id = $1"),
+        params![id],
+    )
+    .await?
+    .as_ref()
+    .map(product)
+    .transpose()
 }
 
 pub async fn find_many(db: &Db, ids: &[Uuid]) -> Result<Vec<Product>, DbError> {

@@ -21,7 +21,10 @@ async fn list(State(inventory): State<Inventory>) -> Result<Json<Vec<Stock>>, Ap
     Ok(Json(store::all(&inventory.db).await?))
 }
 
-async fn show(State(inventory): State<Inventory>, Path(id): Path<String>) -> Result<Json<Stock>, ApiError> {
+async fn show(
+    State(inventory): State<Inventory>,
+    Path(id): Path<String>,
+) -> Result<Json<Stock>, ApiError> {
     let id = parse_id(&id, "product id")?;
     store::find(&inventory.db, id)
         .await?
@@ -40,7 +43,9 @@ async fn adjust(
     match store::adjust(&mut tx, id, &adjustment).await? {
         Ok(()) => {}
         Err(AdjustError::UnknownProduct) => {
-            return Err(ApiError::not_found(format!("no stock is kept for product {id}")))
+            return Err(ApiError::not_found(format!(
+                "no stock is kept for product {id}"
+            )))
         }
         Err(AdjustError::BelowZero { available }) => {
             return Err(ApiError::conflict(format!(
@@ -49,7 +54,9 @@ async fn adjust(
             )))
         }
     }
-    let stock = store::find_in(&mut tx, id).await?.ok_or_else(|| ApiError::internal("adjusted stock vanished"))?;
+    let stock = store::find_in(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("adjusted stock vanished"))?;
     tx.commit().await?;
     tracing::info!(product_id = %id, delta = adjustment.delta, reason = %adjustment.reason, "stock adjusted");
     Ok(Json(stock))

@@ -53,9 +53,15 @@ impl ReservationStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Reserved, Self::Rejected, Self::Released, Self::Sold, Self::Cancelled]
-            .into_iter()
-            .find(|status| status.as_str() == s)
+        [
+            Self::Reserved,
+            Self::Rejected,
+            Self::Released,
+            Self::Sold,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
     }
 }
 
@@ -68,7 +74,10 @@ pub fn normalize(items: impl IntoIterator<Item = LineItem>) -> Vec<LineItem> {
     }
     merged
         .into_iter()
-        .map(|(product_id, quantity)| LineItem { product_id, quantity })
+        .map(|(product_id, quantity)| LineItem {
+            product_id,
+            quantity,
+        })
         .collect()
 }
 
@@ -92,7 +101,10 @@ impl Adjustment {
     pub fn parse(req: AdjustmentRequest) -> Result<Adjustment, ApiError> {
         let mut errors = Errors::new();
         if req.delta == 0 || req.delta.abs() > MAX_ADJUSTMENT {
-            errors.add("delta", format!("must be non-zero and at most {MAX_ADJUSTMENT} either way"));
+            errors.add(
+                "delta",
+                format!("must be non-zero and at most {MAX_ADJUSTMENT} either way"),
+            );
         }
         let reason = errors.check("reason", validate::non_empty(&req.reason, 500));
         errors.finish()?;
@@ -112,25 +124,48 @@ mod tests {
         let a = Uuid::from_u128(2);
         let b = Uuid::from_u128(1);
         let items = normalize([
-            LineItem { product_id: a, quantity: 1 },
-            LineItem { product_id: b, quantity: 2 },
-            LineItem { product_id: a, quantity: 3 },
+            LineItem {
+                product_id: a,
+                quantity: 1,
+            },
+            LineItem {
+                product_id: b,
+                quantity: 2,
+            },
+            LineItem {
+                product_id: a,
+                quantity: 3,
+            },
         ]);
         assert_eq!(
             items,
             [
-                LineItem { product_id: b, quantity: 2 },
-                LineItem { product_id: a, quantity: 4 },
+                LineItem {
+                    product_id: b,
+                    quantity: 2
+                },
+                LineItem {
+                    product_id: a,
+                    quantity: 4
+                },
             ]
         );
     }
 
     #[test]
     fn adjustments_need_a_delta_and_a_reason() {
-        let err = Adjustment::parse(AdjustmentRequest { delta: 0, reason: "".into() }).unwrap_err();
+        let err = Adjustment::parse(AdjustmentRequest {
+            delta: 0,
+            reason: "".into(),
+        })
+        .unwrap_err();
         let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["delta", "reason"]);
-        assert!(Adjustment::parse(AdjustmentRequest { delta: -5, reason: "damaged".into() }).is_ok());
+        assert!(Adjustment::parse(AdjustmentRequest {
+            delta: -5,
+            reason: "damaged".into()
+        })
+        .is_ok());
     }
 
     #[test]

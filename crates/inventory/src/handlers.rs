@@ -42,14 +42,24 @@ impl EventHandler for Handler {
             match store::reserve(tx, e.order_id, &items).await? {
                 ReserveOutcome::Reserved(items) => {
                     tracing::info!(order_id = %e.order_id, "stock reserved");
-                    tx.publish(&Envelope::caused_by(&StockReserved { order_id: e.order_id, items }, event))
-                        .await?;
+                    tx.publish(&Envelope::caused_by(
+                        &StockReserved {
+                            order_id: e.order_id,
+                            items,
+                        },
+                        event,
+                    ))
+                    .await?;
                 }
                 ReserveOutcome::Rejected(shortages) => {
                     tracing::info!(order_id = %e.order_id, "stock rejected");
                     let reason = format!("insufficient stock for {} item(s)", shortages.len());
                     tx.publish(&Envelope::caused_by(
-                        &StockRejected { order_id: e.order_id, reason, shortages },
+                        &StockRejected {
+                            order_id: e.order_id,
+                            reason,
+                            shortages,
+                        },
                         event,
                     ))
                     .await?;
@@ -63,11 +73,20 @@ impl EventHandler for Handler {
             let e: OrderCancelled = event.decode()?;
             if let Some(items) = store::release(tx, e.order_id).await? {
                 tracing::info!(order_id = %e.order_id, "stock released");
-                tx.publish(&Envelope::caused_by(&StockReleased { order_id: e.order_id, items }, event))
-                    .await?;
+                tx.publish(&Envelope::caused_by(
+                    &StockReleased {
+                        order_id: e.order_id,
+                        items,
+                    },
+                    event,
+                ))
+                .await?;
             }
         } else {
-            return Err(HandlerError::permanent(format!("inventory does not handle {}", event.event_type)));
+            return Err(HandlerError::permanent(format!(
+                "inventory does not handle {}",
+                event.event_type
+            )));
         }
         Ok(())
     }

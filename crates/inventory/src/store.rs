@@ -51,7 +51,12 @@ fn now() -> String {
     agora_platform::clock::now_rfc3339()
 }
 
-pub async fn create_stock(tx: &mut Tx, product_id: Uuid, sku: &str, initial: u32) -> Result<(), DbError> {
+pub async fn create_stock(
+    tx: &mut Tx,
+    product_id: Uuid,
+    sku: &str,
+    initial: u32,
+) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO stock (product_id, sku, initial, available, reserved, sold, updated_at)
          VALUES ($1, $2, $3, $3, 0, 0, $4) ON CONFLICT DO NOTHING",
@@ -63,16 +68,29 @@ pub async fn create_stock(tx: &mut Tx, product_id: Uuid, sku: &str, initial: u32
 
 /// Moves `quantity` of a product between two buckets, only if the source has
 /// enough. Returns whether it moved.
-async fn shift(tx: &mut Tx, product_id: Uuid, quantity: u32, from: &str, to: &str) -> Result<bool, DbError> {
+async fn shift(
+    tx: &mut Tx,
+    product_id: Uuid,
+    quantity: u32,
+    from: &str,
+    to: &str,
+) -> Result<bool, DbError> {
     let sql = format!(
         "UPDATE stock SET {from} = {from} - $1, {to} = {to} + $1, updated_at = $3
          WHERE product_id = $2 AND {from} >= $1"
     );
-    Ok(tx.execute(&sql, params![quantity, product_id, now()]).await? == 1)
+    Ok(tx
+        .execute(&sql, params![quantity, product_id, now()])
+        .await?
+        == 1)
 }
 
 /// Reserves every item or none. `items` must be normalized.
-pub async fn reserve(tx: &mut Tx, order_id: Uuid, items: &[LineItem]) -> Result<ReserveOutcome, DbError> {
+pub async fn reserve(
+    tx: &mut Tx,
+    order_id: Uuid,
+    items: &[LineItem],
+) -> Result<ReserveOutcome, DbError> {
     if reservation_status(tx, order_id).await?.is_some() {
         return Ok(ReserveOutcome::AlreadyDecided);
     }
@@ -83,7 +101,10 @@ pub async fn reserve(tx: &mut Tx, order_id: Uuid, items: &[LineItem]) -> Result<
             taken.push(item);
         } else {
             let available = tx
-                .query_opt("SELECT available FROM stock WHERE product_id = $1", params![item.product_id])
+                .query_opt(
+                    "SELECT available FROM stock WHERE product_id = $1",
+                    params![item.product_id],
+                )
                 .await?
                 .map_or(Ok(0), |r| r.i64(0))?;
             shortages.push(Shortage {
@@ -148,10 +169,16 @@ pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
 pub enum AdjustError {
     UnknownProduct,
     /// The adjustment would take available stock below zero.
-    BelowZero { available: i64 },
+    BelowZero {
+        available: i64,
+    },
 }
 
-pub async fn adjust(tx: &mut Tx, product_id: Uuid, adjustment: &Adjustment) -> Result<Result<(), AdjustError>, DbError> {
+pub async fn adjust(
+    tx: &mut Tx,
+    product_id: Uuid,
+    adjustment: &Adjustment,
+) -> Result<Result<(), AdjustError>, DbError> {
     let changed = tx
         .execute(
             "UPDATE stock SET available = available + $1, updated_at = $3
@@ -161,11 +188,16 @@ pub async fn adjust(tx: &mut Tx, product_id: Uuid, adjustment: &Adjustment) -> R
         .await?;
     if changed == 0 {
         let available = tx
-            .query_opt("SELECT available FROM stock WHERE product_id = $1", params![product_id])
+            .query_opt(
+                "SELECT available FROM stock WHERE product_id = $1",
+                params![product_id],
+            )
             .await?;
         return Ok(Err(match available {
             None => AdjustError::UnknownProduct,
-            Some(row) => AdjustError::BelowZero { available: row.i64(0)? },
+            Some(row) => AdjustError::BelowZero {
+                available: row.i64(0)?,
+            },
         }));
     }
     tx.execute(
@@ -193,41 +225,64 @@ fn stock(row: &Row) -> Result<Stock, DbError> {
 }
 
 pub async fn find(db: &Db, product_id: Uuid) -> Result<Option<Stock>, DbError> {
-    db.query_opt(&format!("{STOCK} WHERE s.product_id = $1"), params![product_id])
-        .await?
-        .as_ref()
-        .map(stock)
-        .transpose()
+    db.query_opt(
+        &format!("{STOCK} WHERE s.product_id = $1"),
+        params![product_id],
+    )
+    .await?
+    .as_ref()
+    .map(stock)
+    .transpose()
 }
 
 pub async fn find_in(tx: &mut Tx, product_id: Uuid) -> Result<Option<Stock>, DbError> {
-    tx.query_opt(&format!("{STOCK} WHERE s.product_id = $1"), params![product_id])
-        .await?
-        .as_ref()
-        .map(stock)
-        .transpose()
+    tx.query_opt(
+        &format!("{STOCK} WHERE s.product_id = $1"),
+        params![product_id],
+    )
+    .await?
+    .as_ref()
+    .map(stock)
+    .transpose()
 }
 
 pub async fn all(db: &Db) -> Result<Vec<Stock>, DbError> {
-    db.query(&format!("{STOCK} ORDER BY s.sku"), &[]).await?.iter().map(stock).collect()
+    db.query(&format!("{STOCK} ORDER BY s.sku"), &[])
+        .await?
+        .iter()
+        .map(stock)
+        .collect()
 }
 
 async fn reservation_status(tx: &mut Tx, order_id: Uuid) -> Result<Option<String>, DbError> {
-    tx.query_opt("SELECT status FROM reservations WHERE order_id = $1", params![order_id])
-        .await?
-        .map(|r| r.text(0))
-        .transpose()
+    tx.query_opt(
+        "SELECT status FROM reservations WHERE order_id = $1",
+        params![order_id],
+    )
+    .await?
+    .map(|r| r.text(0))
+    .transpose()
 }
 
-async fn reservation(tx: &mut Tx, order_id: Uuid) -> Result<Option<(ReservationStatus, Vec<LineItem>)>, DbError> {
+async fn reservation(
+    tx: &mut Tx,
+    order_id: Uuid,
+) -> Result<Option<(ReservationStatus, Vec<LineItem>)>, DbError> {
     let Some(row) = tx
-        .query_opt("SELECT status, items FROM reservations WHERE order_id = $1", params![order_id])
+        .query_opt(
+            "SELECT status, items FROM reservations WHERE order_id = $1",
+            params![order_id],
+        )
         .await?
     else {
         return Ok(None);
     };
-    let status = ReservationStatus::parse(row.str(0)?)
-        .ok_or_else(|| DbError::Decode(format!("unknown reservation status {}", row.str(0).unwrap_or(""))))?;
+    let status = ReservationStatus::parse(row.str(0)?).ok_or_else(|| {
+        DbError::Decode(format!(
+            "unknown reservation status {}",
+            row.str(0).unwrap_or("")
+        ))
+    })?;
     Ok(Some((status, row.json(1)?)))
 }
 
@@ -257,9 +312,12 @@ async fn set_status(tx: &mut Tx, order_id: Uuid, status: ReservationStatus) -> R
 
 /// Reservations per status: for the audit and operators.
 pub async fn reservation_counts(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
-    db.query("SELECT status, COUNT(*) FROM reservations GROUP BY status ORDER BY status", &[])
-        .await?
-        .iter()
-        .map(|r| Ok((r.text(0)?, r.i64(1)?)))
-        .collect()
+    db.query(
+        "SELECT status, COUNT(*) FROM reservations GROUP BY status ORDER BY status",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+    .collect()
 }

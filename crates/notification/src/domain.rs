@@ -19,7 +19,9 @@ impl Channel {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Email, Self::Sms].into_iter().find(|c| c.as_str() == s)
+        [Self::Email, Self::Sms]
+            .into_iter()
+            .find(|c| c.as_str() == s)
     }
 }
 
@@ -28,8 +30,13 @@ impl Channel {
 pub enum Moment {
     Created,
     Confirmed,
-    Shipped { carrier: String, tracking_number: String },
-    Cancelled { reason: String },
+    Shipped {
+        carrier: String,
+        tracking_number: String,
+    },
+    Cancelled {
+        reason: String,
+    },
 }
 
 impl Moment {
@@ -46,7 +53,10 @@ impl Moment {
         match self {
             Moment::Created => format!("We received your order {order_id}."),
             Moment::Confirmed => format!("Payment received: order {order_id} is confirmed."),
-            Moment::Shipped { carrier, tracking_number } => {
+            Moment::Shipped {
+                carrier,
+                tracking_number,
+            } => {
                 format!("Order {order_id} has shipped with {carrier}, tracking {tracking_number}.")
             }
             Moment::Cancelled { reason } => format!("Order {order_id} was cancelled: {reason}."),
@@ -88,7 +98,10 @@ mod tests {
     #[test]
     fn messages_name_the_order_and_the_details() {
         let id = Uuid::now_v7();
-        let shipped = Moment::Shipped { carrier: "DHL".into(), tracking_number: "AG1".into() };
+        let shipped = Moment::Shipped {
+            carrier: "DHL".into(),
+            tracking_number: "AG1".into(),
+        };
         assert!(shipped.message(id).contains("AG1"));
         assert!(shipped.message(id).contains(&id.to_string()));
         assert_eq!(Moment::Created.kind(), "ORDER_CREATED");

@@ -57,7 +57,9 @@ impl EventHandler for Handler {
         // The contact arrives with OrderCreated; an event that overtakes it
         // waits for it through the retry policy.
         let Some((email, phone)) = store::contact(tx, order_id).await? else {
-            return Err(HandlerError::transient(format!("no contact known yet for order {order_id}")));
+            return Err(HandlerError::transient(format!(
+                "no contact known yet for order {order_id}"
+            )));
         };
         for (channel, recipient) in recipients(&email, phone.as_deref()) {
             let notification = Notification {

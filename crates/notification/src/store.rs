@@ -29,7 +29,12 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     ",
 }];
 
-pub async fn save_contact(tx: &mut Tx, order_id: Uuid, email: &str, phone: Option<&str>) -> Result<(), DbError> {
+pub async fn save_contact(
+    tx: &mut Tx,
+    order_id: Uuid,
+    email: &str,
+    phone: Option<&str>,
+) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO contacts (order_id, email, phone) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         params![order_id, email, phone],
@@ -38,11 +43,17 @@ pub async fn save_contact(tx: &mut Tx, order_id: Uuid, email: &str, phone: Optio
     Ok(())
 }
 
-pub async fn contact(tx: &mut Tx, order_id: Uuid) -> Result<Option<(String, Option<String>)>, DbError> {
-    tx.query_opt("SELECT email, phone FROM contacts WHERE order_id = $1", params![order_id])
-        .await?
-        .map(|r| Ok((r.text(0)?, r.opt_text(1)?)))
-        .transpose()
+pub async fn contact(
+    tx: &mut Tx,
+    order_id: Uuid,
+) -> Result<Option<(String, Option<String>)>, DbError> {
+    tx.query_opt(
+        "SELECT email, phone FROM contacts WHERE order_id = $1",
+        params![order_id],
+    )
+    .await?
+    .map(|r| Ok((r.text(0)?, r.opt_text(1)?)))
+    .transpose()
 }
 
 /// Records a notification; a second one for the same event and channel is ignored.
@@ -60,8 +71,9 @@ fn notification(row: &Row) -> Result<Notification, DbError> {
     Ok(Notification {
         id: row.uuid(0)?,
         order_id: row.uuid(1)?,
-        channel: Channel::parse(row.str(2)?)
-            .ok_or_else(|| DbError::Decode(format!("unknown channel {}", row.str(2).unwrap_or(""))))?,
+        channel: Channel::parse(row.str(2)?).ok_or_else(|| {
+            DbError::Decode(format!("unknown channel {}", row.str(2).unwrap_or("")))
+        })?,
         recipient: row.text(3)?,
         kind: row.text(4)?,
         message: row.text(5)?,
@@ -69,7 +81,11 @@ fn notification(row: &Row) -> Result<Notification, DbError> {
     })
 }
 
-pub async fn list(db: &Db, order_id: Option<Uuid>, limit: i64) -> Result<Vec<Notification>, DbError> {
+pub async fn list(
+    db: &Db,
+    order_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Notification>, DbError> {
     db.query(
         "SELECT id, order_id, channel, recipient, kind, message, created_at FROM notifications
          WHERE ($1 IS NULL OR order_id = $1) ORDER BY id LIMIT $2",

@@ -12,7 +12,9 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Order, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest, TimelineEntry};
+use crate::domain::{
+    Order, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest, TimelineEntry,
+};
 use crate::{store, Orders};
 
 pub fn router(orders: Orders) -> Router {
@@ -36,12 +38,19 @@ async fn view(orders: &Orders, order: Order) -> Result<OrderView, ApiError> {
     Ok(OrderView { order, timeline })
 }
 
-async fn place(State(orders): State<Orders>, Json(req): Json<PlaceOrderRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn place(
+    State(orders): State<Orders>,
+    Json(req): Json<PlaceOrderRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let cmd = PlaceOrder::parse(req)?;
     let order = orders.place(Uuid::now_v7(), cmd).await?;
     let location = format!("/api/v1/orders/{}", order.id);
     let body = view(&orders, order).await?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -60,7 +69,9 @@ async fn show(
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id, "order id")?;
     if let Some(ms) = params.wait_ms {
-        orders.wait_terminal(id, Duration::from_millis(ms).min(MAX_WAIT)).await?;
+        orders
+            .wait_terminal(id, Duration::from_millis(ms).min(MAX_WAIT))
+            .await?;
     }
     let order = store::find(&orders.db, id)
         .await?
@@ -83,19 +94,36 @@ struct OrderPage {
     offset: i64,
 }
 
-async fn list(State(orders): State<Orders>, Query(params): Query<ListParams>) -> Result<Json<OrderPage>, ApiError> {
+async fn list(
+    State(orders): State<Orders>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<OrderPage>, ApiError> {
     let status = params
         .status
         .as_deref()
-        .map(|s| OrderStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status `{s}`"))))
+        .map(|s| {
+            OrderStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown status `{s}`")))
+        })
         .transpose()?;
     let page = agora_platform::http::Page {
         limit: params.limit,
         offset: params.offset,
     };
     let (limit, offset) = page.bounds();
-    let items = store::list(&orders.db, params.customer_id.as_deref(), status, limit, offset).await?;
-    Ok(Json(OrderPage { items, limit, offset }))
+    let items = store::list(
+        &orders.db,
+        params.customer_id.as_deref(),
+        status,
+        limit,
+        offset,
+    )
+    .await?;
+    Ok(Json(OrderPage {
+        items,
+        limit,
+        offset,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -105,13 +133,17 @@ struct CancelRequest {
 }
 
 /// The body is optional: `{"reason": "…"}`.
-async fn cancel(State(orders): State<Orders>, Path(id): Path<String>, body: Bytes) -> Result<Json<OrderView>, ApiError> {
+async fn cancel(
+    State(orders): State<Orders>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id, "order id")?;
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let req: CancelRequest =
-            serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+        let req: CancelRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
         req.reason
     };
     let reason = reason
@@ -119,7 +151,10 @@ async fn cancel(State(orders): State<Orders>, Path(id): Path<String>, body: Byte
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "cancelled by the customer".into());
     if reason.chars().count() > 500 {
-        return Err(ApiError::invalid_field("reason", "must be at most 500 characters"));
+        return Err(ApiError::invalid_field(
+            "reason",
+            "must be at most 500 characters",
+        ));
     }
     let order = orders.cancel(id, reason).await?;
     Ok(Json(view(&orders, order).await?))

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use agora_catalog::Product;
 use agora_platform::events::{Address, LineItem, Money, PricedItem};
 use agora_platform::http::{ApiError, FieldError};
 use agora_platform::validate::{self, Errors, MAX_ITEMS};
-use agora_catalog::Product;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -65,11 +65,19 @@ impl OrderStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     StockReserved,
-    StockRejected { reason: String },
+    StockRejected {
+        reason: String,
+    },
     PaymentSucceeded,
-    PaymentFailed { reason: String },
-    ShippingCreated { tracking_number: String },
-    CancelRequested { reason: String },
+    PaymentFailed {
+        reason: String,
+    },
+    ShippingCreated {
+        tracking_number: String,
+    },
+    CancelRequested {
+        reason: String,
+    },
     /// Confirmation of a compensation.
     StockReleased,
     /// Confirmation of a compensation.
@@ -116,22 +124,29 @@ pub fn decide(status: OrderStatus, input: &Input) -> Decision {
             reason: None,
             emit: vec![Emit::PaymentRequested],
         },
-        (Pending, StockRejected { reason }) => cancel(Rejected, format!("stock rejected: {reason}")),
+        (Pending, StockRejected { reason }) => {
+            cancel(Rejected, format!("stock rejected: {reason}"))
+        }
         (Reserved, PaymentSucceeded) => Decision::Transition {
             to: Paid,
             reason: None,
             emit: vec![Emit::ShippingRequested],
         },
-        (Reserved, PaymentFailed { reason }) => cancel(Cancelled, format!("payment failed: {reason}")),
+        (Reserved, PaymentFailed { reason }) => {
+            cancel(Cancelled, format!("payment failed: {reason}"))
+        }
         (Paid, ShippingCreated { .. }) => Decision::Transition {
             to: Completed,
             reason: None,
             emit: vec![Emit::OrderCompleted],
         },
-        (Pending | Reserved | Paid, CancelRequested { reason }) => cancel(Cancelled, reason.clone()),
-        (Completed | Cancelled | Rejected, CancelRequested { .. }) => {
-            Decision::Refuse(format!("the order is {} and can no longer be cancelled", status.as_str()))
+        (Pending | Reserved | Paid, CancelRequested { reason }) => {
+            cancel(Cancelled, reason.clone())
         }
+        (Completed | Cancelled | Rejected, CancelRequested { .. }) => Decision::Refuse(format!(
+            "the order is {} and can no longer be cancelled",
+            status.as_str()
+        )),
         (Cancelled | Rejected, StockReleased) => Decision::Note("stock released".into()),
         (Cancelled | Rejected, PaymentRefunded) => Decision::Note("payment refunded".into()),
         // Terminal states ignore late and duplicate events; a non-terminal
@@ -181,7 +196,10 @@ impl PlaceOrder {
         };
         let items = parse_items(&req.items, &mut errors);
         validate::address("shipping_address", &req.shipping_address, &mut errors);
-        let payment_token = errors.check("payment_token", validate::non_empty(&req.payment_token, 200));
+        let payment_token = errors.check(
+            "payment_token",
+            validate::non_empty(&req.payment_token, 200),
+        );
         errors.finish()?;
         Ok(PlaceOrder {
             customer_id: customer_id.expect("checked"),
@@ -204,7 +222,10 @@ pub fn parse_items(items: &[ItemRequest], errors: &mut Errors) -> Vec<LineItem> 
     }
     let mut merged: Vec<LineItem> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let Some(quantity) = errors.check(&format!("items[{i}].quantity"), validate::quantity(item.quantity)) else {
+        let Some(quantity) = errors.check(
+            &format!("items[{i}].quantity"),
+            validate::quantity(item.quantity),
+        ) else {
             continue;
         };
         match merged.iter_mut().find(|m| m.product_id == item.product_id) {
@@ -217,7 +238,10 @@ pub fn parse_items(items: &[ItemRequest], errors: &mut Errors) -> Vec<LineItem> 
     }
     for line in &merged {
         if i64::from(line.quantity) > validate::MAX_QUANTITY {
-            errors.add("items", format!("at most {} units of one product", validate::MAX_QUANTITY));
+            errors.add(
+                "items",
+                format!("at most {} units of one product", validate::MAX_QUANTITY),
+            );
         }
     }
     merged
@@ -225,7 +249,10 @@ pub fn parse_items(items: &[ItemRequest], errors: &mut Errors) -> Vec<LineItem> 
 
 /// Prices lines with the catalog's products. Unknown products and mixed
 /// currencies are per-field errors; prices never come from the client.
-pub fn price(items: &[LineItem], products: &[Product]) -> Result<(Vec<PricedItem>, Money), Vec<FieldError>> {
+pub fn price(
+    items: &[LineItem],
+    products: &[Product],
+) -> Result<(Vec<PricedItem>, Money), Vec<FieldError>> {
     let by_id: BTreeMap<Uuid, &Product> = products.iter().map(|p| (p.id, p)).collect();
     let mut errors = Vec::new();
     let mut priced = Vec::with_capacity(items.len());
@@ -254,7 +281,10 @@ pub fn price(items: &[LineItem], products: &[Product]) -> Result<(Vec<PricedItem
         c
     };
     if currencies.len() > 1 {
-        errors.push(FieldError::new("items", "all items must be priced in one currency"));
+        errors.push(FieldError::new(
+            "items",
+            "all items must be priced in one currency",
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -321,7 +351,9 @@ mod tests {
             StockRejected { reason: "r".into() },
             PaymentSucceeded,
             PaymentFailed { reason: "r".into() },
-            ShippingCreated { tracking_number: "t".into() },
+            ShippingCreated {
+                tracking_number: "t".into(),
+            },
             CancelRequested { reason: "r".into() },
             StockReleased,
             PaymentRefunded,
@@ -333,19 +365,49 @@ mod tests {
     fn transition_table() {
         let table: Vec<(OrderStatus, Input, Option<OrderStatus>)> = vec![
             (Pending, StockReserved, Some(Reserved)),
-            (Pending, StockRejected { reason: "r".into() }, Some(Rejected)),
+            (
+                Pending,
+                StockRejected { reason: "r".into() },
+                Some(Rejected),
+            ),
             (Pending, PaymentSucceeded, None),
-            (Pending, CancelRequested { reason: "r".into() }, Some(Cancelled)),
+            (
+                Pending,
+                CancelRequested { reason: "r".into() },
+                Some(Cancelled),
+            ),
             (Reserved, PaymentSucceeded, Some(Paid)),
-            (Reserved, PaymentFailed { reason: "r".into() }, Some(Cancelled)),
+            (
+                Reserved,
+                PaymentFailed { reason: "r".into() },
+                Some(Cancelled),
+            ),
             (Reserved, StockReserved, None),
-            (Reserved, CancelRequested { reason: "r".into() }, Some(Cancelled)),
-            (Paid, ShippingCreated { tracking_number: "t".into() }, Some(Completed)),
+            (
+                Reserved,
+                CancelRequested { reason: "r".into() },
+                Some(Cancelled),
+            ),
+            (
+                Paid,
+                ShippingCreated {
+                    tracking_number: "t".into(),
+                },
+                Some(Completed),
+            ),
             (Paid, PaymentSucceeded, None),
-            (Paid, CancelRequested { reason: "r".into() }, Some(Cancelled)),
+            (
+                Paid,
+                CancelRequested { reason: "r".into() },
+                Some(Cancelled),
+            ),
         ];
         for (status, input, expected) in table {
-            assert_eq!(to(decide(status, &input)), expected, "{status:?} + {input:?}");
+            assert_eq!(
+                to(decide(status, &input)),
+                expected,
+                "{status:?} + {input:?}"
+            );
         }
     }
 
@@ -375,9 +437,24 @@ mod tests {
     #[test]
     fn every_failure_emits_order_cancelled_with_a_reason() {
         for (status, input) in [
-            (Pending, StockRejected { reason: "no stock".into() }),
-            (Reserved, PaymentFailed { reason: "declined".into() }),
-            (Paid, CancelRequested { reason: "changed my mind".into() }),
+            (
+                Pending,
+                StockRejected {
+                    reason: "no stock".into(),
+                },
+            ),
+            (
+                Reserved,
+                PaymentFailed {
+                    reason: "declined".into(),
+                },
+            ),
+            (
+                Paid,
+                CancelRequested {
+                    reason: "changed my mind".into(),
+                },
+            ),
         ] {
             let Decision::Transition { reason, emit, .. } = decide(status, &input) else {
                 panic!("{status:?} + {input:?} should transition");
@@ -396,15 +473,26 @@ mod tests {
         assert_eq!(emits(Pending, StockReserved), [Emit::PaymentRequested]);
         assert_eq!(emits(Reserved, PaymentSucceeded), [Emit::ShippingRequested]);
         assert_eq!(
-            emits(Paid, ShippingCreated { tracking_number: "t".into() }),
+            emits(
+                Paid,
+                ShippingCreated {
+                    tracking_number: "t".into()
+                }
+            ),
             [Emit::OrderCompleted]
         );
     }
 
     #[test]
     fn compensations_are_noted_after_cancellation() {
-        assert_eq!(decide(Cancelled, &StockReleased), Decision::Note("stock released".into()));
-        assert_eq!(decide(Cancelled, &PaymentRefunded), Decision::Note("payment refunded".into()));
+        assert_eq!(
+            decide(Cancelled, &StockReleased),
+            Decision::Note("stock released".into())
+        );
+        assert_eq!(
+            decide(Cancelled, &PaymentRefunded),
+            Decision::Note("payment refunded".into())
+        );
     }
 
     fn product(currency: &str) -> Product {
@@ -424,12 +512,24 @@ mod tests {
     #[test]
     fn pricing_uses_catalog_prices_and_names_unknown_products() {
         let p = product("EUR");
-        let known = LineItem { product_id: p.id, quantity: 3 };
+        let known = LineItem {
+            product_id: p.id,
+            quantity: 3,
+        };
         let (items, total) = price(std::slice::from_ref(&known), std::slice::from_ref(&p)).unwrap();
         assert_eq!(items[0].unit_price, 250);
-        assert_eq!(total, Money { amount: 750, currency: "EUR".into() });
+        assert_eq!(
+            total,
+            Money {
+                amount: 750,
+                currency: "EUR".into()
+            }
+        );
 
-        let unknown = LineItem { product_id: Uuid::now_v7(), quantity: 1 };
+        let unknown = LineItem {
+            product_id: Uuid::now_v7(),
+            quantity: 1,
+        };
         let errors = price(&[known, unknown], &[p]).unwrap_err();
         assert_eq!(errors[0].field, "items[1].product_id");
     }
@@ -438,8 +538,14 @@ mod tests {
     fn pricing_refuses_mixed_currencies() {
         let (a, b) = (product("EUR"), product("USD"));
         let items = [
-            LineItem { product_id: a.id, quantity: 1 },
-            LineItem { product_id: b.id, quantity: 1 },
+            LineItem {
+                product_id: a.id,
+                quantity: 1,
+            },
+            LineItem {
+                product_id: b.id,
+                quantity: 1,
+            },
         ];
         assert_eq!(price(&items, &[a, b]).unwrap_err()[0].field, "items");
     }
@@ -450,13 +556,28 @@ mod tests {
         let mut errors = Errors::new();
         let items = parse_items(
             &[
-                ItemRequest { product_id: id, quantity: 2 },
-                ItemRequest { product_id: id, quantity: 3 },
-                ItemRequest { product_id: Uuid::now_v7(), quantity: 0 },
+                ItemRequest {
+                    product_id: id,
+                    quantity: 2,
+                },
+                ItemRequest {
+                    product_id: id,
+                    quantity: 3,
+                },
+                ItemRequest {
+                    product_id: Uuid::now_v7(),
+                    quantity: 0,
+                },
             ],
             &mut errors,
         );
-        assert_eq!(items, [LineItem { product_id: id, quantity: 5 }]);
+        assert_eq!(
+            items,
+            [LineItem {
+                product_id: id,
+                quantity: 5
+            }]
+        );
         let err = errors.finish().unwrap_err();
         assert_eq!(err.errors[0].field, "items[2].quantity");
     }

@@ -3,8 +3,8 @@
 
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
-    CartCheckedOut, DomainEvent, Envelope, PaymentFailed, PaymentRefunded, PaymentSucceeded, ShippingCreated,
-    StockRejected, StockReleased, StockReserved,
+    CartCheckedOut, DomainEvent, Envelope, PaymentFailed, PaymentRefunded, PaymentSucceeded,
+    ShippingCreated, StockRejected, StockReleased, StockReserved,
 };
 use agora_platform::Tx;
 use async_trait::async_trait;
@@ -42,9 +42,17 @@ impl EventHandler for Handler {
             return self.checkout(tx, event).await;
         }
         let (order_id, input) = saga_input(event)?;
-        match self.orders.advance(tx, order_id, input, Some(event)).await? {
-            Step::UnknownOrder => Err(HandlerError::permanent(format!("order {order_id} does not exist"))),
-            Step::Conflict => Err(HandlerError::transient(format!("order {order_id} changed concurrently"))),
+        match self
+            .orders
+            .advance(tx, order_id, input, Some(event))
+            .await?
+        {
+            Step::UnknownOrder => Err(HandlerError::permanent(format!(
+                "order {order_id} does not exist"
+            ))),
+            Step::Conflict => Err(HandlerError::transient(format!(
+                "order {order_id} changed concurrently"
+            ))),
             Step::Moved(_) | Step::Noted | Step::Ignored | Step::Refused(_) => Ok(()),
         }
     }
@@ -63,7 +71,10 @@ impl Handler {
         };
         let order = self.orders.priced(e.order_id, cmd).await.map_err(|e| {
             if e.status == StatusCode::UNPROCESSABLE_ENTITY {
-                HandlerError::permanent(format!("checked-out cart cannot become an order: {:?}", e.errors))
+                HandlerError::permanent(format!(
+                    "checked-out cart cannot become an order: {:?}",
+                    e.errors
+                ))
             } else {
                 HandlerError::transient(e.detail)
             }
@@ -89,7 +100,12 @@ fn saga_input(event: &Envelope) -> Result<(Uuid, Input), HandlerError> {
         (e.order_id, Input::PaymentFailed { reason: e.reason })
     } else if event.is::<ShippingCreated>() {
         let e: ShippingCreated = event.decode()?;
-        (e.order_id, Input::ShippingCreated { tracking_number: e.tracking_number })
+        (
+            e.order_id,
+            Input::ShippingCreated {
+                tracking_number: e.tracking_number,
+            },
+        )
     } else if event.is::<StockReleased>() {
         let e: StockReleased = event.decode()?;
         (e.order_id, Input::StockReleased)
@@ -97,6 +113,9 @@ fn saga_input(event: &Envelope) -> Result<(Uuid, Input), HandlerError> {
         let e: PaymentRefunded = event.decode()?;
         (e.order_id, Input::PaymentRefunded)
     } else {
-        return Err(HandlerError::permanent(format!("order does not handle {}", event.event_type)));
+        return Err(HandlerError::permanent(format!(
+            "order does not handle {}",
+            event.event_type
+        )));
     })
 }

@@ -18,7 +18,8 @@ use agora_catalog::CatalogClient;
 use agora_platform::clock::now_rfc3339;
 use agora_platform::db::DbError;
 use agora_platform::events::{
-    Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, PaymentRequested, ShippingRequested,
+    Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, PaymentRequested,
+    ShippingRequested,
 };
 use agora_platform::http::ApiError;
 use agora_platform::{Db, Tx};
@@ -96,7 +97,12 @@ impl Orders {
     }
 
     /// Inserts `order` and emits `OrderCreated`, unless it exists already.
-    pub async fn create_in(&self, tx: &mut Tx, order: &Order, cause: Option<&Envelope>) -> Result<bool, DbError> {
+    pub async fn create_in(
+        &self,
+        tx: &mut Tx,
+        order: &Order,
+        cause: Option<&Envelope>,
+    ) -> Result<bool, DbError> {
         let created = OrderCreated {
             order_id: order.id,
             customer_id: order.customer_id.clone(),
@@ -111,7 +117,15 @@ impl Orders {
             None => Envelope::root(&created),
         };
         let cause_name = cause.map_or("POST /orders", |c| c.event_type.as_str());
-        if !store::insert(tx, order, &envelope.correlationid, cause_name, cause.map(|c| c.id)).await? {
+        if !store::insert(
+            tx,
+            order,
+            &envelope.correlationid,
+            cause_name,
+            cause.map(|c| c.id),
+        )
+        .await?
+        {
             return Ok(false);
         }
         tx.publish(&envelope).await?;
@@ -123,7 +137,17 @@ impl Orders {
     pub async fn cancel(&self, id: Uuid, reason: String) -> Result<Order, ApiError> {
         for _ in 0..3 {
             let mut tx = self.db.begin().await?;
-            match self.advance(&mut tx, id, Input::CancelRequested { reason: reason.clone() }, None).await? {
+            match self
+                .advance(
+                    &mut tx,
+                    id,
+                    Input::CancelRequested {
+                        reason: reason.clone(),
+                    },
+                    None,
+                )
+                .await?
+            {
                 Step::Moved(_) => {
                     tx.commit().await?;
                     return store::find(&self.db, id)
@@ -131,9 +155,13 @@ impl Orders {
                         .ok_or_else(|| ApiError::internal("cancelled order vanished"));
                 }
                 Step::Refused(why) => return Err(ApiError::conflict(why)),
-                Step::UnknownOrder => return Err(ApiError::not_found(format!("order {id} does not exist"))),
+                Step::UnknownOrder => {
+                    return Err(ApiError::not_found(format!("order {id} does not exist")))
+                }
                 Step::Conflict => continue,
-                Step::Noted | Step::Ignored => return Err(ApiError::conflict("the order cannot be cancelled now")),
+                Step::Noted | Step::Ignored => {
+                    return Err(ApiError::conflict("the order cannot be cancelled now"))
+                }
             }
         }
         Err(ApiError::conflict("the order is changing; try again"))
@@ -141,11 +169,20 @@ impl Orders {
 
     /// Applies one saga input to order `id` inside `tx`: the new status, a
     /// timeline entry, and the events to emit, or nothing for a late event.
-    pub async fn advance(&self, tx: &mut Tx, id: Uuid, input: Input, cause: Option<&Envelope>) -> Result<Step, DbError> {
+    pub async fn advance(
+        &self,
+        tx: &mut Tx,
+        id: Uuid,
+        input: Input,
+        cause: Option<&Envelope>,
+    ) -> Result<Step, DbError> {
         let Some((order, correlation_id)) = store::find_in(tx, id).await? else {
             return Ok(Step::UnknownOrder);
         };
-        let cause_name = cause.map_or_else(|| "POST /orders/{id}/cancel".to_owned(), |c| c.event_type.clone());
+        let cause_name = cause.map_or_else(
+            || "POST /orders/{id}/cancel".to_owned(),
+            |c| c.event_type.clone(),
+        );
         let at = now_rfc3339();
         match decide(order.status, &input) {
             Decision::Transition { to, reason, emit } => {
@@ -192,7 +229,11 @@ impl Orders {
 
     /// The order as it is now, after waiting up to `wait` for it to reach a
     /// terminal state (no wait when zero).
-    pub async fn wait_terminal(&self, id: Uuid, wait: Duration) -> Result<Option<OrderStatus>, DbError> {
+    pub async fn wait_terminal(
+        &self,
+        id: Uuid,
+        wait: Duration,
+    ) -> Result<Option<OrderStatus>, DbError> {
         let deadline = tokio::time::Instant::now() + wait;
         let notify = self.watchers.watch(id);
         let result = loop {
@@ -218,7 +259,11 @@ impl Orders {
 
 /// The event that `emit` stands for, built from the order.
 fn emitted(order: &Order, emit: &Emit, cause: Option<&Envelope>, correlation_id: &str) -> Envelope {
-    fn envelope<E: agora_platform::events::DomainEvent>(event: &E, cause: Option<&Envelope>, correlation_id: &str) -> Envelope {
+    fn envelope<E: agora_platform::events::DomainEvent>(
+        event: &E,
+        cause: Option<&Envelope>,
+        correlation_id: &str,
+    ) -> Envelope {
         match cause {
             Some(cause) => Envelope::caused_by(event, cause),
             None => {
@@ -277,7 +322,9 @@ struct Watchers {
 impl Watchers {
     fn watch(&self, id: Uuid) -> Arc<Notify> {
         let mut map = self.by_order.lock().expect("watchers lock");
-        let entry = map.entry(id).or_insert_with(|| (Arc::new(Notify::new()), 0));
+        let entry = map
+            .entry(id)
+            .or_insert_with(|| (Arc::new(Notify::new()), 0));
         entry.1 += 1;
         entry.0.clone()
     }

@@ -55,8 +55,12 @@ const ORDER: &str = "SELECT id, customer_id, email, phone, status, reason, total
         shipping_address, payment_token, created_at, updated_at, correlation_id FROM orders WHERE id = $1";
 
 fn status(row: &Row, index: usize) -> Result<OrderStatus, DbError> {
-    OrderStatus::parse(row.str(index)?)
-        .ok_or_else(|| DbError::Decode(format!("unknown order status {}", row.str(index).unwrap_or(""))))
+    OrderStatus::parse(row.str(index)?).ok_or_else(|| {
+        DbError::Decode(format!(
+            "unknown order status {}",
+            row.str(index).unwrap_or("")
+        ))
+    })
 }
 
 fn order(row: &Row, items: Vec<PricedItem>) -> Result<(Order, String), DbError> {
@@ -97,7 +101,13 @@ fn item(row: &Row) -> Result<PricedItem, DbError> {
 
 /// Inserts an order with its items and its first timeline entry. Returns
 /// false when an order with this id exists already.
-pub async fn insert(tx: &mut Tx, order: &Order, correlation_id: &str, cause: &str, event_id: Option<Uuid>) -> Result<bool, DbError> {
+pub async fn insert(
+    tx: &mut Tx,
+    order: &Order,
+    correlation_id: &str,
+    cause: &str,
+    event_id: Option<Uuid>,
+) -> Result<bool, DbError> {
     let address = serde_json::to_string(&order.shipping_address).expect("addresses serialise");
     let inserted = tx
         .execute(
@@ -127,7 +137,15 @@ pub async fn insert(tx: &mut Tx, order: &Order, correlation_id: &str, cause: &st
         tx.execute(
             "INSERT INTO order_items (order_id, line, product_id, sku, name, quantity, unit_price)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            params![order.id, line as i64, item.product_id, &item.sku, &item.name, item.quantity, item.unit_price],
+            params![
+                order.id,
+                line as i64,
+                item.product_id,
+                &item.sku,
+                &item.name,
+                item.quantity,
+                item.unit_price
+            ],
         )
         .await?;
     }
@@ -148,7 +166,12 @@ pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<(Order, String)>, D
     let Some(row) = tx.query_opt(ORDER, params![id]).await? else {
         return Ok(None);
     };
-    let items = tx.query(ITEMS, params![id]).await?.iter().map(item).collect::<Result<_, _>>()?;
+    let items = tx
+        .query(ITEMS, params![id])
+        .await?
+        .iter()
+        .map(item)
+        .collect::<Result<_, _>>()?;
     order(&row, items).map(Some)
 }
 
@@ -156,7 +179,12 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Order>, DbError> {
     let Some(row) = db.query_opt(ORDER, params![id]).await? else {
         return Ok(None);
     };
-    let items = db.query(ITEMS, params![id]).await?.iter().map(item).collect::<Result<_, _>>()?;
+    let items = db
+        .query(ITEMS, params![id])
+        .await?
+        .iter()
+        .map(item)
+        .collect::<Result<_, _>>()?;
     order(&row, items).map(|(o, _)| Some(o))
 }
 
@@ -179,7 +207,11 @@ pub async fn set_status(
         == 1)
 }
 
-pub async fn add_timeline(tx: &mut Tx, order_id: Uuid, entry: &TimelineEntry) -> Result<(), DbError> {
+pub async fn add_timeline(
+    tx: &mut Tx,
+    order_id: Uuid,
+    entry: &TimelineEntry,
+) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO order_timeline (id, order_id, at, from_status, to_status, cause, event_id, note)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -259,9 +291,12 @@ pub async fn list(
 
 /// Orders per status.
 pub async fn status_counts(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
-    db.query("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status", &[])
-        .await?
-        .iter()
-        .map(|r| Ok((r.text(0)?, r.i64(1)?)))
-        .collect()
+    db.query(
+        "SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+    .collect()
 }

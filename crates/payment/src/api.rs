@@ -9,10 +9,15 @@ use crate::domain::Payment;
 use crate::{store, Payments};
 
 pub fn router(payments: Payments) -> Router {
-    Router::new().route("/api/v1/payments", get(list)).with_state(payments)
+    Router::new()
+        .route("/api/v1/payments", get(list))
+        .with_state(payments)
 }
 
-async fn list(State(payments): State<Payments>, Query(filter): Query<OrderFilter>) -> Result<Json<Vec<Payment>>, ApiError> {
+async fn list(
+    State(payments): State<Payments>,
+    Query(filter): Query<OrderFilter>,
+) -> Result<Json<Vec<Payment>>, ApiError> {
     let (order_id, limit) = filter.parse()?;
     Ok(Json(store::list(&payments.db, order_id, limit).await?))
 }

@@ -16,7 +16,9 @@ pub struct Gateway {
 
 impl Default for Gateway {
     fn default() -> Self {
-        Gateway { decline_above: 1_000_000 }
+        Gateway {
+            decline_above: 1_000_000,
+        }
     }
 }
 
@@ -85,15 +87,25 @@ mod tests {
     use super::*;
 
     fn eur(amount: i64) -> Money {
-        Money { amount, currency: "EUR".into() }
+        Money {
+            amount,
+            currency: "EUR".into(),
+        }
     }
 
     #[test]
     fn the_gateway_is_deterministic() {
-        let gateway = Gateway { decline_above: 10_000 };
+        let gateway = Gateway {
+            decline_above: 10_000,
+        };
         assert_eq!(gateway.charge("tok_visa", &eur(10_000)), Decision::Captured);
-        assert!(matches!(gateway.charge(DECLINE_TOKEN, &eur(1)), Decision::Declined(_)));
-        assert!(matches!(gateway.charge("tok_visa", &eur(10_001)), Decision::Declined(r) if r.contains("limit")));
+        assert!(matches!(
+            gateway.charge(DECLINE_TOKEN, &eur(1)),
+            Decision::Declined(_)
+        ));
+        assert!(
+            matches!(gateway.charge("tok_visa", &eur(10_001)), Decision::Declined(r) if r.contains("limit"))
+        );
     }
 
     #[test]

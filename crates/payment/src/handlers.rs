@@ -52,7 +52,10 @@ impl EventHandler for Handler {
                 }
                 Decision::Declined(reason) => {
                     tracing::info!(order_id = %e.order_id, %reason, "payment declined");
-                    let failed = PaymentFailed { order_id: e.order_id, reason };
+                    let failed = PaymentFailed {
+                        order_id: e.order_id,
+                        reason,
+                    };
                     tx.publish(&Envelope::caused_by(&failed, event)).await?;
                 }
             }
@@ -71,19 +74,30 @@ impl EventHandler for Handler {
                 }
                 Some(_) => {}
                 None => {
-                    let zero = Money { amount: 0, currency: "XXX".into() };
+                    let zero = Money {
+                        amount: 0,
+                        currency: "XXX".into(),
+                    };
                     let void = new_payment(e.order_id, zero, PaymentStatus::Voided, Some(e.reason));
                     store::insert(tx, &void).await?;
                 }
             }
         } else {
-            return Err(HandlerError::permanent(format!("payment does not handle {}", event.event_type)));
+            return Err(HandlerError::permanent(format!(
+                "payment does not handle {}",
+                event.event_type
+            )));
         }
         Ok(())
     }
 }
 
-fn new_payment(order_id: Uuid, amount: Money, status: PaymentStatus, reason: Option<String>) -> Payment {
+fn new_payment(
+    order_id: Uuid,
+    amount: Money,
+    status: PaymentStatus,
+    reason: Option<String>,
+) -> Payment {
     let now = now_rfc3339();
     Payment {
         id: Uuid::now_v7(),

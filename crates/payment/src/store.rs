@@ -33,8 +33,12 @@ fn payment(row: &Row) -> Result<Payment, DbError> {
             amount: row.i64(2)?,
             currency: row.text(3)?,
         },
-        status: PaymentStatus::parse(row.str(4)?)
-            .ok_or_else(|| DbError::Decode(format!("unknown payment status {}", row.str(4).unwrap_or(""))))?,
+        status: PaymentStatus::parse(row.str(4)?).ok_or_else(|| {
+            DbError::Decode(format!(
+                "unknown payment status {}",
+                row.str(4).unwrap_or("")
+            ))
+        })?,
         reason: row.opt_text(5)?,
         created_at: row.text(6)?,
         updated_at: row.text(7)?,
@@ -42,11 +46,14 @@ fn payment(row: &Row) -> Result<Payment, DbError> {
 }
 
 pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Payment>, DbError> {
-    tx.query_opt(&format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"), params![order_id])
-        .await?
-        .as_ref()
-        .map(payment)
-        .transpose()
+    tx.query_opt(
+        &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
+        params![order_id],
+    )
+    .await?
+    .as_ref()
+    .map(payment)
+    .transpose()
 }
 
 pub async fn insert(tx: &mut Tx, payment: &Payment) -> Result<(), DbError> {
@@ -78,7 +85,7 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: PaymentStatus) -> Result<
 
 pub async fn list(db: &Db, order_id: Option<Uuid>, limit: i64) -> Result<Vec<Payment>, DbError> {
     db.query(
-        &format!("SELECT {COLUMNS} FROM payments WHERE ($1 IS NULL OR order_id = $1) ORDER BY id DESC LIMIT $2"),
+        &format!("SELECT {COLUMNS} FROM payments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED' ORDER BY id DESC LIMIT $2"),
         params![order_id.map(|id| id.to_string()), limit],
     )
     .await?

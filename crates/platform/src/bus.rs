@@ -70,9 +70,14 @@ pub struct Delivery {
 pub enum Settlement {
     Ack,
     /// Try again after `delay_ms`.
-    Retry { delay_ms: u64, error: String },
+    Retry {
+        delay_ms: u64,
+        error: String,
+    },
     /// Give up: move to the dead-letter queue.
-    DeadLetter { error: String },
+    DeadLetter {
+        error: String,
+    },
 }
 
 /// A message in a dead-letter queue.
@@ -236,7 +241,12 @@ impl EmbeddedBus {
 
     /// Puts a raw message straight into a subscriber's queue, bypassing any
     /// outbox: how tests inject poison messages.
-    pub async fn inject(&self, subscriber: &str, routing_key: &str, body: &str) -> Result<String, DbError> {
+    pub async fn inject(
+        &self,
+        subscriber: &str,
+        routing_key: &str,
+        body: &str,
+    ) -> Result<String, DbError> {
         let id = uuid::Uuid::now_v7().to_string();
         let mut tx = self.db.begin().await?;
         tx.execute(

@@ -10,7 +10,8 @@ pub fn now_rfc3339() -> String {
 }
 
 pub fn to_rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).expect("a UTC time always formats as RFC 3339")
+    at.format(&Rfc3339)
+        .expect("a UTC time always formats as RFC 3339")
 }
 
 pub fn now_millis() -> i64 {

@@ -129,7 +129,11 @@ pub async fn apply_in(
 }
 
 /// Applies one event in its own transaction.
-pub async fn apply(db: &Db, handler: &dyn EventHandler, event: &Envelope) -> Result<bool, HandlerError> {
+pub async fn apply(
+    db: &Db,
+    handler: &dyn EventHandler,
+    event: &Envelope,
+) -> Result<bool, HandlerError> {
     let mut tx = db.begin().await?;
     let fresh = apply_in(&mut tx, handler, event).await?;
     tx.commit().await?;
@@ -138,7 +142,8 @@ pub async fn apply(db: &Db, handler: &dyn EventHandler, event: &Envelope) -> Res
 
 /// Parses a raw message into an envelope; a message that is not one is poison.
 pub fn parse_envelope(body: &str) -> Result<Envelope, HandlerError> {
-    serde_json::from_str(body).map_err(|e| HandlerError::permanent(format!("not an event envelope: {e}")))
+    serde_json::from_str(body)
+        .map_err(|e| HandlerError::permanent(format!("not an event envelope: {e}")))
 }
 
 /// Handles a batch of messages, in one transaction when all succeed (one
@@ -268,7 +273,10 @@ mod tests {
         let e = HandlerError::transient("db busy");
         assert!(matches!(policy.settle(&e, 1), Settlement::Retry { .. }));
         assert!(matches!(policy.settle(&e, 2), Settlement::Retry { .. }));
-        assert!(matches!(policy.settle(&e, 3), Settlement::DeadLetter { .. }));
+        assert!(matches!(
+            policy.settle(&e, 3),
+            Settlement::DeadLetter { .. }
+        ));
     }
 
     #[test]
@@ -279,7 +287,8 @@ mod tests {
             max_delay: Duration::from_secs(1),
         };
         for attempt in 0..30 {
-            let ceiling = Duration::from_millis(100 * (1u64 << attempt.min(20))).min(Duration::from_secs(1));
+            let ceiling =
+                Duration::from_millis(100 * (1u64 << attempt.min(20))).min(Duration::from_secs(1));
             assert!(policy.delay(attempt) <= ceiling);
         }
     }

@@ -113,7 +113,9 @@ impl Row {
     pub fn i64(&self, index: usize) -> Result<i64, DbError> {
         match self.cell(index)? {
             Cell::Int(v) => Ok(*v),
-            other => Err(DbError::Decode(format!("column {index}: expected integer, got {other:?}"))),
+            other => Err(DbError::Decode(format!(
+                "column {index}: expected integer, got {other:?}"
+            ))),
         }
     }
 
@@ -127,7 +129,9 @@ impl Row {
     pub fn str(&self, index: usize) -> Result<&str, DbError> {
         match self.cell(index)? {
             Cell::Text(v) => Ok(v),
-            other => Err(DbError::Decode(format!("column {index}: expected text, got {other:?}"))),
+            other => Err(DbError::Decode(format!(
+                "column {index}: expected text, got {other:?}"
+            ))),
         }
     }
 
@@ -322,11 +326,13 @@ impl Db {
                         .is_some();
                     if !done {
                         sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-                        sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)")
-                            .bind(m.name)
-                            .bind(crate::clock::now_rfc3339())
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)",
+                        )
+                        .bind(m.name)
+                        .bind(crate::clock::now_rfc3339())
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
                 tx.commit().await?;
@@ -544,11 +550,23 @@ fn pg_row(row: &PgRow) -> Result<Row, DbError> {
     for (i, column) in row.columns().iter().enumerate() {
         let cell = match column.type_info().name() {
             "INT8" => row.try_get::<Option<i64>, _>(i)?.map(Cell::Int),
-            "INT4" => row.try_get::<Option<i32>, _>(i)?.map(|v| Cell::Int(v.into())),
-            "INT2" => row.try_get::<Option<i16>, _>(i)?.map(|v| Cell::Int(v.into())),
-            "BOOL" => row.try_get::<Option<bool>, _>(i)?.map(|v| Cell::Int(v.into())),
-            "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => row.try_get::<Option<String>, _>(i)?.map(Cell::Text),
-            other => return Err(DbError::Decode(format!("column {i}: unsupported type {other}"))),
+            "INT4" => row
+                .try_get::<Option<i32>, _>(i)?
+                .map(|v| Cell::Int(v.into())),
+            "INT2" => row
+                .try_get::<Option<i16>, _>(i)?
+                .map(|v| Cell::Int(v.into())),
+            "BOOL" => row
+                .try_get::<Option<bool>, _>(i)?
+                .map(|v| Cell::Int(v.into())),
+            "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => {
+                row.try_get::<Option<String>, _>(i)?.map(Cell::Text)
+            }
+            other => {
+                return Err(DbError::Decode(format!(
+                    "column {i}: unsupported type {other}"
+                )))
+            }
         };
         cells.push(cell.unwrap_or(Cell::Null));
     }
@@ -570,7 +588,8 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), Db
         let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         if let Err(e) = conn.execute(create.as_str()).await {
             // Another instance created it first.
-            let raced = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+            let raced =
+                matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
             if !raced {
                 return Err(e.into());
             }

@@ -151,8 +151,13 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
                 .map(|(_, rest)| rest)
                 .unwrap_or(&text);
             let (path, message) = match detail.split_once(": ") {
-                Some((path, message)) if !path.contains(' ') && path != "." => (path.to_owned(), message),
-                _ => (missing_field(detail).unwrap_or_else(|| "body".into()), detail),
+                Some((path, message)) if !path.contains(' ') && path != "." => {
+                    (path.to_owned(), message)
+                }
+                _ => (
+                    missing_field(detail).unwrap_or_else(|| "body".into()),
+                    detail,
+                ),
             };
             ApiError::invalid(vec![FieldError::new(path, message)])
         }
@@ -233,7 +238,11 @@ pub struct OrderFilter {
 impl OrderFilter {
     /// The order id, if given and well-formed, and a clamped limit.
     pub fn parse(&self) -> Result<(Option<Uuid>, i64), ApiError> {
-        let order_id = self.order_id.as_deref().map(|raw| parse_id(raw, "order_id")).transpose()?;
+        let order_id = self
+            .order_id
+            .as_deref()
+            .map(|raw| parse_id(raw, "order_id"))
+            .transpose()?;
         Ok((order_id, self.limit.unwrap_or(100).clamp(1, 500)))
     }
 }
@@ -253,7 +262,10 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_bad_requests() {
-        assert_eq!(parse_id("nope", "order id").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            parse_id("nope", "order id").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
         assert!(parse_id(&Uuid::now_v7().to_string(), "order id").is_ok());
     }
 }

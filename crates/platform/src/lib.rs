@@ -10,6 +10,7 @@ pub mod events;
 pub mod http;
 pub mod outbox;
 pub mod telemetry;
+pub mod testing;
 pub mod validate;
 
 pub use db::{Db, DbError, Tx};

@@ -103,7 +103,10 @@ pub fn address(prefix: &str, value: &Address, errors: &mut Errors) {
     errors.check(&field("city"), non_empty(&value.city, 100));
     errors.check(&field("postal_code"), non_empty(&value.postal_code, 20));
     if !(value.country.len() == 2 && value.country.chars().all(|c| c.is_ascii_uppercase())) {
-        errors.add(field("country"), "must be an ISO 3166-1 alpha-2 code like DE");
+        errors.add(
+            field("country"),
+            "must be an ISO 3166-1 alpha-2 code like DE",
+        );
     }
 }
 
@@ -114,7 +117,15 @@ mod tests {
     #[test]
     fn emails() {
         assert!(email("ada@example.com").is_ok());
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

@@ -9,10 +9,15 @@ use crate::domain::Shipment;
 use crate::{store, Shipping};
 
 pub fn router(shipping: Shipping) -> Router {
-    Router::new().route("/api/v1/shipments", get(list)).with_state(shipping)
+    Router::new()
+        .route("/api/v1/shipments", get(list))
+        .with_state(shipping)
 }
 
-async fn list(State(shipping): State<Shipping>, Query(filter): Query<OrderFilter>) -> Result<Json<Vec<Shipment>>, ApiError> {
+async fn list(
+    State(shipping): State<Shipping>,
+    Query(filter): Query<OrderFilter>,
+) -> Result<Json<Vec<Shipment>>, ApiError> {
     let (order_id, limit) = filter.parse()?;
     Ok(Json(store::list(&shipping.db, order_id, limit).await?))
 }

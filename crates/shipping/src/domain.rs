@@ -8,9 +8,11 @@ use uuid::Uuid;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ShipmentStatus {
     Created,
-    /// Cancelled with its order (or a tombstone when the cancellation came
-    /// before the request).
+    /// Cancelled with its order after it was created.
     Cancelled,
+    /// The order was cancelled before shipping was asked for: a tombstone
+    /// that stops a late request from shipping. Not listed by the API.
+    Voided,
 }
 
 impl ShipmentStatus {
@@ -18,11 +20,14 @@ impl ShipmentStatus {
         match self {
             Self::Created => "CREATED",
             Self::Cancelled => "CANCELLED",
+            Self::Voided => "VOIDED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Created, Self::Cancelled].into_iter().find(|status| status.as_str() == s)
+        [Self::Created, Self::Cancelled, Self::Voided]
+            .into_iter()
+            .find(|status| status.as_str() == s)
     }
 }
 

@@ -2,7 +2,9 @@
 
 use agora_platform::clock::now_rfc3339;
 use agora_platform::consumer::{EventHandler, HandlerError};
-use agora_platform::events::{DomainEvent, Envelope, OrderCancelled, ShippingCreated, ShippingRequested};
+use agora_platform::events::{
+    DomainEvent, Envelope, OrderCancelled, ShippingCreated, ShippingRequested,
+};
 use agora_platform::Tx;
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -60,7 +62,7 @@ impl EventHandler for Handler {
                     let tombstone = Shipment {
                         id,
                         order_id: e.order_id,
-                        status: ShipmentStatus::Cancelled,
+                        status: ShipmentStatus::Voided,
                         carrier: String::new(),
                         tracking_number: String::new(),
                         address: None,
@@ -71,7 +73,10 @@ impl EventHandler for Handler {
                 }
             }
         } else {
-            return Err(HandlerError::permanent(format!("shipping does not handle {}", event.event_type)));
+            return Err(HandlerError::permanent(format!(
+                "shipping does not handle {}",
+                event.event_type
+            )));
         }
         Ok(())
     }

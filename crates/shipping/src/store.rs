@@ -29,26 +29,40 @@ fn shipment(row: &Row) -> Result<Shipment, DbError> {
     Ok(Shipment {
         id: row.uuid(0)?,
         order_id: row.uuid(1)?,
-        status: ShipmentStatus::parse(row.str(2)?)
-            .ok_or_else(|| DbError::Decode(format!("unknown shipment status {}", row.str(2).unwrap_or(""))))?,
+        status: ShipmentStatus::parse(row.str(2)?).ok_or_else(|| {
+            DbError::Decode(format!(
+                "unknown shipment status {}",
+                row.str(2).unwrap_or("")
+            ))
+        })?,
         carrier: row.text(3)?,
         tracking_number: row.text(4)?,
-        address: row.opt_text(5)?.map(|a| serde_json::from_str(&a)).transpose().map_err(|e| DbError::Decode(e.to_string()))?,
+        address: row
+            .opt_text(5)?
+            .map(|a| serde_json::from_str(&a))
+            .transpose()
+            .map_err(|e| DbError::Decode(e.to_string()))?,
         items: row.json(6)?,
         created_at: row.text(7)?,
     })
 }
 
 pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Shipment>, DbError> {
-    tx.query_opt(&format!("SELECT {COLUMNS} FROM shipments WHERE order_id = $1"), params![order_id])
-        .await?
-        .as_ref()
-        .map(shipment)
-        .transpose()
+    tx.query_opt(
+        &format!("SELECT {COLUMNS} FROM shipments WHERE order_id = $1"),
+        params![order_id],
+    )
+    .await?
+    .as_ref()
+    .map(shipment)
+    .transpose()
 }
 
 pub async fn insert(tx: &mut Tx, shipment: &Shipment) -> Result<(), DbError> {
-    let address = shipment.address.as_ref().map(|a| serde_json::to_string(a).expect("addresses serialise"));
+    let address = shipment
+        .address
+        .as_ref()
+        .map(|a| serde_json::to_string(a).expect("addresses serialise"));
     let items = serde_json::to_string(&shipment.items).expect("items serialise");
     tx.execute(
         &format!("INSERT INTO shipments ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"),
@@ -78,7 +92,7 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: ShipmentStatus) -> Result
 
 pub async fn list(db: &Db, order_id: Option<Uuid>, limit: i64) -> Result<Vec<Shipment>, DbError> {
     db.query(
-        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) ORDER BY id DESC LIMIT $2"),
+        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED' ORDER BY id DESC LIMIT $2"),
         params![order_id.map(|id| id.to_string()), limit],
     )
     .await?

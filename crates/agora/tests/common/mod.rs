@@ -1,0 +1,218 @@
+//! Test helpers: one way to spawn an app on port 0 with fresh storage, and
+//! small clients for the calls the specifications make.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agora::{Application, Config};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    pub bus: std::sync::Arc<agora_platform::bus::EmbeddedBus>,
+}
+
+/// A fresh data directory under the system's temp dir.
+pub fn fresh_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agora-test-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns an app on port 0 with a fresh data directory, adjusted by `tweak`.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on(fresh_dir(), tweak).await
+}
+
+/// Spawns an app on an existing data directory (a restart).
+pub async fn spawn_app_on(data_dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var_os("RUST_LOG").is_some() {
+        agora_platform::telemetry::init();
+    }
+    let mut config = Config::new("127.0.0.1:0", &data_dir);
+    config.retry.base_delay = Duration::from_millis(20);
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let bus = app.bus.clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        data_dir,
+        stop: Some(stop),
+        server: Some(server),
+        bus,
+    }
+}
+
+pub fn address() -> Value {
+    json!({ "name": "Ada Lovelace", "line1": "1 Analytical St", "city": "Berlin", "postal_code": "10115", "country": "DE" })
+}
+
+pub fn order_body(product_id: Uuid, quantity: i64, token: &str) -> Value {
+    json!({
+        "customer_id": "cust-1",
+        "email": "ada@example.com",
+        "phone": "+4930123456",
+        "items": [{ "product_id": product_id, "quantity": quantity }],
+        "shipping_address": address(),
+        "payment_token": token,
+    })
+}
+
+impl TestApp {
+    /// Stops gracefully and waits until everything is closed.
+    pub async fn stop(mut self) -> PathBuf {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        self.data_dir.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path).await;
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a product with `stock` units and waits until inventory knows it.
+    pub async fn create_product(&self, price: i64, stock: i64) -> Uuid {
+        let sku = format!("T-{}", Uuid::now_v7().simple()).to_uppercase();
+        let r = self
+            .post_json(
+                "/api/v1/products",
+                &json!({ "name": "Test product", "sku": sku, "price": { "amount": price, "currency": "EUR" }, "initial_stock": stock }),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let id: Uuid = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.eventually(|| async {
+            self.get(&format!("/api/v1/inventory/{id}")).await.status() == 200
+        })
+        .await;
+        id
+    }
+
+    pub async fn place_order(&self, body: &Value) -> Uuid {
+        let r = self.post_json("/api/v1/orders", body).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub async fn order(&self, id: Uuid) -> Value {
+        self.get_json(&format!("/api/v1/orders/{id}")).await
+    }
+
+    /// The order once it reaches a terminal state (fails after 20 s).
+    pub async fn terminal(&self, id: Uuid) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let order = self
+                .get_json(&format!("/api/v1/orders/{id}?wait_ms=2000"))
+                .await;
+            let status = order["status"].as_str().unwrap();
+            if matches!(status, "COMPLETED" | "CANCELLED" | "REJECTED") {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {id} stuck in {status}"
+            );
+        }
+    }
+
+    /// Waits until the order has `status` (fails after 20 s).
+    pub async fn reaches(&self, id: Uuid, status: &str) -> Value {
+        self.eventually(|| async { self.order(id).await["status"] == status })
+            .await;
+        self.order(id).await
+    }
+
+    pub async fn stock(&self, product_id: Uuid) -> Value {
+        self.get_json(&format!("/api/v1/inventory/{product_id}"))
+            .await
+    }
+
+    pub async fn list(&self, path: &str) -> Vec<Value> {
+        self.get_json(path).await.as_array().unwrap().clone()
+    }
+
+    /// Waits until every queue is empty: all published events are handled.
+    pub async fn settled(&self) {
+        self.eventually(|| async {
+            let queues: Vec<Value> = self.list("/api/v1/admin/queues").await;
+            queues.iter().all(|q| q["depth"] == 0)
+        })
+        .await;
+    }
+
+    /// Polls `check` until it holds (fails after 20 s).
+    pub async fn eventually<F, Fut>(&self, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition not met within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Stock is conserved: every unit is available, reserved or sold.
+pub fn assert_conserved(stock: &Value) {
+    let total = |k: &str| stock[k].as_i64().unwrap();
+    assert_eq!(
+        total("initial") + total("adjusted"),
+        total("available") + total("reserved") + total("sold"),
+        "stock not conserved: {stock}"
+    );
+}

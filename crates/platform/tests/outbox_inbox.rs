@@ -1,0 +1,213 @@
+//! The outbox, the inbox and the storage layer, on SQLite and PostgreSQL.
+
+use std::sync::{Arc, Mutex};
+
+use agora_platform::bus::Publisher;
+use agora_platform::consumer::{self, EventHandler, HandlerError};
+use agora_platform::db::Migration;
+use agora_platform::events::{Envelope, OrderCompleted};
+use agora_platform::outbox::{self, OutboxRecord};
+use agora_platform::testing::backends;
+use agora_platform::{params, Tx};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+const EFFECTS: &[Migration] = &[Migration {
+    name: "test_effects",
+    sql: "CREATE TABLE IF NOT EXISTS effects (id TEXT PRIMARY KEY, order_id TEXT NOT NULL, n BIGINT, note TEXT);",
+}];
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<OutboxRecord>>);
+
+#[async_trait]
+impl Publisher for Recorder {
+    async fn publish(&self, events: &[OutboxRecord]) -> anyhow::Result<()> {
+        self.0.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// Records one effect per handled event and re-emits nothing.
+struct CountingHandler;
+
+#[async_trait]
+impl EventHandler for CountingHandler {
+    fn consumer(&self) -> &'static str {
+        "test"
+    }
+    fn routing_keys(&self) -> &'static [&'static str] {
+        &["order.completed.v1"]
+    }
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        let e: OrderCompleted = event.decode()?;
+        tx.execute(
+            "INSERT INTO effects (id, order_id) VALUES ($1, $2)",
+            params![Uuid::now_v7(), e.order_id],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn completed() -> Envelope {
+    Envelope::root(&OrderCompleted {
+        order_id: Uuid::now_v7(),
+    })
+}
+
+#[tokio::test]
+async fn rows_round_trip_with_nulls_ints_and_text() {
+    for t in backends(&[EFFECTS]).await {
+        let mut tx = t.db.begin().await.unwrap();
+        tx.execute(
+            "INSERT INTO effects (id, order_id, n, note) VALUES ($1, $2, $3, $4)",
+            params!["a", "o", 7i64, None::<String>],
+        )
+        .await
+        .unwrap();
+        tx.execute(
+            "INSERT INTO effects (id, order_id, n, note) VALUES ($1, $2, $3, $4)",
+            params!["b", "o", None::<i64>, "hi"],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let rows =
+            t.db.query("SELECT id, n, note FROM effects ORDER BY id", &[])
+                .await
+                .unwrap();
+        assert_eq!(rows[0].opt_i64(1).unwrap(), Some(7), "{}", t.backend);
+        assert_eq!(rows[0].opt_text(2).unwrap(), None, "{}", t.backend);
+        assert_eq!(rows[1].opt_i64(1).unwrap(), None, "{}", t.backend);
+        assert_eq!(rows[1].text(2).unwrap(), "hi", "{}", t.backend);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_rolled_back_change_publishes_nothing() {
+    for t in backends(&[outbox::MIGRATIONS, EFFECTS]).await {
+        let recorder = Recorder::default();
+        let mut tx = t.db.begin().await.unwrap();
+        tx.publish(&completed()).await.unwrap();
+        drop(tx); // rolled back
+
+        assert_eq!(
+            outbox::relay_once(&t.db, &recorder).await.unwrap(),
+            0,
+            "{}",
+            t.backend
+        );
+        assert!(recorder.0.lock().unwrap().is_empty());
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn committed_events_are_published_once_and_kept_as_a_log() {
+    for t in backends(&[outbox::MIGRATIONS, EFFECTS]).await {
+        let recorder = Recorder::default();
+        let events = [completed(), completed()];
+        let mut tx = t.db.begin().await.unwrap();
+        for e in &events {
+            tx.publish(e).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        assert_eq!(
+            outbox::relay_once(&t.db, &recorder).await.unwrap(),
+            2,
+            "{}",
+            t.backend
+        );
+        assert_eq!(
+            outbox::relay_once(&t.db, &recorder).await.unwrap(),
+            0,
+            "{}",
+            t.backend
+        );
+        let published = recorder.0.lock().unwrap().clone();
+        assert_eq!(published[0].id, events[0].id.to_string());
+        assert_eq!(published[0].routing_key, "order.completed.v1");
+        let kept =
+            t.db.query(
+                "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept[0].i64(0).unwrap(), 2);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_event_has_no_second_effect() {
+    for t in backends(&[outbox::MIGRATIONS, EFFECTS]).await {
+        let event = completed();
+        assert!(consumer::apply(&t.db, &CountingHandler, &event)
+            .await
+            .unwrap());
+        assert!(!consumer::apply(&t.db, &CountingHandler, &event)
+            .await
+            .unwrap());
+        let body = serde_json::to_string(&event).unwrap();
+        let outcomes = consumer::handle_batch(&t.db, &CountingHandler, &[&body, &body]).await;
+        assert!(outcomes.iter().all(Result::is_ok));
+
+        let effects =
+            t.db.query("SELECT COUNT(*) FROM effects", &[])
+                .await
+                .unwrap();
+        assert_eq!(effects[0].i64(0).unwrap(), 1, "{}", t.backend);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn one_poison_message_does_not_hold_back_its_batch() {
+    for t in backends(&[outbox::MIGRATIONS, EFFECTS]).await {
+        let good = [
+            serde_json::to_string(&completed()).unwrap(),
+            serde_json::to_string(&completed()).unwrap(),
+        ];
+        let mut wrong = serde_json::to_value(completed()).unwrap();
+        wrong["data"]["order_id"] = serde_json::json!(12);
+        let wrong = wrong.to_string();
+
+        let outcomes = consumer::handle_batch(
+            &t.db,
+            &CountingHandler,
+            &[&good[0], "garbage", &wrong, &good[1]],
+        )
+        .await;
+
+        assert!(outcomes[0].is_ok() && outcomes[3].is_ok(), "{}", t.backend);
+        assert!(matches!(outcomes[1], Err(HandlerError::Permanent(_))));
+        assert!(matches!(outcomes[2], Err(HandlerError::Permanent(_))));
+        let effects =
+            t.db.query("SELECT COUNT(*) FROM effects", &[])
+                .await
+                .unwrap();
+        assert_eq!(effects[0].i64(0).unwrap(), 2);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn after_commit_hooks_run_only_on_commit() {
+    for t in backends(&[EFFECTS]).await {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let mut tx = t.db.begin().await.unwrap();
+        let r = ran.clone();
+        tx.after_commit(move || r.lock().unwrap().push("rolled back"));
+        drop(tx);
+        let mut tx = t.db.begin().await.unwrap();
+        let r = ran.clone();
+        tx.after_commit(move || r.lock().unwrap().push("committed"));
+        tx.commit().await.unwrap();
+        assert_eq!(*ran.lock().unwrap(), ["committed"], "{}", t.backend);
+        t.cleanup().await;
+    }
+}
