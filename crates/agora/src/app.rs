@@ -12,18 +12,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_cart::Carts;
-use agora_catalog::{Catalog, CatalogClient};
-use agora_inventory::Inventory;
-use agora_notification::Notifications;
-use agora_order::Orders;
-use agora_payment::{Gateway, Payments};
+use agora_catalog::Catalog;
+use agora_payment::Gateway;
 use agora_platform::bus::{EmbeddedBus, Publisher};
-use agora_platform::consumer::{self, EventHandler, RetryPolicy};
-use agora_platform::db::Migration;
+use agora_platform::consumer::{self, RetryPolicy};
 use agora_platform::http::{not_found_fallback, ApiError, Json, MAX_BODY_BYTES};
 use agora_platform::{outbox, Db};
-use agora_shipping::Shipping;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -34,6 +28,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
+
+use crate::components::{component, migrations, seed_demo, Deps, SERVICES};
 
 /// Settings of the embedded mode.
 #[derive(Debug, Clone)]
@@ -88,89 +84,46 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let open = |name: &'static str, migrations: &'static [Migration]| {
-            let path = config.data_dir.join(format!("{name}.db"));
-            let sync_full = config.synchronous_full;
-            async move {
-                let db = Db::open_sqlite(&path, sync_full)?;
-                db.migrate(&[outbox::MIGRATIONS, migrations]).await?;
-                anyhow::Ok(ServiceDb { name, db })
-            }
-        };
-        let catalog_db = open(agora_catalog::NAME, agora_catalog::MIGRATIONS).await?;
-        let inventory_db = open(agora_inventory::NAME, agora_inventory::MIGRATIONS).await?;
-        let cart_db = open(agora_cart::NAME, agora_cart::MIGRATIONS).await?;
-        let order_db = open(agora_order::NAME, agora_order::MIGRATIONS).await?;
-        let payment_db = open(agora_payment::NAME, agora_payment::MIGRATIONS).await?;
-        let shipping_db = open(agora_shipping::NAME, agora_shipping::MIGRATIONS).await?;
-        let notification_db =
-            open(agora_notification::NAME, agora_notification::MIGRATIONS).await?;
-
+        let mut dbs = Vec::new();
+        for name in SERVICES {
+            let db = Db::open_sqlite(
+                &config.data_dir.join(format!("{name}.db")),
+                config.synchronous_full,
+            )?;
+            db.migrate(&migrations(name)?).await?;
+            dbs.push(ServiceDb { name, db });
+        }
         let bus =
             EmbeddedBus::open(&config.data_dir.join("bus.db"), config.duplicate_delivery).await?;
-
-        let catalog = Catalog::new(catalog_db.db.clone());
-        let catalog_client: Arc<dyn CatalogClient> = Arc::new(catalog.clone());
-        let inventory = Inventory::new(inventory_db.db.clone());
-        let carts = Carts::new(cart_db.db.clone(), catalog_client.clone());
-        let orders = Orders::new(order_db.db.clone(), catalog_client);
-        let gateway = Gateway {
-            decline_above: config.decline_above,
+        let catalog_db = dbs[0].db.clone();
+        let deps = Deps {
+            catalog: Arc::new(Catalog::new(catalog_db.clone())),
+            payment_gateway: Gateway {
+                decline_above: config.decline_above,
+            },
         };
-        let payments = Payments::new(payment_db.db.clone(), gateway.clone());
-        let shipping = Shipping::new(shipping_db.db.clone());
-        let notifications = Notifications::new(notification_db.db.clone());
-
-        let consumers: Vec<(Db, Arc<dyn EventHandler>)> = vec![
-            (
-                inventory_db.db.clone(),
-                Arc::new(agora_inventory::handlers::Handler),
-            ),
-            (
-                order_db.db.clone(),
-                Arc::new(agora_order::handlers::Handler {
-                    orders: orders.clone(),
-                }),
-            ),
-            (
-                payment_db.db.clone(),
-                Arc::new(agora_payment::handlers::Handler { gateway }),
-            ),
-            (
-                shipping_db.db.clone(),
-                Arc::new(agora_shipping::handlers::Handler),
-            ),
-            (
-                notification_db.db.clone(),
-                Arc::new(agora_notification::handlers::Handler),
-            ),
-        ];
+        let components = dbs
+            .iter()
+            .map(|s| component(s.name, s.db.clone(), &deps))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         // Every queue is bound before any relay publishes, so an event left in
         // an outbox by the previous run is routed to all of its subscribers.
-        for (_, handler) in &consumers {
+        for handler in components.iter().filter_map(|c| c.handler.as_ref()) {
             bus.bind(handler.consumer(), handler.routing_keys());
         }
 
-        let dbs = vec![
-            catalog_db,
-            inventory_db,
-            cart_db,
-            order_db,
-            payment_db,
-            shipping_db,
-            notification_db,
-        ];
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let publisher: Arc<dyn Publisher> = bus.clone();
-        for service in &dbs {
+        let mut router = Router::new();
+        for c in components {
             tasks.push(tokio::spawn(outbox::run_relay(
-                service.db.clone(),
+                c.db.clone(),
                 publisher.clone(),
                 shutdown.clone(),
             )));
-        }
-        for (db, handler) in consumers {
+            router = router.merge(c.router);
+            let Some(handler) = c.handler else { continue };
             if config
                 .paused_consumers
                 .iter()
@@ -184,35 +137,21 @@ impl Application {
             }
             tasks.push(tokio::spawn(consumer::run_embedded(
                 bus.clone(),
-                db,
+                c.db,
                 handler,
                 config.retry.clone(),
                 shutdown.clone(),
             )));
         }
-
         if config.seed_demo {
-            let seeded = catalog
-                .seed_demo()
-                .await
-                .map_err(|e| anyhow::anyhow!(e.detail))?;
-            if seeded > 0 {
-                tracing::info!(products = seeded, "seeded the demo catalog");
-            }
+            seed_demo(&catalog_db).await?;
         }
 
         let admin = Admin {
             bus: bus.clone(),
             dbs: dbs.clone(),
         };
-        let router = Router::new()
-            .merge(agora_catalog::api::router(catalog))
-            .merge(agora_inventory::api::router(inventory))
-            .merge(agora_cart::api::router(carts))
-            .merge(agora_order::api::router(orders))
-            .merge(agora_payment::api::router(payments))
-            .merge(agora_shipping::api::router(shipping))
-            .merge(agora_notification::api::router(notifications))
+        let router = router
             .merge(admin_router(admin))
             .fallback(not_found_fallback)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -235,30 +174,51 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `stop` resolves, then stops the relays and consumers
-    /// after their current batch. Whatever is still queued is durable and is
-    /// picked up by the next start.
+    /// Serves until `stop` resolves; see [`serve_until`].
     pub async fn run_until_stopped(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let token = self.shutdown.clone();
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                token.cancel();
-            })
-            .await;
-        self.shutdown.cancel();
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
-        for service in &self.dbs {
-            service.db.close().await;
-        }
-        served?;
-        Ok(())
+        let dbs = self.dbs.iter().map(|s| s.db.clone()).collect();
+        serve_until(
+            self.listener,
+            self.router,
+            self.shutdown,
+            self.tasks,
+            dbs,
+            stop,
+        )
+        .await
     }
+}
+
+/// Serves until `stop` resolves, then stops the background tasks after their
+/// current batch and closes storage. Whatever is still queued is durable and
+/// is picked up by the next start.
+pub(crate) async fn serve_until(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    dbs: Vec<Db>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let token = shutdown.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            stop.await;
+            token.cancel();
+        })
+        .await;
+    shutdown.cancel();
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    for db in &dbs {
+        db.close().await;
+    }
+    served?;
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -281,17 +241,27 @@ async fn health() -> impl IntoResponse {
 }
 
 #[derive(Serialize)]
-struct Readiness {
+pub(crate) struct Readiness {
     status: &'static str,
     checks: Vec<Check>,
 }
 
+impl Readiness {
+    pub(crate) fn new(checks: Vec<Check>) -> Self {
+        let ready = checks.iter().all(|c| c.ok);
+        Readiness {
+            status: if ready { "ready" } else { "not ready" },
+            checks,
+        }
+    }
+}
+
 #[derive(Serialize)]
-struct Check {
-    component: String,
-    ok: bool,
+pub(crate) struct Check {
+    pub component: String,
+    pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub error: Option<String>,
 }
 
 /// 200 when every service's storage and the bus answer, else 503 naming
@@ -318,11 +288,7 @@ async fn ready(State(admin): State<Admin>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = Readiness {
-        status: if all_ok { "ready" } else { "not ready" },
-        checks,
-    };
-    (status, Json(body))
+    (status, Json(Readiness::new(checks)))
 }
 
 #[derive(Deserialize)]

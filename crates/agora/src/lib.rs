@@ -1,7 +1,11 @@
-//! The `agora` binary's library: how the services are composed (embedded
-//! mode) and the load generator. `main.rs` only parses the command line.
+//! The `agora` binary's library: how the services are composed (all in one
+//! process, or one per process behind a gateway) and the load generator.
+//! `main.rs` only parses the command line.
 
 pub mod app;
+pub mod components;
+pub mod gateway;
 pub mod loadgen;
+pub mod service;
 
 pub use app::{Application, Config};

@@ -15,6 +15,10 @@ struct Cli {
 enum Command {
     /// Run every service in one process (the default).
     Run(RunArgs),
+    /// Run one service in its own process (distributed mode: PostgreSQL + RabbitMQ).
+    Service(agora::service::ServiceArgs),
+    /// Run the public entry point of the distributed mode.
+    Gateway(agora::gateway::GatewayArgs),
     /// Push orders through a running instance and report throughput and latency.
     Loadgen(loadgen::Args),
 }
@@ -53,6 +57,20 @@ async fn main() -> anyhow::Result<()> {
     };
     match command {
         Command::Run(args) => run(args).await,
+        Command::Service(args) => {
+            let app = agora::service::ServiceApp::build(args).await?;
+            println!(
+                "agora {} listening on http://{}",
+                app.name(),
+                app.local_addr()
+            );
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Gateway(args) => {
+            let app = agora::gateway::GatewayApp::build(args).await?;
+            println!("agora gateway listening on http://{}", app.local_addr());
+            app.run_until_stopped(shutdown_signal()).await
+        }
         Command::Loadgen(args) => loadgen::run(args).await,
     }
 }

@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{NewProduct, NewProductRequest, Product};
@@ -26,12 +26,35 @@ struct ProductPage {
     offset: i64,
 }
 
+#[derive(Deserialize)]
+struct ListParams {
+    /// Comma-separated product ids: only these (how other services price).
+    ids: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
 async fn list(
     State(catalog): State<Catalog>,
-    Query(page): Query<Page>,
+    Query(params): Query<ListParams>,
 ) -> Result<Json<ProductPage>, ApiError> {
+    let page = Page {
+        limit: params.limit,
+        offset: params.offset,
+    };
     let (limit, offset) = page.bounds();
-    let items = store::list(&catalog.db, limit, offset).await?;
+    let items = match params.ids.as_deref() {
+        Some(ids) => {
+            let ids = ids
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .take(limit as usize)
+                .map(|id| parse_id(id, "product id"))
+                .collect::<Result<Vec<Uuid>, _>>()?;
+            store::find_many(&catalog.db, &ids).await?
+        }
+        None => store::list(&catalog.db, limit, offset).await?,
+    };
     Ok(Json(ProductPage {
         items,
         limit,

@@ -77,3 +77,56 @@ impl CatalogClient for Catalog {
             .map_err(|e| CatalogError::Unavailable(e.to_string()))
     }
 }
+
+/// The catalog over HTTP, for services in other processes. Asks for all ids
+/// in one request (`GET /api/v1/products?ids=…`).
+pub struct HttpCatalog {
+    client: reqwest::Client,
+    base_url: String,
+}
+
+impl HttpCatalog {
+    pub fn new(base_url: &str) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()
+            .expect("an HTTP client builds");
+        HttpCatalog {
+            client,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ProductPage {
+    items: Vec<Product>,
+}
+
+#[async_trait]
+impl CatalogClient for HttpCatalog {
+    async fn products(&self, ids: &[Uuid]) -> Result<Vec<Product>, CatalogError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let url = format!(
+            "{}/api/v1/products?limit=500&ids={}",
+            self.base_url,
+            ids.join(",")
+        );
+        let unavailable = |e: reqwest::Error| CatalogError::Unavailable(e.to_string());
+        let page: ProductPage = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .error_for_status()
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        Ok(page.items)
+    }
+}

@@ -79,13 +79,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^attempt)]`.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .base_delay
+    /// The longest wait before retry number `attempt`: `min(max, base * 2^attempt)`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        self.base_delay
             .saturating_mul(1u32 << attempt.min(20))
-            .min(self.max_delay);
-        ceiling.mul_f64(rand::random::<f64>())
+            .min(self.max_delay)
+    }
+
+    /// Exponential backoff with full jitter: uniform in `[0, ceiling(attempt)]`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.ceiling(attempt).mul_f64(rand::random::<f64>())
     }
 
     /// What to do with a delivery whose handling failed for the
@@ -218,7 +221,13 @@ pub async fn run_embedded(
                     Ok(()) => Settlement::Ack,
                     Err(e) => policy.settle(&e, delivery.attempts + 1),
                 };
-                log_failure(name, &delivery, &settlement);
+                log_failure(
+                    name,
+                    &delivery.routing_key,
+                    &delivery.event_id,
+                    delivery.attempts + 1,
+                    &settlement,
+                );
                 (delivery, settlement)
             })
             .collect();
@@ -230,23 +239,30 @@ pub async fn run_embedded(
     }
 }
 
-fn log_failure(consumer: &str, delivery: &Delivery, settlement: &Settlement) {
+/// One log line per failed delivery, whichever transport carried it.
+pub fn log_failure(
+    consumer: &str,
+    routing_key: &str,
+    event_id: &str,
+    failed_attempts: u32,
+    settlement: &Settlement,
+) {
     match settlement {
         Settlement::Ack => {}
         Settlement::Retry { delay_ms, error } => tracing::warn!(
             consumer,
-            event_id = %delivery.event_id,
-            routing_key = %delivery.routing_key,
-            attempt = delivery.attempts + 1,
+            event_id,
+            routing_key,
+            attempt = failed_attempts,
             retry_in_ms = delay_ms,
             error = %error,
             "event handling failed; will retry"
         ),
         Settlement::DeadLetter { error } => tracing::error!(
             consumer,
-            event_id = %delivery.event_id,
-            routing_key = %delivery.routing_key,
-            attempts = delivery.attempts + 1,
+            event_id,
+            routing_key,
+            attempts = failed_attempts,
             error = %error,
             "event moved to the dead-letter queue"
         ),

@@ -2,6 +2,7 @@
 //! over SQLite or PostgreSQL, the transactional outbox and idempotent inbox,
 //! the embedded durable bus, HTTP plumbing, input checks and telemetry.
 
+pub mod amqp;
 pub mod bus;
 pub mod clock;
 pub mod consumer;

@@ -96,13 +96,27 @@ pub async fn run_relay(db: Db, publisher: Arc<dyn Publisher>, shutdown: Cancella
 }
 
 /// Publishes one batch; returns how many events went out.
+///
+/// On PostgreSQL the batch is claimed with `FOR UPDATE SKIP LOCKED` inside
+/// the transaction that marks it published, so several instances of a
+/// service relay side by side without publishing the same rows. SQLite has
+/// one process and one writer: it reads from a reader connection and takes
+/// the writer only to mark the rows, so the service keeps writing meanwhile.
 pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<usize> {
-    let rows = db
-        .query(
-            "SELECT id, routing_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            params![RELAY_BATCH],
-        )
-        .await?;
+    const UNPUBLISHED: &str =
+        "SELECT id, routing_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1";
+    let (rows, claim) = if db.is_sqlite() {
+        (db.query(UNPUBLISHED, params![RELAY_BATCH]).await?, None)
+    } else {
+        let mut tx = db.begin().await?;
+        let rows = tx
+            .query(
+                &format!("{UNPUBLISHED} FOR UPDATE SKIP LOCKED"),
+                params![RELAY_BATCH],
+            )
+            .await?;
+        (rows, Some(tx))
+    };
     if rows.is_empty() {
         return Ok(0);
     }
@@ -118,7 +132,10 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
         .collect::<Result<Vec<_>, DbError>>()?;
     publisher.publish(&records).await?;
     let now = crate::clock::now_rfc3339();
-    let mut tx = db.begin().await?;
+    let mut tx = match claim {
+        Some(tx) => tx,
+        None => db.begin().await?,
+    };
     for record in &records {
         tx.execute(
             "UPDATE outbox SET published_at = $1 WHERE id = $2",

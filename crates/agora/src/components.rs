@@ -1,0 +1,133 @@
+//! What each service is made of, for whichever mode composes it: its
+//! migrations, its HTTP router and its event handler. The embedded mode
+//! builds all seven on SQLite; `agora service <name>` builds one on
+//! PostgreSQL. Both go through [`component`], so the two modes cannot drift.
+
+use std::sync::Arc;
+
+use agora_cart::Carts;
+use agora_catalog::{Catalog, CatalogClient};
+use agora_inventory::Inventory;
+use agora_notification::Notifications;
+use agora_order::Orders;
+use agora_payment::{Gateway, Payments};
+use agora_platform::consumer::EventHandler;
+use agora_platform::db::Migration;
+use agora_platform::{outbox, Db};
+use agora_shipping::Shipping;
+use axum::Router;
+
+/// Every service, in start order (the catalog first: others ask it prices).
+pub const SERVICES: [&str; 7] = [
+    agora_catalog::NAME,
+    agora_inventory::NAME,
+    agora_cart::NAME,
+    agora_order::NAME,
+    agora_payment::NAME,
+    agora_shipping::NAME,
+    agora_notification::NAME,
+];
+
+/// One service, ready to be served and fed events.
+pub struct Component {
+    pub name: &'static str,
+    pub db: Db,
+    pub router: Router,
+    /// `None` for services that consume nothing (catalog, cart).
+    pub handler: Option<Arc<dyn EventHandler>>,
+}
+
+/// What services need from outside themselves.
+#[derive(Clone)]
+pub struct Deps {
+    /// How order and cart read prices: in-process or over HTTP.
+    pub catalog: Arc<dyn CatalogClient>,
+    pub payment_gateway: Gateway,
+}
+
+/// The platform's tables and the service's own, in order.
+pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 2]> {
+    let own = match name {
+        agora_catalog::NAME => agora_catalog::MIGRATIONS,
+        agora_inventory::NAME => agora_inventory::MIGRATIONS,
+        agora_cart::NAME => agora_cart::MIGRATIONS,
+        agora_order::NAME => agora_order::MIGRATIONS,
+        agora_payment::NAME => agora_payment::MIGRATIONS,
+        agora_shipping::NAME => agora_shipping::MIGRATIONS,
+        agora_notification::NAME => agora_notification::MIGRATIONS,
+        other => anyhow::bail!(
+            "no service is called `{other}` (one of {})",
+            SERVICES.join(", ")
+        ),
+    };
+    Ok([outbox::MIGRATIONS, own])
+}
+
+/// Opens (migrates) nothing: builds service `name` on an open, migrated `db`.
+pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
+    let (name, router, handler): (&'static str, Router, Option<Arc<dyn EventHandler>>) = match name
+    {
+        agora_catalog::NAME => (
+            agora_catalog::NAME,
+            agora_catalog::api::router(Catalog::new(db.clone())),
+            None,
+        ),
+        agora_inventory::NAME => (
+            agora_inventory::NAME,
+            agora_inventory::api::router(Inventory::new(db.clone())),
+            Some(Arc::new(agora_inventory::handlers::Handler)),
+        ),
+        agora_cart::NAME => (
+            agora_cart::NAME,
+            agora_cart::api::router(Carts::new(db.clone(), deps.catalog.clone())),
+            None,
+        ),
+        agora_order::NAME => {
+            let orders = Orders::new(db.clone(), deps.catalog.clone());
+            (
+                agora_order::NAME,
+                agora_order::api::router(orders.clone()),
+                Some(Arc::new(agora_order::handlers::Handler { orders })),
+            )
+        }
+        agora_payment::NAME => (
+            agora_payment::NAME,
+            agora_payment::api::router(Payments::new(db.clone(), deps.payment_gateway.clone())),
+            Some(Arc::new(agora_payment::handlers::Handler {
+                gateway: deps.payment_gateway.clone(),
+            })),
+        ),
+        agora_shipping::NAME => (
+            agora_shipping::NAME,
+            agora_shipping::api::router(Shipping::new(db.clone())),
+            Some(Arc::new(agora_shipping::handlers::Handler)),
+        ),
+        agora_notification::NAME => (
+            agora_notification::NAME,
+            agora_notification::api::router(Notifications::new(db.clone())),
+            Some(Arc::new(agora_notification::handlers::Handler)),
+        ),
+        other => anyhow::bail!(
+            "no service is called `{other}` (one of {})",
+            SERVICES.join(", ")
+        ),
+    };
+    Ok(Component {
+        name,
+        db,
+        router,
+        handler,
+    })
+}
+
+/// Seeds the demo catalog if `db` is the catalog's and it is empty.
+pub async fn seed_demo(db: &Db) -> anyhow::Result<()> {
+    let seeded = Catalog::new(db.clone())
+        .seed_demo()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail))?;
+    if seeded > 0 {
+        tracing::info!(products = seeded, "seeded the demo catalog");
+    }
+    Ok(())
+}

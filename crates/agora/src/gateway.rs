@@ -1,0 +1,266 @@
+//! `agora gateway`: the one public entry point of the distributed mode. It
+//! serves the same API as the embedded mode by routing each path to the
+//! service that owns it, round-robin over that service's instances.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_platform::http::{ApiError, Json, MAX_BODY_BYTES};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::app::{Check, Readiness};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GatewayArgs {
+    #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Base URLs of the catalog instances, comma-separated.
+    #[arg(
+        long,
+        env = "AGORA_CATALOG_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub catalog_url: String,
+    #[arg(
+        long,
+        env = "AGORA_INVENTORY_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
+    pub inventory_url: String,
+    #[arg(long, env = "AGORA_CART_URL", default_value = "http://127.0.0.1:8083")]
+    pub cart_url: String,
+    #[arg(long, env = "AGORA_ORDER_URL", default_value = "http://127.0.0.1:8084")]
+    pub order_url: String,
+    #[arg(
+        long,
+        env = "AGORA_PAYMENT_URL",
+        default_value = "http://127.0.0.1:8085"
+    )]
+    pub payment_url: String,
+    #[arg(
+        long,
+        env = "AGORA_SHIPPING_URL",
+        default_value = "http://127.0.0.1:8086"
+    )]
+    pub shipping_url: String,
+    #[arg(
+        long,
+        env = "AGORA_NOTIFICATION_URL",
+        default_value = "http://127.0.0.1:8087"
+    )]
+    pub notification_url: String,
+}
+
+/// The instances of one service.
+struct Upstream {
+    service: &'static str,
+    /// The first path segment after `/api/v1/` that this service owns.
+    prefix: &'static str,
+    instances: Vec<String>,
+    next: AtomicUsize,
+}
+
+#[derive(Clone)]
+struct Gateway {
+    upstreams: Arc<Vec<Upstream>>,
+    client: reqwest::Client,
+}
+
+/// Request and response headers passed through.
+const FORWARDED: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    header::LOCATION,
+    HeaderName::from_static("idempotency-key"),
+];
+
+pub struct GatewayApp {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl GatewayApp {
+    pub async fn build(args: GatewayArgs) -> anyhow::Result<GatewayApp> {
+        let split = |urls: &str| -> Vec<String> {
+            urls.split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty())
+                .collect()
+        };
+        let upstream = |service, prefix, urls: &str| Upstream {
+            service,
+            prefix,
+            instances: split(urls),
+            next: AtomicUsize::new(0),
+        };
+        let upstreams = vec![
+            upstream("catalog", "products", &args.catalog_url),
+            upstream("inventory", "inventory", &args.inventory_url),
+            upstream("cart", "carts", &args.cart_url),
+            upstream("order", "orders", &args.order_url),
+            upstream("payment", "payments", &args.payment_url),
+            upstream("shipping", "shipments", &args.shipping_url),
+            upstream("notification", "notifications", &args.notification_url),
+        ];
+        for u in &upstreams {
+            anyhow::ensure!(
+                !u.instances.is_empty(),
+                "no URL given for the {} service",
+                u.service
+            );
+        }
+        let gateway = Gateway {
+            upstreams: Arc::new(upstreams),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(40))
+                .pool_max_idle_per_host(256)
+                .build()?,
+        };
+        let router = Router::new()
+            .route(
+                "/health",
+                get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+            )
+            .route("/ready", get(ready))
+            .fallback(proxy)
+            .with_state(gateway)
+            .layer(TraceLayer::new_for_http());
+        let listener = TcpListener::bind(&args.listen).await?;
+        Ok(GatewayApp { listener, router })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(stop)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Gateway {
+    fn route(&self, path: &str) -> Option<&Upstream> {
+        let segment = path.strip_prefix("/api/v1/")?.split('/').next()?;
+        self.upstreams.iter().find(|u| u.prefix == segment)
+    }
+}
+
+async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let Some(upstream) = gateway.route(request.uri().path()) else {
+        return ApiError::not_found("no such resource").into_response();
+    };
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let body = match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response()
+        }
+    };
+    // Round-robin; an instance that refuses the connection never saw the
+    // request, so the next one may take it.
+    let n = upstream.instances.len();
+    let start = upstream.next.fetch_add(1, Ordering::Relaxed);
+    let mut last_error = String::new();
+    for i in 0..n {
+        let base = &upstream.instances[(start + i) % n];
+        let mut outgoing = gateway
+            .client
+            .request(method.clone(), format!("{base}{path_and_query}"))
+            .body(body.clone());
+        for name in &FORWARDED {
+            if let Some(value) = headers.get(name) {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        match outgoing.send().await {
+            Ok(answer) => {
+                let mut response = Response::builder().status(answer.status());
+                for name in &FORWARDED {
+                    if let Some(value) = answer.headers().get(name) {
+                        response = response.header(name, value);
+                    }
+                }
+                return match answer.bytes().await {
+                    Ok(bytes) => response
+                        .body(Body::from(bytes))
+                        .unwrap_or_else(|e| ApiError::internal(e).into_response()),
+                    Err(e) => ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        format!("{} answered badly: {e}", upstream.service),
+                    )
+                    .into_response(),
+                };
+            }
+            Err(e) if e.is_connect() => last_error = e.to_string(),
+            Err(e) => {
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("{} did not answer: {e}", upstream.service),
+                )
+                .into_response()
+            }
+        }
+    }
+    ApiError::unavailable(format!(
+        "no {} instance is reachable: {last_error}",
+        upstream.service
+    ))
+    .into_response()
+}
+
+/// Ready when every instance of every service is ready.
+async fn ready(State(gateway): State<Gateway>) -> impl IntoResponse {
+    let mut checks = Vec::new();
+    for upstream in gateway.upstreams.iter() {
+        for base in &upstream.instances {
+            let answer = gateway
+                .client
+                .get(format!("{base}/ready"))
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await;
+            let (ok, error) = match answer {
+                Ok(r) if r.status().is_success() => (true, None),
+                Ok(r) => (false, Some(format!("answered {}", r.status()))),
+                Err(e) => (false, Some(e.to_string())),
+            };
+            checks.push(Check {
+                component: format!("{} {base}", upstream.service),
+                ok,
+                error,
+            });
+        }
+    }
+    let status = if checks.iter().all(|c| c.ok) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness::new(checks)))
+}

@@ -1,0 +1,215 @@
+//! The distributed mode: `agora service <name>` runs one service in its own
+//! process, on its own PostgreSQL database (created if missing, migrated at
+//! start), talking to the others over RabbitMQ. Start several of one service
+//! for competing consumers.
+
+use std::sync::Arc;
+
+use agora_catalog::{Catalog, CatalogClient, HttpCatalog};
+use agora_payment::Gateway;
+use agora_platform::amqp::{self, AmqpConfig, Broker, QueueType};
+use agora_platform::bus::Publisher;
+use agora_platform::http::{not_found_fallback, Json, MAX_BODY_BYTES};
+use agora_platform::{outbox, Db};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::app::{serve_until, Check, Readiness};
+use crate::components::{component, migrations, seed_demo, Deps};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServiceArgs {
+    /// catalog, inventory, cart, order, payment, shipping or notification.
+    pub name: String,
+    /// Address of this service's HTTP listener.
+    #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// This service's own PostgreSQL database (created if missing).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// Prefix of every exchange and queue (isolates deployments and tests).
+    #[arg(long, env = "AGORA_AMQP_PREFIX", default_value = "agora.")]
+    pub amqp_prefix: String,
+    /// Unacknowledged messages one consumer may hold.
+    #[arg(long, env = "AGORA_PREFETCH", default_value_t = 128)]
+    pub prefetch: u16,
+    /// classic or quorum (classic: see ARCHITECTURE.md for why).
+    #[arg(long, env = "AGORA_QUEUE_TYPE", default_value = "classic")]
+    pub queue_type: QueueType,
+    /// Consumers of this service's queue inside this process.
+    #[arg(long, env = "AGORA_CONSUMERS", default_value_t = 2)]
+    pub consumers: usize,
+    /// Attempts before a failing event goes to the dead-letter queue.
+    #[arg(long, env = "AGORA_MAX_ATTEMPTS", default_value_t = 8)]
+    pub max_attempts: u32,
+    /// Where order and cart ask the catalog for prices.
+    #[arg(
+        long,
+        env = "AGORA_CATALOG_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub catalog_url: String,
+    #[arg(long, env = "AGORA_PAYMENT_DECLINE_ABOVE", default_value_t = 1_000_000)]
+    pub payment_decline_above: i64,
+    /// PostgreSQL connections of this process.
+    #[arg(long, env = "AGORA_DB_CONNECTIONS", default_value_t = 10)]
+    pub db_connections: u32,
+    /// Do not seed the demo catalog (catalog only).
+    #[arg(long, env = "AGORA_NO_SEED")]
+    pub no_seed: bool,
+}
+
+pub struct ServiceApp {
+    name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    db: Db,
+}
+
+#[derive(Clone)]
+struct Health {
+    name: &'static str,
+    db: Db,
+    broker: Arc<Broker>,
+}
+
+impl ServiceApp {
+    pub async fn build(args: ServiceArgs) -> anyhow::Result<ServiceApp> {
+        let migrations = migrations(&args.name)?;
+        let db = Db::connect_postgres(&args.database_url, args.db_connections).await?;
+        db.migrate(&migrations).await?;
+        let catalog: Arc<dyn CatalogClient> = if args.name == agora_catalog::NAME {
+            Arc::new(Catalog::new(db.clone()))
+        } else {
+            Arc::new(HttpCatalog::new(&args.catalog_url))
+        };
+        let deps = Deps {
+            catalog,
+            payment_gateway: Gateway {
+                decline_above: args.payment_decline_above,
+            },
+        };
+        let c = component(&args.name, db.clone(), &deps)?;
+
+        let mut amqp_config = AmqpConfig::new(&args.amqp_url);
+        amqp_config.prefix = args.amqp_prefix.clone();
+        amqp_config.prefetch = args.prefetch;
+        amqp_config.queue_type = args.queue_type;
+        amqp_config.retry.max_attempts = args.max_attempts.max(1);
+        let broker = Broker::new(amqp_config);
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let publisher: Arc<dyn Publisher> = broker.clone();
+        tasks.push(tokio::spawn(outbox::run_relay(
+            db.clone(),
+            publisher,
+            shutdown.clone(),
+        )));
+        if let Some(handler) = &c.handler {
+            for _ in 0..args.consumers.max(1) {
+                tasks.push(tokio::spawn(amqp::run_consumer(
+                    broker.clone(),
+                    db.clone(),
+                    handler.clone(),
+                    shutdown.clone(),
+                )));
+            }
+        }
+        if c.name == agora_catalog::NAME && !args.no_seed {
+            seed_demo(&db).await?;
+        }
+        let health = Health {
+            name: c.name,
+            db: db.clone(),
+            broker,
+        };
+        let router = c
+            .router
+            .merge(
+                Router::new()
+                    .route(
+                        "/health",
+                        get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+                    )
+                    .route("/ready", get(ready))
+                    .with_state(health),
+            )
+            .fallback(not_found_fallback)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(TraceLayer::new_for_http());
+        let listener = TcpListener::bind(&args.listen).await?;
+        Ok(ServiceApp {
+            name: c.name,
+            listener,
+            router,
+            shutdown,
+            tasks,
+            db,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        serve_until(
+            self.listener,
+            self.router,
+            self.shutdown,
+            self.tasks,
+            vec![self.db],
+            stop,
+        )
+        .await
+    }
+}
+
+/// 200 when the database and the broker answer, else 503 naming what does not.
+async fn ready(State(health): State<Health>) -> impl IntoResponse {
+    let db = health.db.ping().await;
+    let broker = health.broker.is_ready().await;
+    let checks = vec![
+        Check {
+            component: format!("{}-db", health.name),
+            ok: db.is_ok(),
+            error: db.err().map(|e| e.to_string()),
+        },
+        Check {
+            component: "broker".into(),
+            ok: broker,
+            error: (!broker).then(|| "not connected".to_owned()),
+        },
+    ];
+    let all_ok = checks.iter().all(|c| c.ok);
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness::new(checks)))
+}

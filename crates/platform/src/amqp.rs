@@ -1,0 +1,560 @@
+//! RabbitMQ transport of the distributed mode.
+//!
+//! Topology, declared idempotently by every service at start (names carry a
+//! configurable prefix so that test runs never share anything):
+//!
+//! - `<prefix>events`: durable topic exchange for every domain event;
+//! - `<prefix><service>`: one durable queue per consuming service, bound to
+//!   exactly the routing keys its handler declares;
+//! - `<prefix><service>.retry.<n>`: delayed retries. A failed message is
+//!   republished there with attempt count `n` and a jittered per-message TTL;
+//!   the queue's own TTL (the ceiling for that attempt) dead-letters it back
+//!   into the service queue. One queue per attempt keeps every message in a
+//!   queue on the same ceiling, so none waits behind a longer one; all of it
+//!   lives in the broker and survives its restart;
+//! - `<prefix>dead-letters`: a direct exchange, and `<prefix><service>.dlq`
+//!   bound to it, receiving poison and exhausted messages with the error,
+//!   the original routing key, the attempt count and the time as headers.
+//!
+//! Messages are persistent; publisher confirms are pipelined (a whole batch
+//! is sent, then the confirms are awaited); consumers ack manually, only
+//! after their local transaction committed, with a bounded prefetch. Events
+//! travel in CloudEvents structured mode (the envelope as JSON) and their
+//! attributes are repeated as `cloudEvents:*` headers (AMQP binding).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::{FutureExt, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Publisher, Settlement};
+use crate::consumer::{handle_batch, log_failure, EventHandler, RetryPolicy};
+use crate::db::Db;
+use crate::outbox::OutboxRecord;
+
+/// Classic queues are the default: on a single broker node a quorum queue
+/// replicates to nobody yet pays for its Raft log on every message. Quorum
+/// queues are the choice on a three-node cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    Classic,
+    Quorum,
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "classic" => Ok(QueueType::Classic),
+            "quorum" => Ok(QueueType::Quorum),
+            other => Err(format!("unknown queue type `{other}` (classic or quorum)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AmqpConfig {
+    pub url: String,
+    /// Prefix of every exchange and queue name.
+    pub prefix: String,
+    /// Unacknowledged deliveries a consumer may hold.
+    pub prefetch: u16,
+    pub queue_type: QueueType,
+    pub retry: RetryPolicy,
+}
+
+impl AmqpConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        AmqpConfig {
+            url: url.into(),
+            prefix: "agora.".into(),
+            prefetch: 128,
+            queue_type: QueueType::Classic,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn exchange(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}dead-letters", self.prefix)
+    }
+    pub fn queue(&self, service: &str) -> String {
+        format!("{}{service}", self.prefix)
+    }
+    pub fn retry_queue(&self, service: &str, attempt: u32) -> String {
+        format!("{}{service}.retry.{attempt}", self.prefix)
+    }
+    pub fn dead_letter_queue(&self, service: &str) -> String {
+        format!("{}{service}.dlq", self.prefix)
+    }
+}
+
+async fn connect(url: &str) -> lapin::Result<Connection> {
+    let properties = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio);
+    Connection::connect(url, properties).await
+}
+
+fn durable() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
+}
+
+fn long_string(value: impl Into<String>) -> AMQPValue {
+    AMQPValue::LongString(value.into().into())
+}
+
+/// The broker as seen by one service process: a publishing channel with
+/// confirms, re-established on demand after a connection loss.
+pub struct Broker {
+    config: AmqpConfig,
+    publishing: Mutex<Option<(Connection, Channel)>>,
+    consuming: AtomicBool,
+}
+
+impl Broker {
+    pub fn new(config: AmqpConfig) -> Arc<Broker> {
+        Arc::new(Broker {
+            config,
+            publishing: Mutex::new(None),
+            consuming: AtomicBool::new(true),
+        })
+    }
+
+    pub fn config(&self) -> &AmqpConfig {
+        &self.config
+    }
+
+    /// Whether the publishing connection is up and every consumer of this
+    /// process is attached (for `/ready`).
+    pub async fn is_ready(&self) -> bool {
+        if !self.consuming.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.channel().await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "broker not reachable");
+                false
+            }
+        }
+    }
+
+    async fn channel(&self) -> lapin::Result<Channel> {
+        let mut guard = self.publishing.lock().await;
+        if let Some((conn, channel)) = guard.as_ref() {
+            if conn.status().connected() && channel.status().connected() {
+                return Ok(channel.clone());
+            }
+            tracing::warn!("lost the broker connection; reconnecting");
+        }
+        *guard = None;
+        let conn = connect(&self.config.url).await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channel
+            .exchange_declare(
+                &self.config.exchange(),
+                ExchangeKind::Topic,
+                durable(),
+                FieldTable::default(),
+            )
+            .await?;
+        *guard = Some((conn, channel.clone()));
+        tracing::info!("connected to the broker for publishing");
+        Ok(channel)
+    }
+
+    async fn reset(&self) {
+        *self.publishing.lock().await = None;
+    }
+
+    /// Declares `service`'s queue, its bindings, retry queues and DLQ.
+    pub async fn declare(
+        &self,
+        channel: &Channel,
+        service: &str,
+        routing_keys: &[&str],
+    ) -> lapin::Result<()> {
+        let c = &self.config;
+        channel
+            .exchange_declare(
+                &c.exchange(),
+                ExchangeKind::Topic,
+                durable(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                &c.dead_letter_exchange(),
+                ExchangeKind::Direct,
+                durable(),
+                FieldTable::default(),
+            )
+            .await?;
+        let queue_args = |extra: Vec<(&str, AMQPValue)>| {
+            let mut args = FieldTable::default();
+            let kind = match c.queue_type {
+                QueueType::Classic => "classic",
+                QueueType::Quorum => "quorum",
+            };
+            args.insert("x-queue-type".into(), long_string(kind));
+            for (k, v) in extra {
+                args.insert(k.into(), v);
+            }
+            args
+        };
+        let durable_queue = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = c.queue(service);
+        channel
+            .queue_declare(&queue, durable_queue, queue_args(vec![]))
+            .await?;
+        for key in routing_keys {
+            channel
+                .queue_bind(
+                    &queue,
+                    &c.exchange(),
+                    key,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        for attempt in 1..c.retry.max_attempts {
+            let ceiling = c.retry.ceiling(attempt).as_millis().max(1) as i64;
+            channel
+                .queue_declare(
+                    &c.retry_queue(service, attempt),
+                    durable_queue,
+                    queue_args(vec![
+                        ("x-message-ttl", AMQPValue::LongLongInt(ceiling)),
+                        ("x-dead-letter-exchange", long_string("")),
+                        ("x-dead-letter-routing-key", long_string(queue.clone())),
+                    ]),
+                )
+                .await?;
+        }
+        let dlq = c.dead_letter_queue(service);
+        channel
+            .queue_declare(&dlq, durable_queue, queue_args(vec![]))
+            .await?;
+        channel
+            .queue_bind(
+                &dlq,
+                &c.dead_letter_exchange(),
+                service,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes what [`Broker::declare`] made for these services, and the
+    /// exchanges (tests clean up after themselves with this).
+    pub async fn delete_topology(&self, services: &[&str]) -> lapin::Result<()> {
+        let conn = connect(&self.config.url).await?;
+        let channel = conn.create_channel().await?;
+        let c = &self.config;
+        for service in services {
+            let mut queues = vec![c.queue(service), c.dead_letter_queue(service)];
+            queues.extend((1..c.retry.max_attempts).map(|n| c.retry_queue(service, n)));
+            for q in queues {
+                channel
+                    .queue_delete(&q, QueueDeleteOptions::default())
+                    .await?;
+            }
+        }
+        channel
+            .exchange_delete(&c.exchange(), Default::default())
+            .await?;
+        channel
+            .exchange_delete(&c.dead_letter_exchange(), Default::default())
+            .await?;
+        let _ = conn.close(0, "cleanup").await;
+        Ok(())
+    }
+
+    /// Messages waiting in a service's dead-letter queue.
+    pub async fn dead_letter_count(&self, service: &str) -> lapin::Result<u32> {
+        let channel = self.channel().await?;
+        let q = channel
+            .queue_declare(
+                &self.config.dead_letter_queue(service),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(q.message_count())
+    }
+}
+
+fn event_properties(record: &OutboxRecord) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Ok(envelope) = serde_json::from_str::<crate::events::Envelope>(&record.envelope) {
+        for (name, value) in [
+            ("id", envelope.id.to_string()),
+            ("type", envelope.event_type),
+            ("source", envelope.source),
+            ("subject", envelope.subject),
+            ("time", envelope.time),
+            ("specversion", envelope.specversion),
+            ("correlationid", envelope.correlationid),
+            ("traceparent", envelope.traceparent),
+        ] {
+            headers.insert(format!("cloudEvents:{name}").into(), long_string(value));
+        }
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/cloudevents+json".into())
+        .with_message_id(record.id.clone().into())
+        .with_headers(headers)
+}
+
+#[async_trait]
+impl Publisher for Broker {
+    async fn publish(&self, events: &[OutboxRecord]) -> anyhow::Result<()> {
+        let channel = self.channel().await?;
+        let exchange = self.config.exchange();
+        let sent = async {
+            let mut confirms = Vec::with_capacity(events.len());
+            for record in events {
+                confirms.push(
+                    channel
+                        .basic_publish(
+                            &exchange,
+                            &record.routing_key,
+                            BasicPublishOptions::default(),
+                            record.envelope.as_bytes(),
+                            event_properties(record),
+                        )
+                        .await?,
+                );
+            }
+            // All in flight; now wait for the broker to take each one.
+            for confirm in confirms {
+                if let Confirmation::Nack(_) = confirm.await? {
+                    anyhow::bail!("the broker refused an event");
+                }
+            }
+            anyhow::Ok(())
+        };
+        if let Err(e) = sent.await {
+            self.reset().await;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+fn header_u32(delivery: &lapin::message::Delivery, name: &str) -> u32 {
+    delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(&ShortString::from(name)))
+        .and_then(|v| match v {
+            AMQPValue::LongLongInt(n) => Some(*n as u32),
+            AMQPValue::LongInt(n) => Some(*n as u32),
+            AMQPValue::LongUInt(n) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+const ATTEMPTS: &str = "x-agora-attempts";
+const BATCH: usize = 64;
+
+/// Consumes `handler`'s queue until `shutdown`, reconnecting with backoff
+/// whenever the broker goes away.
+pub async fn run_consumer(
+    broker: Arc<Broker>,
+    db: Db,
+    handler: Arc<dyn EventHandler>,
+    shutdown: CancellationToken,
+) {
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        match consume(&broker, &db, handler.as_ref(), &shutdown).await {
+            Ok(()) => break,
+            Err(e) => {
+                broker.consuming.store(false, Ordering::Relaxed);
+                failures += 1;
+                let delay = Duration::from_millis(200 * 2u64.pow(failures.min(5)))
+                    .mul_f64(0.5 + rand::random::<f64>() / 2.0);
+                tracing::warn!(consumer = handler.consumer(), error = %e, retry_in_ms = delay.as_millis() as u64, "consumer lost the broker; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+async fn consume(
+    broker: &Broker,
+    db: &Db,
+    handler: &dyn EventHandler,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let config = broker.config();
+    let name = handler.consumer();
+    let conn = connect(&config.url).await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    broker
+        .declare(&channel, name, handler.routing_keys())
+        .await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            &config.queue(name),
+            name,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    broker.consuming.store(true, Ordering::Relaxed);
+    tracing::info!(consumer = name, queue = %config.queue(name), "consuming");
+    loop {
+        let first = tokio::select! {
+            next = consumer.next() => next,
+            _ = shutdown.cancelled() => {
+                let _ = conn.close(200, "shutdown").await;
+                return Ok(());
+            }
+        };
+        let Some(first) = first else {
+            anyhow::bail!("the consumer stream ended");
+        };
+        let mut batch = vec![first?];
+        while batch.len() < BATCH {
+            match consumer.next().now_or_never() {
+                Some(Some(Ok(delivery))) => batch.push(delivery),
+                _ => break,
+            }
+        }
+        let bodies: Vec<&str> = batch
+            .iter()
+            .map(|d| std::str::from_utf8(&d.data).unwrap_or(""))
+            .collect();
+        let results = handle_batch(db, handler, &bodies).await;
+        if results.iter().all(Result::is_ok) {
+            let last = batch.last().expect("a batch is never empty");
+            last.ack(BasicAckOptions { multiple: true }).await?;
+            continue;
+        }
+        for (delivery, result) in batch.iter().zip(results) {
+            if let Err(error) = result {
+                let failed = header_u32(delivery, ATTEMPTS) + 1;
+                let settlement = config.retry.settle(&error, failed);
+                redirect(&channel, config, name, delivery, failed, &settlement).await?;
+                let event_id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.to_string())
+                    .unwrap_or_default();
+                log_failure(
+                    name,
+                    delivery.routing_key.as_str(),
+                    &event_id,
+                    failed,
+                    &settlement,
+                );
+            }
+            delivery.ack(BasicAckOptions::default()).await?;
+        }
+    }
+}
+
+/// Moves a failed delivery to its retry queue or the dead-letter queue and
+/// waits for the broker's confirm, so that acking the original loses nothing.
+async fn redirect(
+    channel: &Channel,
+    config: &AmqpConfig,
+    service: &str,
+    delivery: &lapin::message::Delivery,
+    failed: u32,
+    settlement: &Settlement,
+) -> anyhow::Result<()> {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(failed.into()));
+    let base = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/cloudevents+json".into());
+    let (exchange, routing_key, properties) = match settlement {
+        Settlement::Ack => return Ok(()),
+        Settlement::Retry { delay_ms, error } => {
+            headers.insert("x-agora-last-error".into(), long_string(error.clone()));
+            (
+                String::new(),
+                config.retry_queue(service, failed.min(config.retry.max_attempts - 1)),
+                base.with_expiration((*delay_ms).max(1).to_string().into())
+                    .with_headers(headers),
+            )
+        }
+        Settlement::DeadLetter { error } => {
+            headers.insert("x-agora-error".into(), long_string(error.clone()));
+            headers.insert(
+                "x-agora-original-routing-key".into(),
+                long_string(delivery.routing_key.to_string()),
+            );
+            headers.insert(
+                "x-agora-failed-at".into(),
+                long_string(crate::clock::now_rfc3339()),
+            );
+            (
+                config.dead_letter_exchange(),
+                service.to_owned(),
+                base.with_headers(headers),
+            )
+        }
+    };
+    let confirm = channel
+        .basic_publish(
+            &exchange,
+            &routing_key,
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        )
+        .await?
+        .await?;
+    if let Confirmation::Nack(_) = confirm {
+        anyhow::bail!("the broker refused a redirected message");
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Runs the distributed mode on one machine without Docker: every service as
+# its own process, each with its own PostgreSQL database, over a local
+# RabbitMQ, plus the gateway on :8080.
+#
+#   deploy/run-local.sh start    # build, start everything, wait until ready
+#   deploy/run-local.sh stop     # stop every process (SIGTERM, graceful)
+#   deploy/run-local.sh status
+#
+# Settings (environment): PG_URL (server, no database; default
+# postgres://postgres@127.0.0.1:5432), AMQP_URL, AGORA_BIN (a built binary;
+# default: cargo build --release), RUN_DIR (pids and logs; default
+# ./agora-distributed), INSTANCES (instances of order, inventory and
+# payment; default 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+RUN_DIR=${RUN_DIR:-./agora-distributed}
+INSTANCES=${INSTANCES:-1}
+SERVICES=(catalog inventory cart order payment shipping notification)
+declare -A PORT=([catalog]=8081 [inventory]=8082 [cart]=8083 [order]=8084 [payment]=8085 [shipping]=8086 [notification]=8087)
+
+start() {
+  if [ -z "${AGORA_BIN:-}" ]; then
+    cargo build --release --quiet
+    AGORA_BIN=./target/release/agora
+  fi
+  mkdir -p "$RUN_DIR"
+  export AGORA_CATALOG_URL="http://127.0.0.1:${PORT[catalog]}"
+  for s in "${SERVICES[@]}"; do
+    n=1
+    case $s in order|inventory|payment) n=$INSTANCES ;; esac
+    for i in $(seq 1 "$n"); do
+      port=$(( PORT[$s] + (i - 1) * 100 ))
+      DATABASE_URL="$PG_URL/agora_$s" AGORA_LISTEN="127.0.0.1:$port" \
+        nohup "$AGORA_BIN" service "$s" >"$RUN_DIR/$s-$i.log" 2>&1 &
+      echo $! >"$RUN_DIR/$s-$i.pid"
+      urls="${urls_of[$s]:-}"
+      urls_of[$s]="${urls:+$urls,}http://127.0.0.1:$port"
+    done
+  done
+  AGORA_INVENTORY_URL=${urls_of[inventory]} AGORA_CART_URL=${urls_of[cart]} \
+  AGORA_ORDER_URL=${urls_of[order]} AGORA_PAYMENT_URL=${urls_of[payment]} \
+  AGORA_SHIPPING_URL=${urls_of[shipping]} AGORA_NOTIFICATION_URL=${urls_of[notification]} \
+  AGORA_LISTEN=${AGORA_LISTEN:-127.0.0.1:8080} \
+    nohup "$AGORA_BIN" gateway >"$RUN_DIR/gateway.log" 2>&1 &
+  echo $! >"$RUN_DIR/gateway.pid"
+  for _ in $(seq 1 60); do
+    if curl -fs "http://${AGORA_LISTEN:-127.0.0.1:8080}/ready" >/dev/null; then
+      echo "ready: http://${AGORA_LISTEN:-127.0.0.1:8080} (logs in $RUN_DIR)"
+      return 0
+    fi
+    sleep 1
+  done
+  echo "not ready after 60 s; see $RUN_DIR/*.log" >&2
+  return 1
+}
+
+stop() {
+  for pid_file in "$RUN_DIR"/*.pid; do
+    [ -e "$pid_file" ] || continue
+    kill "$(cat "$pid_file")" 2>/dev/null || true
+  done
+  for pid_file in "$RUN_DIR"/*.pid; do
+    [ -e "$pid_file" ] || continue
+    pid=$(cat "$pid_file")
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$pid_file"
+  done
+  echo stopped
+}
+
+status() {
+  for pid_file in "$RUN_DIR"/*.pid; do
+    [ -e "$pid_file" ] || continue
+    name=$(basename "$pid_file" .pid)
+    if kill -0 "$(cat "$pid_file")" 2>/dev/null; then echo "$name running"; else echo "$name stopped"; fi
+  done
+}
+
+declare -A urls_of=()
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
