@@ -1,6 +1,6 @@
 //! Test support: a fresh database per test on every backend. SQLite always;
 //! PostgreSQL too when `AGORA_TEST_DATABASE_URL` names a server (CI sets it,
-//! and sets `AGORA_REQUIRE_POSTGRES=1` so that a missing server fails the run
+//! and sets `AGORA_REQUIRE_SERVERS=1` so that a missing server fails the run
 //! instead of skipping). Each PostgreSQL test database is dropped afterwards.
 
 use std::path::PathBuf;
@@ -45,8 +45,8 @@ pub async fn backends(migrations: &[&[Migration]]) -> Vec<TestDb> {
                 cleanup: Cleanup::Postgres(url),
             });
         }
-        Err(_) if std::env::var("AGORA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
-            panic!("AGORA_REQUIRE_POSTGRES=1 but AGORA_TEST_DATABASE_URL is not set")
+        Err(_) if std::env::var("AGORA_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
+            panic!("AGORA_REQUIRE_SERVERS=1 but AGORA_TEST_DATABASE_URL is not set")
         }
         Err(_) => eprintln!("AGORA_TEST_DATABASE_URL is not set: PostgreSQL variant skipped"),
     }

@@ -2,6 +2,9 @@
 //! small clients for the calls the specifications make.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod outage;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,9 +14,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-pub struct TestApp {
+/// The public API of a running Agora (embedded app or distributed gateway).
+pub struct Api {
     pub base: String,
     pub client: reqwest::Client,
+}
+
+pub struct TestApp {
+    api: Api,
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -52,8 +60,10 @@ pub async fn spawn_app_on(data_dir: PathBuf, tweak: impl FnOnce(&mut Config)) ->
         let _ = stopped.await;
     }));
     TestApp {
-        base,
-        client: reqwest::Client::new(),
+        api: Api {
+            base,
+            client: reqwest::Client::new(),
+        },
         data_dir,
         stop: Some(stop),
         server: Some(server),
@@ -88,6 +98,24 @@ impl TestApp {
         self.data_dir.clone()
     }
 
+    /// Waits until every queue is empty: all published events are handled.
+    pub async fn settled(&self) {
+        self.eventually(|| async {
+            let queues: Vec<Value> = self.list("/api/v1/admin/queues").await;
+            queues.iter().all(|q| q["depth"] == 0)
+        })
+        .await;
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Api {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -147,9 +175,9 @@ impl TestApp {
         self.get_json(&format!("/api/v1/orders/{id}")).await
     }
 
-    /// The order once it reaches a terminal state (fails after 20 s).
+    /// The order once it reaches a terminal state (fails after 60 s).
     pub async fn terminal(&self, id: Uuid) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let order = self
                 .get_json(&format!("/api/v1/orders/{id}?wait_ms=2000"))
@@ -165,7 +193,7 @@ impl TestApp {
         }
     }
 
-    /// Waits until the order has `status` (fails after 20 s).
+    /// Waits until the order has `status` (fails after 60 s).
     pub async fn reaches(&self, id: Uuid, status: &str) -> Value {
         self.eventually(|| async { self.order(id).await["status"] == status })
             .await;
@@ -181,16 +209,7 @@ impl TestApp {
         self.get_json(path).await.as_array().unwrap().clone()
     }
 
-    /// Waits until every queue is empty: all published events are handled.
-    pub async fn settled(&self) {
-        self.eventually(|| async {
-            let queues: Vec<Value> = self.list("/api/v1/admin/queues").await;
-            queues.iter().all(|q| q["depth"] == 0)
-        })
-        .await;
-    }
-
-    /// Polls `check` until it holds (fails after 20 s).
+    /// Polls `check` until it holds (fails after 60 s).
     pub async fn eventually<F, Fut>(&self, check: F)
     where
         F: Fn() -> Fut,

@@ -1,0 +1,216 @@
+//! A distributed deployment for tests: every service as its own `agora
+//! service` process on the machine's PostgreSQL (fresh databases) and
+//! RabbitMQ (a unique exchange and queue prefix), plus the gateway. It
+//! cleans up after itself: processes, queues, exchanges, databases.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use agora_platform::amqp::{AmqpConfig, Broker};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+pub const SERVICES: [&str; 7] = [
+    "catalog",
+    "inventory",
+    "cart",
+    "order",
+    "payment",
+    "shipping",
+    "notification",
+];
+
+pub struct Cluster {
+    api: super::Api,
+    pub prefix: String,
+    pub amqp_url: String,
+    processes: Vec<Child>,
+    database_urls: Vec<String>,
+}
+
+/// The servers to test against, or `None` to skip (outside CI).
+pub fn servers() -> Option<(String, String)> {
+    let db = std::env::var("AGORA_TEST_DATABASE_URL").ok();
+    let amqp = std::env::var("AGORA_TEST_AMQP_URL").ok();
+    match (db, amqp) {
+        (Some(db), Some(amqp)) => Some((db, amqp)),
+        _ if std::env::var("AGORA_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
+            panic!("AGORA_REQUIRE_SERVERS=1 but AGORA_TEST_DATABASE_URL or AGORA_TEST_AMQP_URL is not set")
+        }
+        _ => {
+            eprintln!(
+                "AGORA_TEST_DATABASE_URL / AGORA_TEST_AMQP_URL not set: distributed test skipped"
+            );
+            None
+        }
+    }
+}
+
+async fn spawn(args: &[String], envs: &[(&str, String)]) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
+    command
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("AGORA_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("the agora binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} did not start"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{args:?} exited early"));
+        if let Some((_, url)) = line.split_once(" listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    let name = args.join(" ");
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if std::env::var("AGORA_TEST_LOG").is_ok() {
+                eprintln!("[{name}] {line}");
+            }
+        }
+    });
+    (child, url)
+}
+
+impl Cluster {
+    /// Starts every service (`instances` of the named ones, one of the rest)
+    /// and the gateway, and waits until the gateway is ready.
+    pub async fn start(instances: &[(&str, usize)]) -> Option<Cluster> {
+        let (db_base, amqp_url) = servers()?;
+        let run = Uuid::now_v7().simple().to_string();
+        let prefix = format!("t{}.", &run[run.len() - 10..]);
+        let (server, _) = db_base.rsplit_once('/').expect("a database URL");
+        let mut cluster = Cluster {
+            api: super::Api {
+                base: String::new(),
+                client: reqwest::Client::new(),
+            },
+            prefix: prefix.clone(),
+            amqp_url: amqp_url.clone(),
+            processes: Vec::new(),
+            database_urls: Vec::new(),
+        };
+        let mut urls: Vec<(&str, Vec<String>)> = Vec::new();
+        let mut catalog_url = String::new();
+        for service in SERVICES {
+            let count = instances
+                .iter()
+                .find(|(s, _)| *s == service)
+                .map_or(1, |(_, n)| *n);
+            let database_url = format!("{server}/agora_{}_{service}", prefix.trim_end_matches('.'));
+            cluster.database_urls.push(database_url.clone());
+            let mut started = Vec::new();
+            let mut pending = Vec::new();
+            for _ in 0..count {
+                let args: Vec<String> = [
+                    "service",
+                    service,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--db-connections",
+                    "4",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                let envs = vec![
+                    ("DATABASE_URL", database_url.clone()),
+                    ("AMQP_URL", amqp_url.clone()),
+                    ("AGORA_AMQP_PREFIX", prefix.clone()),
+                    ("AGORA_CATALOG_URL", catalog_url.clone()),
+                    ("AGORA_PAYMENT_DECLINE_ABOVE", "500000".to_owned()),
+                ];
+                pending.push(async move { spawn(&args, &envs).await });
+            }
+            for (child, url) in futures_join(pending).await {
+                cluster.processes.push(child);
+                started.push(url);
+            }
+            if service == "catalog" {
+                catalog_url = started[0].clone();
+            }
+            urls.push((service, started));
+        }
+        let mut args = vec![
+            "gateway".to_owned(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        for (service, list) in &urls {
+            args.push(format!("--{service}-url"));
+            args.push(list.join(","));
+        }
+        let (child, gateway) = spawn(&args, &[]).await;
+        cluster.processes.push(child);
+        cluster.api.base = gateway;
+        cluster.ready().await;
+        Some(cluster)
+    }
+
+    /// Waits until the gateway and every instance behind it are ready.
+    pub async fn ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.client.get(self.url("/ready")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the cluster never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The broker as the services see it (same prefix).
+    pub fn broker(&self) -> std::sync::Arc<Broker> {
+        let mut config = AmqpConfig::new(&self.amqp_url);
+        config.prefix = self.prefix.clone();
+        Broker::new(config)
+    }
+
+    /// Stops every process and removes the queues, exchanges and databases.
+    pub async fn stop(mut self) {
+        for child in &mut self.processes {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        let services: Vec<&str> = SERVICES.to_vec();
+        if let Err(e) = self.broker().delete_topology(&services).await {
+            eprintln!("could not delete the test topology: {e}");
+        }
+        for url in &self.database_urls {
+            if let Err(e) = agora_platform::db::drop_postgres_database(url).await {
+                eprintln!("could not drop {url}: {e}");
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = super::Api;
+    fn deref(&self) -> &super::Api {
+        &self.api
+    }
+}
+
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futures.len());
+    for f in futures {
+        out.push(f.await);
+    }
+    out
+}

@@ -1,0 +1,176 @@
+//! The distributed mode against the machine's real PostgreSQL and RabbitMQ:
+//! every service its own process, the gateway in front. Skipped when
+//! AGORA_TEST_DATABASE_URL / AGORA_TEST_AMQP_URL are not set; CI sets them and
+//! AGORA_REQUIRE_SERVERS=1, so there it always runs.
+
+mod common;
+
+use std::sync::Arc;
+
+use agora_platform::bus::Publisher;
+use agora_platform::outbox::OutboxRecord;
+use common::cluster::Cluster;
+use common::{assert_conserved, order_body};
+use serde_json::json;
+
+#[tokio::test]
+async fn the_saga_and_its_compensations_across_processes() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let product = cluster.create_product(2_000, 10).await;
+
+    let paid = cluster
+        .place_order(&order_body(product, 3, "tok_visa"))
+        .await;
+    let declined = cluster
+        .place_order(&order_body(product, 2, "tok_decline"))
+        .await;
+    let too_many = cluster
+        .place_order(&order_body(product, 50, "tok_visa"))
+        .await;
+
+    let order = cluster.terminal(paid).await;
+    assert_eq!(order["status"], "COMPLETED");
+    let steps: Vec<_> = order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].clone())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            json!("PENDING"),
+            json!("RESERVED"),
+            json!("PAID"),
+            json!("COMPLETED")
+        ]
+    );
+    assert_eq!(
+        cluster
+            .list(&format!("/api/v1/payments?order_id={paid}"))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        cluster
+            .list(&format!("/api/v1/shipments?order_id={paid}"))
+            .await
+            .len(),
+        1
+    );
+    cluster
+        .eventually(|| async {
+            cluster
+                .list(&format!("/api/v1/notifications?order_id={paid}"))
+                .await
+                .len()
+                == 6
+        })
+        .await;
+
+    let order = cluster.terminal(declined).await;
+    assert_eq!(order["status"], "CANCELLED");
+    assert!(order["reason"].as_str().unwrap().contains("payment failed"));
+    assert_eq!(cluster.terminal(too_many).await["status"], "REJECTED");
+
+    // The declined order's stock comes back; the paid order's is sold.
+    cluster
+        .eventually(|| async {
+            let stock = cluster.stock(product).await;
+            stock["reserved"] == 0 && stock["sold"] == 3 && stock["available"] == 7
+        })
+        .await;
+    assert_conserved(&cluster.stock(product).await);
+    cluster.stop().await;
+}
+
+/// Two instances each of order, inventory and payment compete for the same
+/// queues: 200 orders race for 50 units, exactly 50 are sold, none is
+/// charged twice.
+#[tokio::test]
+async fn competing_instances_never_oversell_or_charge_twice() {
+    let Some(cluster) = Cluster::start(&[("order", 2), ("inventory", 2), ("payment", 2)]).await
+    else {
+        return;
+    };
+    let cluster = Arc::new(cluster);
+    let product = cluster.create_product(1_000, 50).await;
+
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let cluster = cluster.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = cluster
+                .place_order(&order_body(product, 1, "tok_visa"))
+                .await;
+            (
+                id,
+                cluster.terminal(id).await["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+
+    let completed: Vec<_> = outcomes.iter().filter(|(_, s)| s == "COMPLETED").collect();
+    let rejected = outcomes.iter().filter(|(_, s)| s == "REJECTED").count();
+    assert_eq!((completed.len(), rejected), (50, 150));
+    for (id, _) in &completed {
+        let payments = cluster
+            .list(&format!("/api/v1/payments?order_id={id}"))
+            .await;
+        assert_eq!(
+            payments.len(),
+            1,
+            "order {id} charged {} times",
+            payments.len()
+        );
+    }
+    cluster
+        .eventually(|| async {
+            let stock = cluster.stock(product).await;
+            stock["sold"] == 50 && stock["reserved"] == 0 && stock["available"] == 0
+        })
+        .await;
+    assert_conserved(&cluster.stock(product).await);
+    Arc::try_unwrap(cluster)
+        .ok()
+        .expect("tasks are done")
+        .stop()
+        .await;
+}
+
+#[tokio::test]
+async fn a_poison_message_lands_in_the_dead_letter_queue_and_the_consumers_go_on() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let broker = cluster.broker();
+    let poison = OutboxRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        routing_key: "order.created.v1".into(),
+        envelope: "{ this is not an event".into(),
+    };
+    broker.publish(&[poison]).await.unwrap();
+
+    cluster
+        .eventually(|| async { broker.dead_letter_count("inventory").await.unwrap_or(0) == 1 })
+        .await;
+    cluster
+        .eventually(|| async { broker.dead_letter_count("notification").await.unwrap_or(0) == 1 })
+        .await;
+    let product = cluster.create_product(1_000, 5).await;
+    let id = cluster
+        .place_order(&order_body(product, 1, "tok_visa"))
+        .await;
+    assert_eq!(cluster.terminal(id).await["status"], "COMPLETED");
+    cluster.stop().await;
+}
