@@ -24,6 +24,10 @@ pub struct Args {
     /// Units per order.
     #[arg(long, default_value_t = 1)]
     pub quantity: u32,
+    /// Offered load in orders per second (default: as fast as the
+    /// concurrency allows).
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Give up on the run after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
@@ -101,16 +105,24 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
         .expect("a valid template"),
     );
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    // An optional pacer: each order waits for its tick, so the offered load
+    // is the rate, not whatever the concurrency can push.
+    let pacer = args.rate.filter(|r| *r > 0.0).map(|rate| {
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Arc::new(Mutex::new(ticks))
+    });
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (client, base, next, latencies, counts, bar) = (
+        let (client, base, next, latencies, counts, bar, pacer) = (
             client.clone(),
             base.clone(),
             next.clone(),
             latencies.clone(),
             counts.clone(),
             bar.clone(),
+            pacer.clone(),
         );
         let (total, quantity) = (args.orders, args.quantity);
         workers.push(tokio::spawn(async move {
@@ -118,6 +130,9 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total || Instant::now() > deadline {
                     break;
+                }
+                if let Some(pacer) = &pacer {
+                    pacer.lock().await.tick().await;
                 }
                 let t0 = Instant::now();
                 match one_order(&client, &base, product_id, quantity, n, deadline).await {

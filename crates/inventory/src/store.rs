@@ -91,7 +91,9 @@ pub async fn reserve(
     order_id: Uuid,
     items: &[LineItem],
 ) -> Result<ReserveOutcome, DbError> {
-    if reservation_status(tx, order_id).await?.is_some() {
+    // Claiming the order's reservation row first makes the decision once:
+    // a redelivery, or a cancellation that came first, finds it taken.
+    if !insert_reservation(tx, order_id, ReservationStatus::Reserved, items).await? {
         return Ok(ReserveOutcome::AlreadyDecided);
     }
     let mut taken = Vec::new();
@@ -114,21 +116,15 @@ pub async fn reserve(
             });
         }
     }
-    let status = if shortages.is_empty() {
-        ReservationStatus::Reserved
-    } else {
-        // All or nothing: give back what this attempt took.
-        for item in taken {
-            shift(tx, item.product_id, item.quantity, "reserved", "available").await?;
-        }
-        ReservationStatus::Rejected
-    };
-    insert_reservation(tx, order_id, status, items).await?;
-    Ok(if shortages.is_empty() {
-        ReserveOutcome::Reserved(items.to_vec())
-    } else {
-        ReserveOutcome::Rejected(shortages)
-    })
+    if shortages.is_empty() {
+        return Ok(ReserveOutcome::Reserved(items.to_vec()));
+    }
+    // All or nothing: give back what this attempt took.
+    for item in taken {
+        shift(tx, item.product_id, item.quantity, "reserved", "available").await?;
+    }
+    set_status(tx, order_id, ReservationStatus::Rejected).await?;
+    Ok(ReserveOutcome::Rejected(shortages))
 }
 
 /// Returns a held reservation to available stock. When the order has no
@@ -254,16 +250,6 @@ pub async fn all(db: &Db) -> Result<Vec<Stock>, DbError> {
         .collect()
 }
 
-async fn reservation_status(tx: &mut Tx, order_id: Uuid) -> Result<Option<String>, DbError> {
-    tx.query_opt(
-        "SELECT status FROM reservations WHERE order_id = $1",
-        params![order_id],
-    )
-    .await?
-    .map(|r| r.text(0))
-    .transpose()
-}
-
 async fn reservation(
     tx: &mut Tx,
     order_id: Uuid,
@@ -286,19 +272,22 @@ async fn reservation(
     Ok(Some((status, row.json(1)?)))
 }
 
+/// Returns false when the order has a reservation record already.
 async fn insert_reservation(
     tx: &mut Tx,
     order_id: Uuid,
     status: ReservationStatus,
     items: &[LineItem],
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
     let items = serde_json::to_string(items).expect("line items serialise");
-    tx.execute(
-        "INSERT INTO reservations (order_id, status, items, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
-        params![order_id, status.as_str(), items, now()],
-    )
-    .await?;
-    Ok(())
+    let inserted = tx
+        .execute(
+            "INSERT INTO reservations (order_id, status, items, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
+            params![order_id, status.as_str(), items, now()],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 async fn set_status(tx: &mut Tx, order_id: Uuid, status: ReservationStatus) -> Result<(), DbError> {

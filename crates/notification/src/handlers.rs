@@ -31,23 +31,23 @@ impl EventHandler for Handler {
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        let (order_id, moment) = if event.is::<OrderCreated>() {
+        let (order_id, moment, contact) = if event.is::<OrderCreated>() {
             let e: OrderCreated = event.decode()?;
             store::save_contact(tx, e.order_id, &e.email, e.phone.as_deref()).await?;
-            (e.order_id, Moment::Created)
+            (e.order_id, Moment::Created, Some((e.email, e.phone)))
         } else if event.is::<PaymentSucceeded>() {
             let e: PaymentSucceeded = event.decode()?;
-            (e.order_id, Moment::Confirmed)
+            (e.order_id, Moment::Confirmed, None)
         } else if event.is::<ShippingCreated>() {
             let e: ShippingCreated = event.decode()?;
             let moment = Moment::Shipped {
                 carrier: e.carrier,
                 tracking_number: e.tracking_number,
             };
-            (e.order_id, moment)
+            (e.order_id, moment, None)
         } else if event.is::<OrderCancelled>() {
             let e: OrderCancelled = event.decode()?;
-            (e.order_id, Moment::Cancelled { reason: e.reason })
+            (e.order_id, Moment::Cancelled { reason: e.reason }, None)
         } else {
             return Err(HandlerError::permanent(format!(
                 "notification does not handle {}",
@@ -56,7 +56,11 @@ impl EventHandler for Handler {
         };
         // The contact arrives with OrderCreated; an event that overtakes it
         // waits for it through the retry policy.
-        let Some((email, phone)) = store::contact(tx, order_id).await? else {
+        let contact = match contact {
+            Some(contact) => Some(contact),
+            None => store::contact(tx, order_id).await?,
+        };
+        let Some((email, phone)) = contact else {
             return Err(HandlerError::transient(format!(
                 "no contact known yet for order {order_id}"
             )));

@@ -176,7 +176,7 @@ impl Orders {
         input: Input,
         cause: Option<&Envelope>,
     ) -> Result<Step, DbError> {
-        let Some((order, correlation_id)) = store::find_in(tx, id).await? else {
+        let Some((mut order, correlation_id)) = store::find_in(tx, id).await? else {
             return Ok(Step::UnknownOrder);
         };
         let cause_name = cause.map_or_else(
@@ -198,6 +198,9 @@ impl Orders {
                     note: reason,
                 };
                 store::add_timeline(tx, id, &entry).await?;
+                if emit.contains(&Emit::ShippingRequested) {
+                    order.items = store::items_in(tx, id).await?;
+                }
                 for emit in emit {
                     let envelope = emitted(&order, &emit, cause, &correlation_id);
                     tx.publish(&envelope).await?;

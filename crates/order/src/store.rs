@@ -161,18 +161,21 @@ pub async fn insert(
     Ok(true)
 }
 
-/// The order and its correlation id, read inside a transaction.
+/// The order (without its items) and its correlation id, read inside a
+/// transaction: a saga step needs the items only to ask for shipping.
 pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<(Order, String)>, DbError> {
     let Some(row) = tx.query_opt(ORDER, params![id]).await? else {
         return Ok(None);
     };
-    let items = tx
-        .query(ITEMS, params![id])
+    order(&row, Vec::new()).map(Some)
+}
+
+pub async fn items_in(tx: &mut Tx, id: Uuid) -> Result<Vec<PricedItem>, DbError> {
+    tx.query(ITEMS, params![id])
         .await?
         .iter()
         .map(item)
-        .collect::<Result<_, _>>()?;
-    order(&row, items).map(Some)
+        .collect()
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<Order>, DbError> {

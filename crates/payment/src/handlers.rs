@@ -30,16 +30,15 @@ impl EventHandler for Handler {
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         if event.is::<PaymentRequested>() {
             let e: PaymentRequested = event.decode()?;
-            if store::find_by_order(tx, e.order_id).await?.is_some() {
-                return Ok(()); // charged, declined or voided already: never twice
-            }
             let decision = self.gateway.charge(&e.payment_token, &e.amount);
             let (status, reason) = match &decision {
                 Decision::Captured => (PaymentStatus::Captured, None),
                 Decision::Declined(reason) => (PaymentStatus::Declined, Some(reason.clone())),
             };
             let payment = new_payment(e.order_id, e.amount.clone(), status, reason);
-            store::insert(tx, &payment).await?;
+            if !store::insert(tx, &payment).await? {
+                return Ok(()); // charged, declined or voided already: never twice
+            }
             match decision {
                 Decision::Captured => {
                     tracing::info!(order_id = %e.order_id, amount = e.amount.amount, "payment captured");

@@ -56,9 +56,10 @@ pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Payment
     .transpose()
 }
 
-pub async fn insert(tx: &mut Tx, payment: &Payment) -> Result<(), DbError> {
-    tx.execute(
-        &format!("INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
+/// Records the order's payment; false when the order has one already.
+pub async fn insert(tx: &mut Tx, payment: &Payment) -> Result<bool, DbError> {
+    let inserted = tx.execute(
+        &format!("INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"),
         params![
             payment.id,
             payment.order_id,
@@ -71,7 +72,7 @@ pub async fn insert(tx: &mut Tx, payment: &Payment) -> Result<(), DbError> {
         ],
     )
     .await?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 pub async fn set_status(tx: &mut Tx, id: Uuid, status: PaymentStatus) -> Result<(), DbError> {

@@ -136,13 +136,18 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
         Some(tx) => tx,
         None => db.begin().await?,
     };
-    for record in &records {
-        tx.execute(
-            "UPDATE outbox SET published_at = $1 WHERE id = $2",
-            params![&now, &record.id],
-        )
-        .await?;
-    }
+    // One statement for the whole batch.
+    let placeholders: Vec<String> = (2..records.len() + 2).map(|i| format!("${i}")).collect();
+    let mut values = vec![crate::db::Value::from(now)];
+    values.extend(records.iter().map(|r| crate::db::Value::from(&r.id)));
+    tx.execute(
+        &format!(
+            "UPDATE outbox SET published_at = $1 WHERE id IN ({})",
+            placeholders.join(", ")
+        ),
+        &values,
+    )
+    .await?;
     tx.commit().await?;
     Ok(records.len())
 }

@@ -27,9 +27,6 @@ impl EventHandler for Handler {
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         if event.is::<ShippingRequested>() {
             let e: ShippingRequested = event.decode()?;
-            if store::find_by_order(tx, e.order_id).await?.is_some() {
-                return Ok(()); // shipped already, or cancelled first
-            }
             let id = Uuid::now_v7();
             let shipment = Shipment {
                 id,
@@ -41,7 +38,9 @@ impl EventHandler for Handler {
                 items: e.items,
                 created_at: now_rfc3339(),
             };
-            store::insert(tx, &shipment).await?;
+            if !store::insert(tx, &shipment).await? {
+                return Ok(()); // shipped already, or cancelled first
+            }
             tracing::info!(order_id = %e.order_id, tracking = %shipment.tracking_number, "shipment created");
             let created = ShippingCreated {
                 order_id: e.order_id,

@@ -58,14 +58,15 @@ pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Shipmen
     .transpose()
 }
 
-pub async fn insert(tx: &mut Tx, shipment: &Shipment) -> Result<(), DbError> {
+/// Records the order's shipment; false when the order has one already.
+pub async fn insert(tx: &mut Tx, shipment: &Shipment) -> Result<bool, DbError> {
     let address = shipment
         .address
         .as_ref()
         .map(|a| serde_json::to_string(a).expect("addresses serialise"));
     let items = serde_json::to_string(&shipment.items).expect("items serialise");
-    tx.execute(
-        &format!("INSERT INTO shipments ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"),
+    let inserted = tx.execute(
+        &format!("INSERT INTO shipments ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING"),
         params![
             shipment.id,
             shipment.order_id,
@@ -78,7 +79,7 @@ pub async fn insert(tx: &mut Tx, shipment: &Shipment) -> Result<(), DbError> {
         ],
     )
     .await?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 pub async fn set_status(tx: &mut Tx, id: Uuid, status: ShipmentStatus) -> Result<(), DbError> {
