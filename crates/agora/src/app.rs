@@ -120,6 +120,7 @@ impl Application {
             tasks.push(tokio::spawn(outbox::run_relay(
                 c.db.clone(),
                 publisher.clone(),
+                Duration::ZERO,
                 shutdown.clone(),
             )));
             router = router.merge(c.router);

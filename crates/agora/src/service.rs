@@ -4,6 +4,7 @@
 //! for competing consumers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agora_catalog::{Catalog, CatalogClient, HttpCatalog};
 use agora_payment::Gateway;
@@ -66,6 +67,9 @@ pub struct ServiceArgs {
     /// PostgreSQL connections of this process.
     #[arg(long, env = "AGORA_DB_CONNECTIONS", default_value_t = 10)]
     pub db_connections: u32,
+    /// Milliseconds the outbox relay waits for more events before publishing.
+    #[arg(long, env = "AGORA_RELAY_LINGER_MS", default_value_t = 5)]
+    pub relay_linger_ms: u64,
     /// Do not seed the demo catalog (catalog only).
     #[arg(long, env = "AGORA_NO_SEED")]
     pub no_seed: bool,
@@ -115,9 +119,11 @@ impl ServiceApp {
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let publisher: Arc<dyn Publisher> = broker.clone();
+        let linger = Duration::from_millis(args.relay_linger_ms);
         tasks.push(tokio::spawn(outbox::run_relay(
             db.clone(),
             publisher,
+            linger,
             shutdown.clone(),
         )));
         if let Some(handler) = &c.handler {

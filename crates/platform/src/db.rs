@@ -456,6 +456,20 @@ impl Tx {
         self.wrote_outbox = true;
     }
 
+    /// Lets this transaction commit without waiting for its WAL to reach
+    /// disk (PostgreSQL `synchronous_commit = off`; SQLite already commits
+    /// without fsync in WAL mode). Only for writes whose loss in a crash is
+    /// harmless, such as marking outbox rows published: a lost mark means a
+    /// repeated publish, which consumers' inboxes absorb.
+    pub async fn relax_durability(&mut self) -> Result<(), DbError> {
+        if let TxInner::Postgres(tx) = &mut self.inner {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut ***tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Runs `hook` once this transaction has committed (never if it rolls
     /// back): how in-process watchers learn about a change only when it is
     /// visible to them.
