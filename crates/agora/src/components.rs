@@ -13,7 +13,7 @@ use agora_order::Orders;
 use agora_payment::{Gateway, Payments};
 use agora_platform::consumer::EventHandler;
 use agora_platform::db::Migration;
-use agora_platform::{outbox, Db};
+use agora_platform::{idempotency, outbox, Db};
 use agora_shipping::Shipping;
 use axum::Router;
 
@@ -46,7 +46,7 @@ pub struct Deps {
 }
 
 /// The platform's tables and the service's own, in order.
-pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 2]> {
+pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 3]> {
     let own = match name {
         agora_catalog::NAME => agora_catalog::MIGRATIONS,
         agora_inventory::NAME => agora_inventory::MIGRATIONS,
@@ -60,7 +60,7 @@ pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 2]> {
             SERVICES.join(", ")
         ),
     };
-    Ok([outbox::MIGRATIONS, own])
+    Ok([outbox::MIGRATIONS, idempotency::MIGRATIONS, own])
 }
 
 /// Opens (migrates) nothing: builds service `name` on an open, migrated `db`.

@@ -174,3 +174,40 @@ async fn a_poison_message_lands_in_the_dead_letter_queue_and_the_consumers_go_on
     assert_eq!(cluster.terminal(id).await["status"], "COMPLETED");
     cluster.stop().await;
 }
+
+/// One idempotency key, many clients, two order instances: one order.
+#[tokio::test]
+async fn one_idempotency_key_makes_one_order_across_instances() {
+    let Some(cluster) = Cluster::start(&[("order", 2)]).await else {
+        return;
+    };
+    let cluster = Arc::new(cluster);
+    let product = cluster.create_product(1_000, 100).await;
+    let body = order_body(product, 1, "tok_visa");
+
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (cluster, body) = (cluster.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            cluster
+                .post_with_key("/api/v1/orders", "one-key", &body)
+                .await
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        let (status, order, _) = task.await.unwrap();
+        assert_eq!(status, 201, "{order}");
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let listed = cluster.get_json("/api/v1/orders?customer_id=cust-1").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    Arc::try_unwrap(cluster)
+        .ok()
+        .expect("tasks are done")
+        .stop()
+        .await;
+}

@@ -2,10 +2,11 @@
 
 use agora_platform::events::{CartCheckedOut, Envelope, Money};
 use agora_platform::http::{parse_id, ApiError, Json};
+use agora_platform::idempotency::{self, Answer};
 use agora_platform::validate::MAX_QUANTITY;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::Serialize;
@@ -123,38 +124,50 @@ struct CheckedOut {
 
 /// Empties the cart and emits `CartCheckedOut` in one transaction; the order
 /// service creates the order from the event (202: it exists shortly after).
+/// With an `Idempotency-Key`, a repeated checkout replays the first answer.
 async fn checkout(
     State(carts): State<Carts>,
     Path(customer): Path<String>,
+    headers: HeaderMap,
     Json(req): Json<CheckoutRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let customer = customer_id(&customer)?;
+    let key = idempotency::key_from(&headers)?;
+    let fingerprint = idempotency::fingerprint(&(&customer, &req));
     let req = req.parse()?;
-    let mut tx = carts.db.begin().await?;
-    let items = store::take_all(&mut tx, &customer).await?;
-    if items.is_empty() {
-        return Err(ApiError::invalid_field("items", "the cart is empty"));
-    }
-    let order_id = Uuid::now_v7();
-    let event = CartCheckedOut {
-        order_id,
-        customer_id: customer.clone(),
-        email: req.email,
-        phone: req.phone,
-        items,
-        shipping_address: req.shipping_address,
-        payment_token: req.payment_token,
-    };
-    tx.publish(&Envelope::root(&event)).await?;
-    tx.commit().await?;
-    tracing::info!(order_id = %order_id, customer_id = %customer, "cart checked out");
-    let status_url = format!("/api/v1/orders/{order_id}");
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, status_url.clone())],
-        Json(CheckedOut {
-            order_id,
-            status_url,
-        }),
-    ))
+    let scope = format!("POST /carts/{customer}/checkout");
+    idempotency::once(
+        &carts.db,
+        &scope,
+        key,
+        fingerprint,
+        idempotency::DEFAULT_TTL,
+        move |tx| {
+            Box::pin(async move {
+                let items = store::take_all(tx, &customer).await?;
+                if items.is_empty() {
+                    return Err(ApiError::invalid_field("items", "the cart is empty"));
+                }
+                let order_id = Uuid::now_v7();
+                let event = CartCheckedOut {
+                    order_id,
+                    customer_id: customer.clone(),
+                    email: req.email,
+                    phone: req.phone,
+                    items,
+                    shipping_address: req.shipping_address,
+                    payment_token: req.payment_token,
+                };
+                tx.publish(&Envelope::root(&event)).await?;
+                tracing::info!(order_id = %order_id, customer_id = %customer, "cart checked out");
+                let status_url = format!("/api/v1/orders/{order_id}");
+                let body = CheckedOut {
+                    order_id,
+                    status_url: status_url.clone(),
+                };
+                Ok(Answer::json(StatusCode::ACCEPTED, Some(status_url), &body))
+            })
+        },
+    )
+    .await
 }

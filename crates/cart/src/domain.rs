@@ -35,7 +35,7 @@ impl AddItem {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckoutRequest {
     pub email: String,
     #[serde(default)]

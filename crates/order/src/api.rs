@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use agora_platform::http::{parse_id, ApiError, Json, Query};
+use agora_platform::idempotency::{self, Answer};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -38,19 +39,31 @@ async fn view(orders: &Orders, order: Order) -> Result<OrderView, ApiError> {
     Ok(OrderView { order, timeline })
 }
 
+/// Creates an order; with an `Idempotency-Key`, at most once per key.
 async fn place(
     State(orders): State<Orders>,
+    headers: HeaderMap,
     Json(req): Json<PlaceOrderRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = idempotency::key_from(&headers)?;
+    let fingerprint = idempotency::fingerprint(&req);
     let cmd = PlaceOrder::parse(req)?;
-    let order = orders.place(Uuid::now_v7(), cmd).await?;
-    let location = format!("/api/v1/orders/{}", order.id);
-    let body = view(&orders, order).await?;
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(body),
-    ))
+    let order = orders.priced(Uuid::now_v7(), cmd).await?;
+    let db = orders.db.clone();
+    let ttl = orders.idempotency_ttl;
+    idempotency::once(&db, "POST /orders", key, fingerprint, ttl, move |tx| {
+        Box::pin(async move {
+            orders.create_in(tx, &order, None).await?;
+            let timeline = store::timeline_in(tx, order.id).await?;
+            let location = format!("/api/v1/orders/{}", order.id);
+            Ok(Answer::json(
+                StatusCode::CREATED,
+                Some(location),
+                &OrderView { order, timeline },
+            ))
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -132,13 +145,16 @@ struct CancelRequest {
     reason: Option<String>,
 }
 
-/// The body is optional: `{"reason": "…"}`.
+/// The body is optional: `{"reason": "…"}`. With an `Idempotency-Key`, a
+/// repeated cancel replays the first answer.
 async fn cancel(
     State(orders): State<Orders>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<OrderView>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = parse_id(&id, "order id")?;
+    let key = idempotency::key_from(&headers)?;
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -156,6 +172,26 @@ async fn cancel(
             "must be at most 500 characters",
         ));
     }
-    let order = orders.cancel(id, reason).await?;
-    Ok(Json(view(&orders, order).await?))
+    let fingerprint = idempotency::fingerprint(&(id, &reason));
+    let db = orders.db.clone();
+    let ttl = orders.idempotency_ttl;
+    idempotency::once(
+        &db,
+        "POST /orders/{id}/cancel",
+        key,
+        fingerprint,
+        ttl,
+        move |tx| {
+            Box::pin(async move {
+                let order = orders.cancel_in(tx, id, reason).await?;
+                let timeline = store::timeline_in(tx, id).await?;
+                Ok(Answer::json(
+                    StatusCode::OK,
+                    None,
+                    &OrderView { order, timeline },
+                ))
+            })
+        },
+    )
+    .await
 }

@@ -156,7 +156,7 @@ pub fn decide(status: OrderStatus, input: &Input) -> Decision {
 }
 
 /// `POST /orders` as sent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlaceOrderRequest {
     pub customer_id: String,
     pub email: String,
@@ -167,7 +167,7 @@ pub struct PlaceOrderRequest {
     pub payment_token: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemRequest {
     pub product_id: Uuid,
     pub quantity: i64,

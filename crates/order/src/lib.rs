@@ -36,6 +36,8 @@ pub const NAME: &str = "order";
 pub struct Orders {
     pub db: Db,
     pub catalog: Arc<dyn CatalogClient>,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl: Duration,
     watchers: Arc<Watchers>,
 }
 
@@ -56,18 +58,9 @@ impl Orders {
         Orders {
             db,
             catalog,
+            idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
             watchers: Arc::new(Watchers::default()),
         }
-    }
-
-    /// Prices an order with the catalog and creates it, emitting
-    /// `OrderCreated`. Unknown products are a 422 naming the line.
-    pub async fn place(&self, id: Uuid, cmd: PlaceOrder) -> Result<Order, ApiError> {
-        let order = self.priced(id, cmd).await?;
-        let mut tx = self.db.begin().await?;
-        self.create_in(&mut tx, &order, None).await?;
-        tx.commit().await?;
-        Ok(order)
     }
 
     /// Builds a `PENDING` order whose prices come from the catalog.
@@ -133,38 +126,31 @@ impl Orders {
         Ok(true)
     }
 
-    /// A customer's cancellation: 404 if unknown, 409 once shipped or ended.
-    pub async fn cancel(&self, id: Uuid, reason: String) -> Result<Order, ApiError> {
-        for _ in 0..3 {
-            let mut tx = self.db.begin().await?;
-            match self
-                .advance(
-                    &mut tx,
-                    id,
-                    Input::CancelRequested {
-                        reason: reason.clone(),
-                    },
-                    None,
-                )
-                .await?
-            {
-                Step::Moved(_) => {
-                    tx.commit().await?;
-                    return store::find(&self.db, id)
-                        .await?
-                        .ok_or_else(|| ApiError::internal("cancelled order vanished"));
-                }
-                Step::Refused(why) => return Err(ApiError::conflict(why)),
-                Step::UnknownOrder => {
-                    return Err(ApiError::not_found(format!("order {id} does not exist")))
-                }
-                Step::Conflict => continue,
-                Step::Noted | Step::Ignored => {
-                    return Err(ApiError::conflict("the order cannot be cancelled now"))
-                }
+    /// A customer's cancellation inside `tx`: 404 if unknown, 409 once
+    /// shipped or ended (or while another instance is moving the order).
+    pub async fn cancel_in(
+        &self,
+        tx: &mut Tx,
+        id: Uuid,
+        reason: String,
+    ) -> Result<Order, ApiError> {
+        match self
+            .advance(tx, id, Input::CancelRequested { reason }, None)
+            .await?
+        {
+            Step::Moved(_) => {
+                let (mut order, _) = store::find_in(tx, id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("cancelled order vanished"))?;
+                order.items = store::items_in(tx, id).await?;
+                Ok(order)
+            }
+            Step::Refused(why) => Err(ApiError::conflict(why)),
+            Step::UnknownOrder => Err(ApiError::not_found(format!("order {id} does not exist"))),
+            Step::Conflict | Step::Noted | Step::Ignored => {
+                Err(ApiError::conflict("the order is changing; try again"))
             }
         }
-        Err(ApiError::conflict("the order is changing; try again"))
     }
 
     /// Applies one saga input to order `id` inside `tx`: the new status, a

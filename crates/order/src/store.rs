@@ -233,14 +233,27 @@ pub async fn add_timeline(
     Ok(())
 }
 
+const TIMELINE: &str =
+    "SELECT at, from_status, to_status, cause, event_id, note FROM order_timeline WHERE order_id = $1 ORDER BY id";
+
 pub async fn timeline(db: &Db, order_id: Uuid) -> Result<Vec<TimelineEntry>, DbError> {
-    db.query(
-        "SELECT at, from_status, to_status, cause, event_id, note FROM order_timeline WHERE order_id = $1 ORDER BY id",
-        params![order_id],
-    )
-    .await?
-    .iter()
-    .map(|r| {
+    db.query(TIMELINE, params![order_id])
+        .await?
+        .iter()
+        .map(timeline_entry)
+        .collect()
+}
+
+pub async fn timeline_in(tx: &mut Tx, order_id: Uuid) -> Result<Vec<TimelineEntry>, DbError> {
+    tx.query(TIMELINE, params![order_id])
+        .await?
+        .iter()
+        .map(timeline_entry)
+        .collect()
+}
+
+fn timeline_entry(r: &Row) -> Result<TimelineEntry, DbError> {
+    {
         Ok(TimelineEntry {
             at: r.text(0)?,
             from: r.opt_text(1)?.and_then(|s| OrderStatus::parse(&s)),
@@ -249,8 +262,7 @@ pub async fn timeline(db: &Db, order_id: Uuid) -> Result<Vec<TimelineEntry>, DbE
             event_id: r.opt_text(4)?.and_then(|s| Uuid::parse_str(&s).ok()),
             note: r.opt_text(5)?,
         })
-    })
-    .collect()
+    }
 }
 
 pub async fn status_of(db: &Db, id: Uuid) -> Result<Option<OrderStatus>, DbError> {

@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod db;
 pub mod events;
 pub mod http;
+pub mod idempotency;
 pub mod outbox;
 pub mod telemetry;
 pub mod testing;

@@ -139,6 +139,20 @@ impl Api {
             .unwrap()
     }
 
+    /// POSTs with an `Idempotency-Key`: (status, body, replayed?).
+    pub async fn post_with_key(&self, path: &str, key: &str, body: &Value) -> (u16, Value, bool) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let replayed = r.headers().get("idempotent-replayed").is_some();
+        (r.status().as_u16(), r.json().await.unwrap(), replayed)
+    }
+
     /// Creates a product with `stock` units and waits until inventory knows it.
     pub async fn create_product(&self, price: i64, stock: i64) -> Uuid {
         let sku = format!("T-{}", Uuid::now_v7().simple()).to_uppercase();
