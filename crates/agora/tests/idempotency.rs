@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{address, order_body, spawn_app, Api};
-use serde_json::{json, Value};
+use serde_json::json;
 
 async fn orders_of(api: &Api, customer: &str) -> usize {
     api.get_json(&format!("/api/v1/orders?customer_id={customer}&limit=500"))
