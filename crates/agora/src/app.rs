@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -154,6 +154,7 @@ impl Application {
         };
         let router = router
             .merge(admin_router(admin))
+            .merge(crate::admin::dead_letter_router(bus.clone()))
             .fallback(not_found_fallback)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(TraceLayer::new_for_http());
@@ -232,7 +233,6 @@ fn admin_router(admin: Admin) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/api/v1/admin/dead-letters", get(dead_letters))
         .route("/api/v1/admin/queues", get(queues))
         .with_state(admin)
 }
@@ -290,20 +290,6 @@ async fn ready(State(admin): State<Admin>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(Readiness::new(checks)))
-}
-
-#[derive(Deserialize)]
-struct DeadLetterFilter {
-    service: Option<String>,
-}
-
-async fn dead_letters(
-    State(admin): State<Admin>,
-    agora_platform::http::Query(filter): agora_platform::http::Query<DeadLetterFilter>,
-) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        admin.bus.dead_letters(filter.service.as_deref()).await?,
-    ))
 }
 
 async fn queues(State(admin): State<Admin>) -> Result<impl IntoResponse, ApiError> {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agora_platform::amqp::{AmqpConfig, RabbitDeadLetters};
 use agora_platform::http::{ApiError, Json, MAX_BODY_BYTES};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -57,6 +58,11 @@ pub struct GatewayArgs {
         default_value = "http://127.0.0.1:8087"
     )]
     pub notification_url: String,
+    /// The broker, for the dead-letter admin endpoints (off without it).
+    #[arg(long, env = "AMQP_URL")]
+    pub amqp_url: Option<String>,
+    #[arg(long, env = "AGORA_AMQP_PREFIX", default_value = "agora.")]
+    pub amqp_prefix: String,
 }
 
 /// The instances of one service.
@@ -124,15 +130,25 @@ impl GatewayApp {
                 .pool_max_idle_per_host(256)
                 .build()?,
         };
-        let router = Router::new()
+        let mut router = Router::new()
             .route(
                 "/health",
                 get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
             )
             .route("/ready", get(ready))
             .fallback(proxy)
-            .with_state(gateway)
-            .layer(TraceLayer::new_for_http());
+            .with_state(gateway);
+        if let Some(url) = &args.amqp_url {
+            let mut config = AmqpConfig::new(url);
+            config.prefix = args.amqp_prefix.clone();
+            let services = crate::dlq::CONSUMERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let queues = Arc::new(RabbitDeadLetters::new(config, services));
+            router = router.merge(crate::admin::dead_letter_router(queues));
+        }
+        let router = router.layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind(&args.listen).await?;
         Ok(GatewayApp { listener, router })
     }

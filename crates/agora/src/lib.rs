@@ -2,8 +2,10 @@
 //! process, or one per process behind a gateway) and the load generator.
 //! `main.rs` only parses the command line.
 
+pub mod admin;
 pub mod app;
 pub mod components;
+pub mod dlq;
 pub mod gateway;
 pub mod loadgen;
 pub mod service;

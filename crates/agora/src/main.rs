@@ -21,6 +21,8 @@ enum Command {
     Gateway(agora::gateway::GatewayArgs),
     /// Push orders through a running instance and report throughput and latency.
     Loadgen(loadgen::Args),
+    /// Inspect, replay or purge dead letters (embedded or RabbitMQ).
+    Dlq(agora::dlq::DlqArgs),
 }
 
 #[derive(clap::Args)]
@@ -72,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Loadgen(args) => loadgen::run(args).await,
+        Command::Dlq(args) => agora::dlq::run(args).await,
     }
 }
 

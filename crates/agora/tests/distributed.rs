@@ -167,6 +167,24 @@ async fn a_poison_message_lands_in_the_dead_letter_queue_and_the_consumers_go_on
     cluster
         .eventually(|| async { broker.dead_letter_count("notification").await.unwrap_or(0) == 1 })
         .await;
+
+    // Operators see it through the gateway, with the reason, and can purge it.
+    let letters = cluster
+        .list("/api/v1/admin/dead-letters?service=inventory")
+        .await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["routing_key"], "order.created.v1");
+    assert!(letters[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not an event envelope"));
+    let purge = cluster.url("/api/v1/admin/dead-letters/purge?service=inventory");
+    assert_eq!(
+        cluster.client.post(purge).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(broker.dead_letter_count("inventory").await.unwrap(), 0);
+    assert_eq!(broker.dead_letter_count("notification").await.unwrap(), 1);
     let product = cluster.create_product(1_000, 5).await;
     let id = cluster
         .place_order(&order_body(product, 1, "tok_visa"))

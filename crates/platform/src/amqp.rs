@@ -558,3 +558,117 @@ async fn redirect(
     }
     Ok(())
 }
+
+/// The dead-letter queues of the named services on RabbitMQ.
+pub struct RabbitDeadLetters {
+    config: AmqpConfig,
+    services: Vec<String>,
+}
+
+impl RabbitDeadLetters {
+    pub fn new(config: AmqpConfig, services: Vec<String>) -> Self {
+        RabbitDeadLetters { config, services }
+    }
+}
+
+fn header_text(delivery: &lapin::message::Delivery, name: &str) -> String {
+    delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(&ShortString::from(name)))
+        .and_then(|v| match v {
+            AMQPValue::LongString(s) => Some(s.to_string()),
+            AMQPValue::ShortString(s) => Some(s.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl crate::dead_letters::DeadLetterQueues for RabbitDeadLetters {
+    async fn act(
+        &self,
+        action: crate::dead_letters::Action,
+        filter: &crate::dead_letters::Filter,
+        dry_run: bool,
+    ) -> anyhow::Result<Vec<crate::dead_letters::DeadLetter>> {
+        use crate::dead_letters::{event_type_of, Action, DeadLetter};
+        use lapin::options::{BasicGetOptions, BasicNackOptions};
+        let conn = connect(&self.config.url).await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let now = time::OffsetDateTime::now_utc();
+        let mut acted = Vec::new();
+        for service in &self.services {
+            if filter.service.as_deref().is_some_and(|s| s != service) {
+                continue;
+            }
+            // Take every message (held unacked, so each comes once), act on
+            // the matching ones, put the rest back.
+            let queue = self.config.dead_letter_queue(service);
+            let mut held = Vec::new();
+            while let Some(message) = channel
+                .basic_get(&queue, BasicGetOptions::default())
+                .await?
+            {
+                held.push(message.delivery);
+            }
+            for delivery in held {
+                let body = String::from_utf8_lossy(&delivery.data).into_owned();
+                let letter = DeadLetter {
+                    service: service.clone(),
+                    event_id: delivery
+                        .properties
+                        .message_id()
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                    event_type: event_type_of(&body),
+                    routing_key: header_text(&delivery, "x-agora-original-routing-key"),
+                    attempts: i64::from(header_u32(&delivery, ATTEMPTS)),
+                    error: header_text(&delivery, "x-agora-error"),
+                    failed_at: header_text(&delivery, "x-agora-failed-at"),
+                    body,
+                };
+                let chosen = filter.matches(&letter, now);
+                if !chosen || dry_run || action == Action::List {
+                    delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await?;
+                } else {
+                    if action == Action::Replay {
+                        let properties = BasicProperties::default()
+                            .with_delivery_mode(2)
+                            .with_content_type("application/cloudevents+json".into())
+                            .with_message_id(letter.event_id.clone().into());
+                        let confirm = channel
+                            .basic_publish(
+                                "",
+                                &self.config.queue(service),
+                                BasicPublishOptions::default(),
+                                &delivery.data,
+                                properties,
+                            )
+                            .await?
+                            .await?;
+                        if let Confirmation::Nack(_) = confirm {
+                            anyhow::bail!("the broker refused a replayed message");
+                        }
+                    }
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                if chosen {
+                    acted.push(letter);
+                }
+            }
+        }
+        let _ = conn.close(200, "done").await;
+        Ok(acted)
+    }
+}

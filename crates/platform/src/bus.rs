@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 
 use crate::clock::{now_millis, now_rfc3339};
 use crate::db::{Db, DbError, Migration};
+use crate::dead_letters::{event_type_of, Action, DeadLetter, DeadLetterQueues, Filter};
 use crate::outbox::OutboxRecord;
 use crate::params;
 
@@ -78,17 +79,6 @@ pub enum Settlement {
     DeadLetter {
         error: String,
     },
-}
-
-/// A message in a dead-letter queue.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DeadLetter {
-    pub subscriber: String,
-    pub event_id: String,
-    pub routing_key: String,
-    pub attempts: i64,
-    pub error: String,
-    pub failed_at: String,
 }
 
 pub struct EmbeddedBus {
@@ -203,30 +193,6 @@ impl EmbeddedBus {
         tx.commit().await
     }
 
-    /// Dead letters, newest first, optionally of one subscriber.
-    pub async fn dead_letters(&self, subscriber: Option<&str>) -> Result<Vec<DeadLetter>, DbError> {
-        let rows = self
-            .db
-            .query(
-                "SELECT subscriber, event_id, routing_key, attempts, error, failed_at FROM dead_letters
-                 WHERE ($1 IS NULL OR subscriber = $1) ORDER BY failed_at DESC",
-                params![subscriber],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeadLetter {
-                    subscriber: r.text(0)?,
-                    event_id: r.text(1)?,
-                    routing_key: r.text(2)?,
-                    attempts: r.i64(3)?,
-                    error: r.text(4)?,
-                    failed_at: r.text(5)?,
-                })
-            })
-            .collect()
-    }
-
     /// Deliveries still queued (due or waiting for a retry), per subscriber.
     pub async fn queue_depths(&self) -> Result<Vec<(String, i64)>, DbError> {
         let rows = self
@@ -299,5 +265,68 @@ impl Publisher for EmbeddedBus {
             self.wake(subscriber);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueues for EmbeddedBus {
+    async fn act(
+        &self,
+        action: Action,
+        filter: &Filter,
+        dry_run: bool,
+    ) -> anyhow::Result<Vec<DeadLetter>> {
+        let rows = self
+            .db
+            .query(
+                "SELECT subscriber, event_id, routing_key, attempts, error, failed_at, envelope FROM dead_letters
+                 WHERE ($1 IS NULL OR subscriber = $1) ORDER BY failed_at, event_id",
+                params![filter.service.clone()],
+            )
+            .await?;
+        let now = time::OffsetDateTime::now_utc();
+        let mut letters = Vec::new();
+        for r in &rows {
+            let body = r.text(6)?;
+            let letter = DeadLetter {
+                service: r.text(0)?,
+                event_id: r.text(1)?,
+                event_type: event_type_of(&body),
+                routing_key: r.text(2)?,
+                attempts: r.i64(3)?,
+                error: r.text(4)?,
+                failed_at: r.text(5)?,
+                body,
+            };
+            if filter.matches(&letter, now) {
+                letters.push(letter);
+            }
+        }
+        if dry_run || action == Action::List || letters.is_empty() {
+            return Ok(letters);
+        }
+        let mut tx = self.db.begin().await?;
+        for l in &letters {
+            if action == Action::Replay {
+                tx.execute(
+                    "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
+                     VALUES ($1, $2, 0, $3, $4, 0) ON CONFLICT DO NOTHING",
+                    params![&l.service, &l.event_id, &l.routing_key, &l.body],
+                )
+                .await?;
+            }
+            tx.execute(
+                "DELETE FROM dead_letters WHERE subscriber = $1 AND event_id = $2",
+                params![&l.service, &l.event_id],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if action == Action::Replay {
+            for l in &letters {
+                self.wake(&l.service);
+            }
+        }
+        Ok(letters)
     }
 }

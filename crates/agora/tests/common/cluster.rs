@@ -151,7 +151,11 @@ impl Cluster {
             args.push(format!("--{service}-url"));
             args.push(list.join(","));
         }
-        let (child, gateway) = spawn(&args, &[]).await;
+        let envs = [
+            ("AMQP_URL", amqp_url.clone()),
+            ("AGORA_AMQP_PREFIX", prefix.clone()),
+        ];
+        let (child, gateway) = spawn(&args, &envs).await;
         cluster.processes.push(child);
         cluster.api.base = gateway;
         cluster.ready().await;

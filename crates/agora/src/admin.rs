@@ -1,0 +1,154 @@
+//! Operator endpoints over the dead-letter queues, served by the embedded
+//! app and by the gateway of the distributed mode:
+//!
+//! - `GET  /api/v1/admin/dead-letters?service&event_type&event_id&older_than_secs`
+//! - `GET  /api/v1/admin/dead-letters/{service}/{event_id}` (with the message)
+//! - `POST /api/v1/admin/dead-letters/replay?…[&dry_run=true]`
+//! - `POST /api/v1/admin/dead-letters/purge?…[&dry_run=true]`
+//!
+//! Replay and purge act on what the filter selects and refuse an empty
+//! filter unless `all=true` says so.
+
+use std::sync::Arc;
+
+use agora_platform::dead_letters::{Action, DeadLetter, DeadLetterQueues, Filter};
+use agora_platform::http::{ApiError, Json, Query};
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+type Queues = Arc<dyn DeadLetterQueues>;
+
+pub fn dead_letter_router(queues: Queues) -> Router {
+    Router::new()
+        .route("/api/v1/admin/dead-letters", get(list))
+        .route("/api/v1/admin/dead-letters/{service}/{event_id}", get(show))
+        .route("/api/v1/admin/dead-letters/replay", post(replay))
+        .route("/api/v1/admin/dead-letters/purge", post(purge))
+        .with_state(queues)
+}
+
+/// The filter plus the switches of replay and purge (spelled out: query
+/// strings and `#[serde(flatten)]` do not mix).
+#[derive(Debug, Deserialize)]
+struct Params {
+    service: Option<String>,
+    event_type: Option<String>,
+    event_id: Option<String>,
+    older_than_secs: Option<u64>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    all: bool,
+}
+
+impl Params {
+    fn filter(&self) -> Filter {
+        Filter {
+            service: self.service.clone(),
+            event_type: self.event_type.clone(),
+            event_id: self.event_id.clone(),
+            older_than_secs: self.older_than_secs,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    action: &'static str,
+    dry_run: bool,
+    count: usize,
+    letters: Vec<DeadLetter>,
+}
+
+fn failed(e: anyhow::Error) -> ApiError {
+    tracing::warn!(error = %e, "dead-letter operation failed");
+    ApiError::unavailable(format!("the dead-letter queues are unavailable: {e}"))
+}
+
+fn without_bodies(mut letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
+    for l in &mut letters {
+        l.body.clear();
+    }
+    letters
+}
+
+async fn list(
+    State(queues): State<Queues>,
+    Query(filter): Query<Filter>,
+) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+    let letters = queues
+        .act(Action::List, &filter, true)
+        .await
+        .map_err(failed)?;
+    Ok(Json(without_bodies(letters)))
+}
+
+async fn show(
+    State(queues): State<Queues>,
+    Path((service, event_id)): Path<(String, String)>,
+) -> Result<Json<DeadLetter>, ApiError> {
+    let filter = Filter {
+        service: Some(service.clone()),
+        event_id: Some(event_id.clone()),
+        ..Filter::default()
+    };
+    let letters = queues
+        .act(Action::List, &filter, true)
+        .await
+        .map_err(failed)?;
+    letters
+        .into_iter()
+        .next()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {event_id} for {service}")))
+}
+
+async fn replay(
+    State(queues): State<Queues>,
+    Query(params): Query<Params>,
+) -> Result<Json<Outcome>, ApiError> {
+    act(queues, Action::Replay, params).await
+}
+
+async fn purge(
+    State(queues): State<Queues>,
+    Query(params): Query<Params>,
+) -> Result<Json<Outcome>, ApiError> {
+    act(queues, Action::Purge, params).await
+}
+
+async fn act(queues: Queues, action: Action, params: Params) -> Result<Json<Outcome>, ApiError> {
+    let f = &params.filter();
+    let unfiltered = f.service.is_none()
+        && f.event_type.is_none()
+        && f.event_id.is_none()
+        && f.older_than_secs.is_none();
+    if unfiltered && !params.all {
+        return Err(ApiError::bad_request(
+            "name what to act on (service, event_type, event_id, older_than_secs) or pass all=true",
+        ));
+    }
+    let letters = queues
+        .act(action, f, params.dry_run)
+        .await
+        .map_err(failed)?;
+    let name = if action == Action::Replay {
+        "replay"
+    } else {
+        "purge"
+    };
+    tracing::info!(
+        action = name,
+        dry_run = params.dry_run,
+        count = letters.len(),
+        "dead letters"
+    );
+    Ok(Json(Outcome {
+        action: name,
+        dry_run: params.dry_run,
+        count: letters.len(),
+        letters: without_bodies(letters),
+    }))
+}
