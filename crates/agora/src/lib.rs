@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod components;
 pub mod dlq;
 pub mod gateway;

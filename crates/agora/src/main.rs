@@ -21,6 +21,8 @@ enum Command {
     Gateway(agora::gateway::GatewayArgs),
     /// Push orders through a running instance and report throughput and latency.
     Loadgen(loadgen::Args),
+    /// Check the cross-service invariants of a running instance.
+    Audit(agora::audit::AuditArgs),
     /// Inspect, replay or purge dead letters (embedded or RabbitMQ).
     Dlq(agora::dlq::DlqArgs),
 }
@@ -75,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Loadgen(args) => loadgen::run(args).await,
         Command::Dlq(args) => agora::dlq::run(args).await,
+        Command::Audit(args) => agora::audit::run(args).await,
     }
 }
 

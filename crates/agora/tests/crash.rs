@@ -202,4 +202,6 @@ async fn kill_dash_nine_mid_saga_loses_nothing() {
         1000,
         "{stock}"
     );
+    let report = agora::audit::audit(&base, 120).await.unwrap();
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
 }

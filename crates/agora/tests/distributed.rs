@@ -84,6 +84,7 @@ async fn the_saga_and_its_compensations_across_processes() {
         })
         .await;
     assert_conserved(&cluster.stock(product).await);
+    cluster.assert_audit_clean().await;
     cluster.stop().await;
 }
 
@@ -141,6 +142,7 @@ async fn competing_instances_never_oversell_or_charge_twice() {
         })
         .await;
     assert_conserved(&cluster.stock(product).await);
+    cluster.assert_audit_clean().await;
     Arc::try_unwrap(cluster)
         .ok()
         .expect("tasks are done")

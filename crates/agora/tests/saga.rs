@@ -205,6 +205,7 @@ async fn cancelling_after_payment_refunds_and_releases() {
     .await;
     assert_eq!(app.order(id).await["status"], "CANCELLED");
     assert_conserved(&app.stock(product).await);
+    app.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -274,6 +275,7 @@ async fn every_event_delivered_twice_has_one_effect() {
     assert_eq!(stock["reserved"], 0);
     assert_eq!(stock["available"], 94);
     assert_conserved(&stock);
+    app.assert_audit_clean().await;
 }
 
 /// 200 orders race for 50 units: exactly 50 are sold, none oversold.
@@ -312,6 +314,7 @@ async fn two_hundred_concurrent_orders_for_fifty_units_never_oversell() {
         (Some(0), Some(0), Some(50))
     );
     assert_conserved(&stock);
+    app.assert_audit_clean().await;
 }
 
 /// Stopping in the middle of many sagas loses nothing: after a restart on the
@@ -351,6 +354,7 @@ async fn sagas_interrupted_by_a_restart_all_finish() {
         (Some(16), Some(0))
     );
     assert_conserved(&stock);
+    app.assert_audit_clean().await;
 }
 
 #[tokio::test]

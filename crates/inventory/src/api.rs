@@ -1,17 +1,19 @@
 //! Inventory REST API: `/api/v1/inventory`.
 
-use agora_platform::http::{parse_id, ApiError, Json};
+use agora_platform::http::{parse_id, ApiError, Json, Page, Query};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
 
-use crate::domain::{Adjustment, AdjustmentRequest, Stock};
+use crate::domain::{Adjustment, AdjustmentRequest, Reservation, ReservationStatus, Stock};
 use crate::store::{self, AdjustError};
 use crate::Inventory;
 
 pub fn router(inventory: Inventory) -> Router {
     Router::new()
         .route("/api/v1/inventory", get(list))
+        .route("/api/v1/inventory/reservations", get(reservations))
         .route("/api/v1/inventory/{product_id}", get(show))
         .route("/api/v1/inventory/{product_id}/adjust", post(adjust))
         .with_state(inventory)
@@ -19,6 +21,42 @@ pub fn router(inventory: Inventory) -> Router {
 
 async fn list(State(inventory): State<Inventory>) -> Result<Json<Vec<Stock>>, ApiError> {
     Ok(Json(store::all(&inventory.db).await?))
+}
+
+#[derive(Deserialize)]
+struct ReservationParams {
+    status: Option<String>,
+    order_id: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Reservations, filtered by status (RESERVED, REJECTED, RELEASED, SOLD,
+/// CANCELLED) and order.
+async fn reservations(
+    State(inventory): State<Inventory>,
+    Query(params): Query<ReservationParams>,
+) -> Result<Json<Vec<Reservation>>, ApiError> {
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| {
+            ReservationStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown status `{s}`")))
+        })
+        .transpose()?;
+    let order_id = params
+        .order_id
+        .as_deref()
+        .map(|id| parse_id(id, "order_id"))
+        .transpose()?;
+    let page = Page {
+        limit: params.limit,
+        offset: params.offset,
+    };
+    Ok(Json(
+        store::reservations(&inventory.db, status, order_id, page.bounds()).await?,
+    ))
 }
 
 async fn show(

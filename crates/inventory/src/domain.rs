@@ -29,6 +29,16 @@ impl Stock {
     }
 }
 
+/// An order's claim on stock, as operators and the audit see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reservation {
+    pub order_id: Uuid,
+    pub status: String,
+    pub items: Vec<LineItem>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 /// Where an order's reservation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReservationStatus {

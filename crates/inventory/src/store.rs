@@ -5,7 +5,7 @@ use agora_platform::events::{LineItem, Shortage};
 use agora_platform::params;
 use uuid::Uuid;
 
-use crate::domain::{Adjustment, ReservationStatus, Stock};
+use crate::domain::{Adjustment, Reservation, ReservationStatus, Stock};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "inventory_0001_stock",
@@ -308,5 +308,36 @@ pub async fn reservation_counts(db: &Db) -> Result<Vec<(String, i64)>, DbError> 
     .await?
     .iter()
     .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+    .collect()
+}
+
+pub async fn reservations(
+    db: &Db,
+    status: Option<ReservationStatus>,
+    order_id: Option<Uuid>,
+    (limit, offset): (i64, i64),
+) -> Result<Vec<Reservation>, DbError> {
+    db.query(
+        "SELECT order_id, status, items, created_at, updated_at FROM reservations
+         WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR order_id = $2)
+         ORDER BY order_id LIMIT $3 OFFSET $4",
+        params![
+            status.map(|s| s.as_str()),
+            order_id.map(|id| id.to_string()),
+            limit,
+            offset
+        ],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Reservation {
+            order_id: r.uuid(0)?,
+            status: r.text(1)?,
+            items: r.json(2)?,
+            created_at: r.text(3)?,
+            updated_at: r.text(4)?,
+        })
+    })
     .collect()
 }

@@ -18,6 +18,6 @@ async fn list(
     State(notifications): State<Notifications>,
     Query(filter): Query<OrderFilter>,
 ) -> Result<Json<Vec<Notification>>, ApiError> {
-    let (order_id, limit) = filter.parse()?;
-    Ok(Json(store::list(&notifications.db, order_id, limit).await?))
+    let (order_id, page) = filter.parse()?;
+    Ok(Json(store::list(&notifications.db, order_id, page).await?))
 }

@@ -84,12 +84,12 @@ fn notification(row: &Row) -> Result<Notification, DbError> {
 pub async fn list(
     db: &Db,
     order_id: Option<Uuid>,
-    limit: i64,
+    (limit, offset): (i64, i64),
 ) -> Result<Vec<Notification>, DbError> {
     db.query(
         "SELECT id, order_id, channel, recipient, kind, message, created_at FROM notifications
-         WHERE ($1 IS NULL OR order_id = $1) ORDER BY id LIMIT $2",
-        params![order_id.map(|id| id.to_string()), limit],
+         WHERE ($1 IS NULL OR order_id = $1) ORDER BY id LIMIT $2 OFFSET $3",
+        params![order_id.map(|id| id.to_string()), limit, offset],
     )
     .await?
     .iter()

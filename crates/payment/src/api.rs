@@ -18,6 +18,6 @@ async fn list(
     State(payments): State<Payments>,
     Query(filter): Query<OrderFilter>,
 ) -> Result<Json<Vec<Payment>>, ApiError> {
-    let (order_id, limit) = filter.parse()?;
-    Ok(Json(store::list(&payments.db, order_id, limit).await?))
+    let (order_id, page) = filter.parse()?;
+    Ok(Json(store::list(&payments.db, order_id, page).await?))
 }

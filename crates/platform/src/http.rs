@@ -233,17 +233,22 @@ impl Page {
 pub struct OrderFilter {
     pub order_id: Option<String>,
     pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 impl OrderFilter {
-    /// The order id, if given and well-formed, and a clamped limit.
-    pub fn parse(&self) -> Result<(Option<Uuid>, i64), ApiError> {
+    /// The order id, if given and well-formed, and clamped `(limit, offset)`.
+    pub fn parse(&self) -> Result<(Option<Uuid>, (i64, i64)), ApiError> {
         let order_id = self
             .order_id
             .as_deref()
             .map(|raw| parse_id(raw, "order_id"))
             .transpose()?;
-        Ok((order_id, self.limit.unwrap_or(100).clamp(1, 500)))
+        let page = Page {
+            limit: Some(self.limit.unwrap_or(100)),
+            offset: self.offset,
+        };
+        Ok((order_id, page.bounds()))
     }
 }
 

@@ -18,6 +18,6 @@ async fn list(
     State(shipping): State<Shipping>,
     Query(filter): Query<OrderFilter>,
 ) -> Result<Json<Vec<Shipment>>, ApiError> {
-    let (order_id, limit) = filter.parse()?;
-    Ok(Json(store::list(&shipping.db, order_id, limit).await?))
+    let (order_id, page) = filter.parse()?;
+    Ok(Json(store::list(&shipping.db, order_id, page).await?))
 }

@@ -91,10 +91,14 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: ShipmentStatus) -> Result
     Ok(())
 }
 
-pub async fn list(db: &Db, order_id: Option<Uuid>, limit: i64) -> Result<Vec<Shipment>, DbError> {
+pub async fn list(
+    db: &Db,
+    order_id: Option<Uuid>,
+    (limit, offset): (i64, i64),
+) -> Result<Vec<Shipment>, DbError> {
     db.query(
-        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED' ORDER BY id DESC LIMIT $2"),
-        params![order_id.map(|id| id.to_string()), limit],
+        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED' ORDER BY id DESC LIMIT $2 OFFSET $3"),
+        params![order_id.map(|id| id.to_string()), limit, offset],
     )
     .await?
     .iter()

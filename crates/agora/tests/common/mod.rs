@@ -139,6 +139,19 @@ impl Api {
             .unwrap()
     }
 
+    /// `agora audit` against this instance: fails the test naming every
+    /// violated invariant.
+    pub async fn assert_audit_clean(&self) {
+        let report = agora::audit::audit(&self.base, 120)
+            .await
+            .expect("the audit runs");
+        assert!(
+            report.violations.is_empty(),
+            "audit violations: {:#?}",
+            report.violations
+        );
+    }
+
     /// POSTs with an `Idempotency-Key`: (status, body, replayed?).
     pub async fn post_with_key(&self, path: &str, key: &str, body: &Value) -> (u16, Value, bool) {
         let r = self

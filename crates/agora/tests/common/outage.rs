@@ -95,6 +95,7 @@ where
         })
         .await;
     assert_conserved(&cluster.stock(product).await);
+    cluster.assert_audit_clean().await;
     eprintln!(
         "{} orders accepted, {completed} completed, invariants hold",
         accepted.len()
