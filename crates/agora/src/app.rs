@@ -17,7 +17,7 @@ use agora_payment::Gateway;
 use agora_platform::bus::{EmbeddedBus, Publisher};
 use agora_platform::consumer::{self, RetryPolicy};
 use agora_platform::http::{not_found_fallback, ApiError, Json, MAX_BODY_BYTES};
-use agora_platform::{outbox, Db};
+use agora_platform::{outbox, periodic, Db};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -45,6 +45,10 @@ pub struct Config {
     /// `synchronous=FULL`: survive power loss too, at some cost in speed.
     pub synchronous_full: bool,
     pub retry: RetryPolicy,
+    /// Deadline of each saga step.
+    pub step_timeout: Duration,
+    /// How long inventory holds a reservation at most.
+    pub reservation_ttl: Duration,
     /// Consumers not started: their queues fill up durably. Tests use this to
     /// hold a saga at a chosen step; a restart without it resumes them.
     pub paused_consumers: Vec<String>,
@@ -60,6 +64,8 @@ impl Config {
             duplicate_delivery: false,
             synchronous_full: false,
             retry: RetryPolicy::default(),
+            step_timeout: Duration::from_secs(30),
+            reservation_ttl: Duration::from_secs(600),
             paused_consumers: Vec::new(),
         }
     }
@@ -101,6 +107,8 @@ impl Application {
             payment_gateway: Gateway {
                 decline_above: config.decline_above,
             },
+            step_timeout: config.step_timeout,
+            reservation_ttl: config.reservation_ttl,
         };
         let components = dbs
             .iter()
@@ -124,6 +132,9 @@ impl Application {
                 shutdown.clone(),
             )));
             router = router.merge(c.router);
+            for task in c.periodic {
+                tasks.push(tokio::spawn(periodic::run_periodic(task, shutdown.clone())));
+            }
             let Some(handler) = c.handler else { continue };
             if config
                 .paused_consumers

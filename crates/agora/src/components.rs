@@ -4,6 +4,7 @@
 //! PostgreSQL. Both go through [`component`], so the two modes cannot drift.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agora_cart::Carts;
 use agora_catalog::{Catalog, CatalogClient};
@@ -13,6 +14,7 @@ use agora_order::Orders;
 use agora_payment::{Gateway, Payments};
 use agora_platform::consumer::EventHandler;
 use agora_platform::db::Migration;
+use agora_platform::periodic::Periodic;
 use agora_platform::{idempotency, outbox, Db};
 use agora_shipping::Shipping;
 use axum::Router;
@@ -35,6 +37,8 @@ pub struct Component {
     pub router: Router,
     /// `None` for services that consume nothing (catalog, cart).
     pub handler: Option<Arc<dyn EventHandler>>,
+    /// Background sweeps (order deadlines, reservation expiry).
+    pub periodic: Vec<Arc<dyn Periodic>>,
 }
 
 /// What services need from outside themselves.
@@ -43,6 +47,10 @@ pub struct Deps {
     /// How order and cart read prices: in-process or over HTTP.
     pub catalog: Arc<dyn CatalogClient>,
     pub payment_gateway: Gateway,
+    /// Deadline of each saga step.
+    pub step_timeout: Duration,
+    /// How long inventory holds a reservation at most.
+    pub reservation_ttl: Duration,
 }
 
 /// The platform's tables and the service's own, in order.
@@ -65,6 +73,7 @@ pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 3]> {
 
 /// Opens (migrates) nothing: builds service `name` on an open, migrated `db`.
 pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
+    let mut periodic: Vec<Arc<dyn Periodic>> = Vec::new();
     let (name, router, handler): (&'static str, Router, Option<Arc<dyn EventHandler>>) = match name
     {
         agora_catalog::NAME => (
@@ -72,18 +81,28 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
             agora_catalog::api::router(Catalog::new(db.clone())),
             None,
         ),
-        agora_inventory::NAME => (
-            agora_inventory::NAME,
-            agora_inventory::api::router(Inventory::new(db.clone())),
-            Some(Arc::new(agora_inventory::handlers::Handler)),
-        ),
+        agora_inventory::NAME => {
+            let inventory = Inventory::new(db.clone(), deps.reservation_ttl);
+            periodic.push(Arc::new(agora_inventory::ReservationExpiry(
+                inventory.clone(),
+            )));
+            (
+                agora_inventory::NAME,
+                agora_inventory::api::router(inventory),
+                Some(Arc::new(agora_inventory::handlers::Handler {
+                    reservation_ttl: deps.reservation_ttl,
+                })),
+            )
+        }
         agora_cart::NAME => (
             agora_cart::NAME,
             agora_cart::api::router(Carts::new(db.clone(), deps.catalog.clone())),
             None,
         ),
         agora_order::NAME => {
-            let orders = Orders::new(db.clone(), deps.catalog.clone());
+            let mut orders = Orders::new(db.clone(), deps.catalog.clone());
+            orders.step_timeout = deps.step_timeout;
+            periodic.push(Arc::new(agora_order::DeadlineSweep(orders.clone())));
             (
                 agora_order::NAME,
                 agora_order::api::router(orders.clone()),
@@ -117,6 +136,7 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
         db,
         router,
         handler,
+        periodic,
     })
 }
 

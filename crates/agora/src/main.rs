@@ -44,6 +44,12 @@ struct RunArgs {
     /// fsync every commit (survives power loss, not only a killed process).
     #[arg(long, env = "AGORA_SYNCHRONOUS_FULL")]
     synchronous_full: bool,
+    /// Seconds each saga step may take before the order is cancelled.
+    #[arg(long, env = "AGORA_STEP_TIMEOUT_SECS", default_value_t = 30)]
+    step_timeout_secs: u64,
+    /// Seconds a stock reservation is held at most.
+    #[arg(long, env = "AGORA_RESERVATION_TTL_SECS", default_value_t = 600)]
+    reservation_ttl_secs: u64,
     /// Deliver every event twice, to watch the consumers absorb duplicates.
     #[arg(long, env = "AGORA_DUPLICATE_DELIVERY")]
     duplicate_delivery: bool,
@@ -87,6 +93,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.seed_demo = !args.no_seed;
     config.synchronous_full = args.synchronous_full;
     config.duplicate_delivery = args.duplicate_delivery;
+    config.step_timeout = std::time::Duration::from_secs(args.step_timeout_secs);
+    config.reservation_ttl = std::time::Duration::from_secs(args.reservation_ttl_secs);
     let app = Application::build(config.clone()).await?;
     // A plain line that scripts (and the kill -9 test) read the port from.
     println!("agora listening on http://{}", app.local_addr());

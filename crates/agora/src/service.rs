@@ -11,7 +11,7 @@ use agora_payment::Gateway;
 use agora_platform::amqp::{self, AmqpConfig, Broker, QueueType};
 use agora_platform::bus::Publisher;
 use agora_platform::http::{not_found_fallback, Json, MAX_BODY_BYTES};
-use agora_platform::{outbox, Db};
+use agora_platform::{outbox, periodic, Db};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -67,6 +67,12 @@ pub struct ServiceArgs {
     /// PostgreSQL connections of this process.
     #[arg(long, env = "AGORA_DB_CONNECTIONS", default_value_t = 10)]
     pub db_connections: u32,
+    /// Seconds each saga step may take before the order is cancelled (order).
+    #[arg(long, env = "AGORA_STEP_TIMEOUT_SECS", default_value_t = 30)]
+    pub step_timeout_secs: u64,
+    /// Seconds a stock reservation is held at most (inventory).
+    #[arg(long, env = "AGORA_RESERVATION_TTL_SECS", default_value_t = 600)]
+    pub reservation_ttl_secs: u64,
     /// Milliseconds the outbox relay waits for more events before publishing.
     #[arg(long, env = "AGORA_RELAY_LINGER_MS", default_value_t = 5)]
     pub relay_linger_ms: u64,
@@ -106,6 +112,8 @@ impl ServiceApp {
             payment_gateway: Gateway {
                 decline_above: args.payment_decline_above,
             },
+            step_timeout: Duration::from_secs(args.step_timeout_secs),
+            reservation_ttl: Duration::from_secs(args.reservation_ttl_secs),
         };
         let c = component(&args.name, db.clone(), &deps)?;
 
@@ -126,6 +134,12 @@ impl ServiceApp {
             linger,
             shutdown.clone(),
         )));
+        for task in &c.periodic {
+            tasks.push(tokio::spawn(periodic::run_periodic(
+                task.clone(),
+                shutdown.clone(),
+            )));
+        }
         if let Some(handler) = &c.handler {
             for _ in 0..args.consumers.max(1) {
                 tasks.push(tokio::spawn(amqp::run_consumer(

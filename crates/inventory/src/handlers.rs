@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use crate::domain::normalize;
 use crate::store::{self, ReserveOutcome};
 
-pub struct Handler;
+pub struct Handler {
+    pub reservation_ttl: std::time::Duration,
+}
 
 #[async_trait]
 impl EventHandler for Handler {
@@ -39,7 +41,9 @@ impl EventHandler for Handler {
                 product_id: i.product_id,
                 quantity: i.quantity,
             }));
-            match store::reserve(tx, e.order_id, &items).await? {
+            let expires_at =
+                agora_platform::clock::now_millis() + self.reservation_ttl.as_millis() as i64;
+            match store::reserve(tx, e.order_id, &items, expires_at).await? {
                 ReserveOutcome::Reserved(items) => {
                     tracing::info!(order_id = %e.order_id, "stock reserved");
                     tx.publish(&Envelope::caused_by(

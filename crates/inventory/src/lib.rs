@@ -11,7 +11,10 @@ pub mod domain;
 pub mod handlers;
 pub mod store;
 
-use agora_platform::Db;
+use std::time::Duration;
+
+use agora_platform::events::{Envelope, StockReleased};
+use agora_platform::{Db, DbError};
 
 pub use store::MIGRATIONS;
 
@@ -20,10 +23,53 @@ pub const NAME: &str = "inventory";
 #[derive(Clone)]
 pub struct Inventory {
     pub db: Db,
+    /// How long a reservation is held before it is given back unless the
+    /// order completes or cancels first: a safety net for sagas that died,
+    /// far longer than the order service's step deadlines.
+    pub reservation_ttl: Duration,
 }
 
 impl Inventory {
-    pub fn new(db: Db) -> Self {
-        Inventory { db }
+    pub fn new(db: Db, reservation_ttl: Duration) -> Self {
+        Inventory {
+            db,
+            reservation_ttl,
+        }
+    }
+
+    /// Releases reservations past their time to live, announcing each with
+    /// `StockReleased` (the order service then cancels a live order).
+    pub async fn expire_reservations(&self) -> Result<usize, DbError> {
+        let expired = store::expired(&self.db, agora_platform::clock::now_millis(), 100).await?;
+        let mut released = 0;
+        for order_id in expired {
+            let mut tx = self.db.begin().await?;
+            if let Some(items) = store::release(&mut tx, order_id).await? {
+                tracing::warn!(order_id = %order_id, "reservation expired; stock released");
+                tx.publish(&Envelope::root(&StockReleased { order_id, items }))
+                    .await?;
+                tx.commit().await?;
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+}
+
+/// The reservation expiry, run periodically by the composition.
+pub struct ReservationExpiry(pub Inventory);
+
+#[async_trait::async_trait]
+impl agora_platform::periodic::Periodic for ReservationExpiry {
+    fn name(&self) -> &'static str {
+        "inventory-reservation-expiry"
+    }
+
+    fn every(&self) -> Duration {
+        (self.0.reservation_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(10))
+    }
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        Ok(self.0.expire_reservations().await?)
     }
 }

@@ -7,9 +7,10 @@ use uuid::Uuid;
 
 use crate::domain::{Adjustment, Reservation, ReservationStatus, Stock};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "inventory_0001_stock",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "inventory_0001_stock",
+        sql: "
         CREATE TABLE IF NOT EXISTS stock (
             product_id TEXT PRIMARY KEY,
             sku TEXT NOT NULL,
@@ -35,7 +36,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             updated_at TEXT NOT NULL
         );
     ",
-}];
+    },
+    Migration {
+        name: "inventory_0002_reservation_expiry",
+        sql: "
+            ALTER TABLE reservations ADD COLUMN expires_at BIGINT;
+            CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations (expires_at);
+        ",
+    },
+];
 
 /// What happened to a reservation request.
 #[derive(Debug, PartialEq)]
@@ -85,15 +94,25 @@ async fn shift(
         == 1)
 }
 
-/// Reserves every item or none. `items` must be normalized.
+/// Reserves every item or none, until `expires_at` (epoch ms) at the
+/// latest. `items` must be normalized.
 pub async fn reserve(
     tx: &mut Tx,
     order_id: Uuid,
     items: &[LineItem],
+    expires_at: i64,
 ) -> Result<ReserveOutcome, DbError> {
     // Claiming the order's reservation row first makes the decision once:
     // a redelivery, or a cancellation that came first, finds it taken.
-    if !insert_reservation(tx, order_id, ReservationStatus::Reserved, items).await? {
+    if !insert_reservation(
+        tx,
+        order_id,
+        ReservationStatus::Reserved,
+        items,
+        Some(expires_at),
+    )
+    .await?
+    {
         return Ok(ReserveOutcome::AlreadyDecided);
     }
     let mut taken = Vec::new();
@@ -141,7 +160,7 @@ pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>
         }
         Some(_) => Ok(None),
         None => {
-            insert_reservation(tx, order_id, ReservationStatus::Cancelled, &[]).await?;
+            insert_reservation(tx, order_id, ReservationStatus::Cancelled, &[], None).await?;
             Ok(None)
         }
     }
@@ -278,13 +297,14 @@ async fn insert_reservation(
     order_id: Uuid,
     status: ReservationStatus,
     items: &[LineItem],
+    expires_at: Option<i64>,
 ) -> Result<bool, DbError> {
     let items = serde_json::to_string(items).expect("line items serialise");
     let inserted = tx
         .execute(
-            "INSERT INTO reservations (order_id, status, items, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
-            params![order_id, status.as_str(), items, now()],
+            "INSERT INTO reservations (order_id, status, items, created_at, updated_at, expires_at)
+             VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT DO NOTHING",
+            params![order_id, status.as_str(), items, now(), expires_at],
         )
         .await?;
     Ok(inserted == 1)
@@ -339,5 +359,17 @@ pub async fn reservations(
             updated_at: r.text(4)?,
         })
     })
+    .collect()
+}
+
+/// Held reservations past their time to live.
+pub async fn expired(db: &Db, now_millis: i64, limit: i64) -> Result<Vec<Uuid>, DbError> {
+    db.query(
+        "SELECT order_id FROM reservations WHERE status = 'RESERVED' AND expires_at < $1 LIMIT $2",
+        params![now_millis, limit],
+    )
+    .await?
+    .iter()
+    .map(|r| r.uuid(0))
     .collect()
 }

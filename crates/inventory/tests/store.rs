@@ -49,6 +49,7 @@ async fn reservation_is_all_or_nothing() {
             &mut tx,
             order,
             &normalize([line(ids[0], 4), line(ids[1], 2)]),
+            i64::MAX,
         )
         .await
         .unwrap();
@@ -68,7 +69,7 @@ async fn reservation_is_all_or_nothing() {
         // The decision is final for that order.
         let mut tx = t.db.begin().await.unwrap();
         assert_eq!(
-            store::reserve(&mut tx, order, &[line(ids[0], 1)])
+            store::reserve(&mut tx, order, &[line(ids[0], 1)], i64::MAX)
                 .await
                 .unwrap(),
             ReserveOutcome::AlreadyDecided
@@ -84,13 +85,13 @@ async fn reserve_then_sell_or_release() {
         let (sold_order, released_order) = (Uuid::now_v7(), Uuid::now_v7());
         let mut tx = t.db.begin().await.unwrap();
         assert!(matches!(
-            store::reserve(&mut tx, sold_order, &[line(ids[0], 3)])
+            store::reserve(&mut tx, sold_order, &[line(ids[0], 3)], i64::MAX)
                 .await
                 .unwrap(),
             ReserveOutcome::Reserved(_)
         ));
         assert!(matches!(
-            store::reserve(&mut tx, released_order, &[line(ids[0], 2)])
+            store::reserve(&mut tx, released_order, &[line(ids[0], 2)], i64::MAX)
                 .await
                 .unwrap(),
             ReserveOutcome::Reserved(_)
@@ -132,7 +133,7 @@ async fn a_cancellation_that_overtakes_the_order_blocks_its_reservation() {
         let mut tx = t.db.begin().await.unwrap();
         assert_eq!(store::release(&mut tx, order).await.unwrap(), None);
         assert_eq!(
-            store::reserve(&mut tx, order, &[line(ids[0], 3)])
+            store::reserve(&mut tx, order, &[line(ids[0], 3)], i64::MAX)
                 .await
                 .unwrap(),
             ReserveOutcome::AlreadyDecided
@@ -186,7 +187,7 @@ async fn concurrent_reservations_never_oversell() {
                 loop {
                     let mut tx = db.begin().await.unwrap();
                     let items = normalize([line(ids[1], 1), line(ids[0], 1)]);
-                    match store::reserve(&mut tx, Uuid::now_v7(), &items).await {
+                    match store::reserve(&mut tx, Uuid::now_v7(), &items, i64::MAX).await {
                         Ok(outcome) => match tx.commit().await {
                             Ok(()) => return matches!(outcome, ReserveOutcome::Reserved(_)),
                             Err(_) => continue, // serialisation conflict: try again

@@ -78,7 +78,10 @@ pub enum Input {
     CancelRequested {
         reason: String,
     },
-    /// Confirmation of a compensation.
+    /// The current step took longer than its deadline.
+    TimedOut,
+    /// Stock released: a compensation's confirmation, or the inventory
+    /// giving up a reservation that outlived its time to live.
     StockReleased,
     /// Confirmation of a compensation.
     PaymentRefunded,
@@ -142,6 +145,13 @@ pub fn decide(status: OrderStatus, input: &Input) -> Decision {
         },
         (Pending | Reserved | Paid, CancelRequested { reason }) => {
             cancel(Cancelled, reason.clone())
+        }
+        (Pending | Reserved | Paid, TimedOut) => cancel(
+            Cancelled,
+            format!("timed out waiting in {}", status.as_str()),
+        ),
+        (Reserved | Paid, StockReleased) => {
+            cancel(Cancelled, "the stock reservation expired".into())
         }
         (Completed | Cancelled | Rejected, CancelRequested { .. }) => Decision::Refuse(format!(
             "the order is {} and can no longer be cancelled",
@@ -355,6 +365,7 @@ mod tests {
                 tracking_number: "t".into(),
             },
             CancelRequested { reason: "r".into() },
+            TimedOut,
             StockReleased,
             PaymentRefunded,
         ]
@@ -401,6 +412,12 @@ mod tests {
                 CancelRequested { reason: "r".into() },
                 Some(Cancelled),
             ),
+            (Pending, TimedOut, Some(Cancelled)),
+            (Reserved, TimedOut, Some(Cancelled)),
+            (Paid, TimedOut, Some(Cancelled)),
+            (Pending, StockReleased, None),
+            (Reserved, StockReleased, Some(Cancelled)),
+            (Paid, StockReleased, Some(Cancelled)),
         ];
         for (status, input, expected) in table {
             assert_eq!(

@@ -36,6 +36,9 @@ pub const NAME: &str = "order";
 pub struct Orders {
     pub db: Db,
     pub catalog: Arc<dyn CatalogClient>,
+    /// How long each step of the saga may take before the order is
+    /// cancelled and compensated.
+    pub step_timeout: Duration,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl: Duration,
     watchers: Arc<Watchers>,
@@ -58,6 +61,7 @@ impl Orders {
         Orders {
             db,
             catalog,
+            step_timeout: Duration::from_secs(30),
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
             watchers: Arc::new(Watchers::default()),
         }
@@ -116,6 +120,7 @@ impl Orders {
             &envelope.correlationid,
             cause_name,
             cause.map(|c| c.id),
+            self.deadline(),
         )
         .await?
         {
@@ -124,6 +129,24 @@ impl Orders {
         tx.publish(&envelope).await?;
         tracing::info!(order_id = %order.id, total = order.total.amount, "order PENDING (created)");
         Ok(true)
+    }
+
+    fn deadline(&self) -> i64 {
+        agora_platform::clock::now_millis() + self.step_timeout.as_millis() as i64
+    }
+
+    /// Cancels (and so compensates) orders whose current step is overdue.
+    pub async fn expire_overdue(&self) -> Result<usize, DbError> {
+        let overdue = store::overdue(&self.db, agora_platform::clock::now_millis(), 100).await?;
+        let mut expired = 0;
+        for id in overdue {
+            let mut tx = self.db.begin().await?;
+            if let Step::Moved(_) = self.advance(&mut tx, id, Input::TimedOut, None).await? {
+                tx.commit().await?;
+                expired += 1;
+            }
+        }
+        Ok(expired)
     }
 
     /// A customer's cancellation inside `tx`: 404 if unknown, 409 once
@@ -165,14 +188,18 @@ impl Orders {
         let Some((mut order, correlation_id)) = store::find_in(tx, id).await? else {
             return Ok(Step::UnknownOrder);
         };
-        let cause_name = cause.map_or_else(
-            || "POST /orders/{id}/cancel".to_owned(),
-            |c| c.event_type.clone(),
-        );
+        let cause_name = match (&input, cause) {
+            (_, Some(c)) => c.event_type.clone(),
+            (Input::TimedOut, None) => "deadline".to_owned(),
+            _ => "POST /orders/{id}/cancel".to_owned(),
+        };
         let at = now_rfc3339();
         match decide(order.status, &input) {
             Decision::Transition { to, reason, emit } => {
-                if !store::set_status(tx, id, order.status, to, reason.as_deref(), &at).await? {
+                let deadline = (!to.is_terminal()).then(|| self.deadline());
+                if !store::set_status(tx, id, (order.status, to), reason.as_deref(), &at, deadline)
+                    .await?
+                {
                     return Ok(Step::Conflict);
                 }
                 let entry = TimelineEntry {
@@ -332,5 +359,23 @@ impl Watchers {
         if let Some((notify, _)) = self.by_order.lock().expect("watchers lock").get(&id) {
             notify.notify_waiters();
         }
+    }
+}
+
+/// The saga's deadline sweep, run periodically by the composition.
+pub struct DeadlineSweep(pub Orders);
+
+#[async_trait::async_trait]
+impl agora_platform::periodic::Periodic for DeadlineSweep {
+    fn name(&self) -> &'static str {
+        "order-deadlines"
+    }
+
+    fn every(&self) -> Duration {
+        (self.0.step_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    }
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        Ok(self.0.expire_overdue().await?)
     }
 }

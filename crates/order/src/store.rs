@@ -7,9 +7,10 @@ use uuid::Uuid;
 
 use crate::domain::{Order, OrderStatus, OrderSummary, TimelineEntry};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "order_0001_orders",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "order_0001_orders",
+        sql: "
         CREATE TABLE IF NOT EXISTS orders (
             id TEXT PRIMARY KEY,
             customer_id TEXT NOT NULL,
@@ -49,7 +50,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE INDEX IF NOT EXISTS order_timeline_order ON order_timeline (order_id, id);
     ",
-}];
+    },
+    Migration {
+        name: "order_0002_deadlines",
+        sql: "
+            ALTER TABLE orders ADD COLUMN deadline_at BIGINT;
+            CREATE INDEX IF NOT EXISTS orders_deadline ON orders (deadline_at);
+        ",
+    },
+];
 
 const ORDER: &str = "SELECT id, customer_id, email, phone, status, reason, total_amount, currency,
         shipping_address, payment_token, created_at, updated_at, correlation_id FROM orders WHERE id = $1";
@@ -107,13 +116,14 @@ pub async fn insert(
     correlation_id: &str,
     cause: &str,
     event_id: Option<Uuid>,
+    deadline_at: i64,
 ) -> Result<bool, DbError> {
     let address = serde_json::to_string(&order.shipping_address).expect("addresses serialise");
     let inserted = tx
         .execute(
             "INSERT INTO orders (id, customer_id, email, phone, status, reason, total_amount, currency,
-                shipping_address, payment_token, correlation_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT DO NOTHING",
+                shipping_address, payment_token, correlation_id, created_at, updated_at, deadline_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13) ON CONFLICT DO NOTHING",
             params![
                 order.id,
                 &order.customer_id,
@@ -127,6 +137,7 @@ pub async fn insert(
                 &order.payment_token,
                 correlation_id,
                 &order.created_at,
+                deadline_at,
             ],
         )
         .await?;
@@ -191,23 +202,37 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Order>, DbError> {
     order(&row, items).map(|(o, _)| Some(o))
 }
 
-/// Moves the order from `from` to `to`. Returns false if its status was no
-/// longer `from` (another instance moved it first).
+/// Moves the order from `from` to `to`, with the deadline of the next step
+/// (none once terminal). Returns false if its status was no longer `from`
+/// (another instance moved it first).
 pub async fn set_status(
     tx: &mut Tx,
     id: Uuid,
-    from: OrderStatus,
-    to: OrderStatus,
+    (from, to): (OrderStatus, OrderStatus),
     reason: Option<&str>,
     at: &str,
+    deadline_at: Option<i64>,
 ) -> Result<bool, DbError> {
     Ok(tx
         .execute(
-            "UPDATE orders SET status = $1, reason = COALESCE($2, reason), updated_at = $3 WHERE id = $4 AND status = $5",
-            params![to.as_str(), reason, at, id, from.as_str()],
+            "UPDATE orders SET status = $1, reason = COALESCE($2, reason), updated_at = $3, deadline_at = $6
+             WHERE id = $4 AND status = $5",
+            params![to.as_str(), reason, at, id, from.as_str(), deadline_at],
         )
         .await?
         == 1)
+}
+
+/// Orders still in the saga whose current step is past its deadline.
+pub async fn overdue(db: &Db, now_millis: i64, limit: i64) -> Result<Vec<Uuid>, DbError> {
+    db.query(
+        "SELECT id FROM orders WHERE deadline_at < $1 AND status IN ('PENDING', 'RESERVED', 'PAID') LIMIT $2",
+        params![now_millis, limit],
+    )
+    .await?
+    .iter()
+    .map(|r| r.uuid(0))
+    .collect()
 }
 
 pub async fn add_timeline(

@@ -12,6 +12,7 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod outbox;
+pub mod periodic;
 pub mod telemetry;
 pub mod testing;
 pub mod validate;
