@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_catalog::Catalog;
+use agora_inventory::{Inventory, StockCheck};
 use agora_payment::Gateway;
+use agora_platform::breaker::Breaker;
 use agora_platform::bus::{EmbeddedBus, Publisher};
 use agora_platform::consumer::{self, RetryPolicy};
 use agora_platform::http::{not_found_fallback, ApiError, Json, MAX_BODY_BYTES};
@@ -49,6 +51,8 @@ pub struct Config {
     pub step_timeout: Duration,
     /// How long inventory holds a reservation at most.
     pub reservation_ttl: Duration,
+    /// The order service's fast stock check before accepting an order.
+    pub stock_precheck: bool,
     /// Consumers not started: their queues fill up durably. Tests use this to
     /// hold a saga at a chosen step; a restart without it resumes them.
     pub paused_consumers: Vec<String>,
@@ -66,6 +70,7 @@ impl Config {
             retry: RetryPolicy::default(),
             step_timeout: Duration::from_secs(30),
             reservation_ttl: Duration::from_secs(600),
+            stock_precheck: true,
             paused_consumers: Vec::new(),
         }
     }
@@ -102,8 +107,13 @@ impl Application {
         let bus =
             EmbeddedBus::open(&config.data_dir.join("bus.db"), config.duplicate_delivery).await?;
         let catalog_db = dbs[0].db.clone();
+        let stock_check: Option<Arc<dyn StockCheck>> = config.stock_precheck.then(|| {
+            let inventory_db = dbs[1].db.clone();
+            Arc::new(Inventory::new(inventory_db, config.reservation_ttl)) as Arc<dyn StockCheck>
+        });
         let deps = Deps {
             catalog: Arc::new(Catalog::new(catalog_db.clone())),
+            stock_check,
             payment_gateway: Gateway {
                 decline_above: config.decline_above,
             },
@@ -124,6 +134,7 @@ impl Application {
         let mut tasks = Vec::new();
         let publisher: Arc<dyn Publisher> = bus.clone();
         let mut router = Router::new();
+        let breakers: Vec<_> = components.iter().flat_map(|c| c.breakers.clone()).collect();
         for c in components {
             tasks.push(tokio::spawn(outbox::run_relay(
                 c.db.clone(),
@@ -162,6 +173,7 @@ impl Application {
         let admin = Admin {
             bus: bus.clone(),
             dbs: dbs.clone(),
+            breakers,
         };
         let router = router
             .merge(admin_router(admin))
@@ -238,6 +250,7 @@ pub(crate) async fn serve_until(
 struct Admin {
     bus: Arc<EmbeddedBus>,
     dbs: Vec<ServiceDb>,
+    breakers: Vec<Arc<Breaker>>,
 }
 
 fn admin_router(admin: Admin) -> Router {
@@ -274,6 +287,30 @@ pub(crate) struct Check {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A circuit breaker's state: an open breaker degrades, it does not
+    /// make the service unready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+}
+
+impl Check {
+    pub(crate) fn new(component: String, result: Result<(), String>) -> Check {
+        Check {
+            component,
+            ok: result.is_ok(),
+            error: result.err(),
+            state: None,
+        }
+    }
+
+    pub(crate) fn breaker(breaker: &Breaker) -> Check {
+        Check {
+            component: format!("breaker {}", breaker.name()),
+            ok: true,
+            error: None,
+            state: Some(breaker.state()),
+        }
+    }
 }
 
 /// 200 when every service's storage and the bus answer, else 503 naming
@@ -282,18 +319,14 @@ async fn ready(State(admin): State<Admin>) -> impl IntoResponse {
     let mut checks = Vec::new();
     for service in &admin.dbs {
         let result = service.db.ping().await;
-        checks.push(Check {
-            component: format!("{}-db", service.name),
-            ok: result.is_ok(),
-            error: result.err().map(|e| e.to_string()),
-        });
+        checks.push(Check::new(
+            format!("{}-db", service.name),
+            result.map_err(|e| e.to_string()),
+        ));
     }
     let bus = admin.bus.ping().await;
-    checks.push(Check {
-        component: "bus".into(),
-        ok: bus.is_ok(),
-        error: bus.err().map(|e| e.to_string()),
-    });
+    checks.push(Check::new("bus".into(), bus.map_err(|e| e.to_string())));
+    checks.extend(admin.breakers.iter().map(|b| Check::breaker(b)));
     let all_ok = checks.iter().all(|c| c.ok);
     let status = if all_ok {
         StatusCode::OK

@@ -9,9 +9,11 @@ use std::time::Duration;
 use agora_cart::Carts;
 use agora_catalog::{Catalog, CatalogClient};
 use agora_inventory::Inventory;
+use agora_inventory::StockCheck;
 use agora_notification::Notifications;
 use agora_order::Orders;
 use agora_payment::{Gateway, Payments};
+use agora_platform::breaker::Breaker;
 use agora_platform::consumer::EventHandler;
 use agora_platform::db::Migration;
 use agora_platform::periodic::Periodic;
@@ -39,6 +41,8 @@ pub struct Component {
     pub handler: Option<Arc<dyn EventHandler>>,
     /// Background sweeps (order deadlines, reservation expiry).
     pub periodic: Vec<Arc<dyn Periodic>>,
+    /// Circuit breakers around its synchronous calls, shown on `/ready`.
+    pub breakers: Vec<Arc<Breaker>>,
 }
 
 /// What services need from outside themselves.
@@ -46,6 +50,8 @@ pub struct Component {
 pub struct Deps {
     /// How order and cart read prices: in-process or over HTTP.
     pub catalog: Arc<dyn CatalogClient>,
+    /// The order service's fast stock check (none: off).
+    pub stock_check: Option<Arc<dyn StockCheck>>,
     pub payment_gateway: Gateway,
     /// Deadline of each saga step.
     pub step_timeout: Duration,
@@ -74,6 +80,7 @@ pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 3]> {
 /// Opens (migrates) nothing: builds service `name` on an open, migrated `db`.
 pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
     let mut periodic: Vec<Arc<dyn Periodic>> = Vec::new();
+    let mut breakers: Vec<Arc<Breaker>> = Vec::new();
     let (name, router, handler): (&'static str, Router, Option<Arc<dyn EventHandler>>) = match name
     {
         agora_catalog::NAME => (
@@ -102,6 +109,8 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
         agora_order::NAME => {
             let mut orders = Orders::new(db.clone(), deps.catalog.clone());
             orders.step_timeout = deps.step_timeout;
+            orders.stock = deps.stock_check.clone();
+            breakers.push(orders.stock_breaker.clone());
             periodic.push(Arc::new(agora_order::DeadlineSweep(orders.clone())));
             (
                 agora_order::NAME,
@@ -137,6 +146,7 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
         router,
         handler,
         periodic,
+        breakers,
     })
 }
 

@@ -266,11 +266,12 @@ async fn ready(State(gateway): State<Gateway>) -> impl IntoResponse {
                 Ok(r) => (false, Some(format!("answered {}", r.status()))),
                 Err(e) => (false, Some(e.to_string())),
             };
-            checks.push(Check {
-                component: format!("{} {base}", upstream.service),
-                ok,
-                error,
-            });
+            let result = if ok {
+                Ok(())
+            } else {
+                Err(error.unwrap_or_default())
+            };
+            checks.push(Check::new(format!("{} {base}", upstream.service), result));
         }
     }
     let status = if checks.iter().all(|c| c.ok) {

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_catalog::{Catalog, CatalogClient, HttpCatalog};
+use agora_inventory::{HttpStockCheck, StockCheck};
 use agora_payment::Gateway;
 use agora_platform::amqp::{self, AmqpConfig, Broker, QueueType};
+use agora_platform::breaker::Breaker;
 use agora_platform::bus::Publisher;
 use agora_platform::http::{not_found_fallback, Json, MAX_BODY_BYTES};
 use agora_platform::{outbox, periodic, Db};
@@ -55,6 +57,13 @@ pub struct ServiceArgs {
     /// Attempts before a failing event goes to the dead-letter queue.
     #[arg(long, env = "AGORA_MAX_ATTEMPTS", default_value_t = 8)]
     pub max_attempts: u32,
+    /// Where the order service checks stock before accepting an order.
+    #[arg(
+        long,
+        env = "AGORA_INVENTORY_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
+    pub inventory_url: String,
     /// Where order and cart ask the catalog for prices.
     #[arg(
         long,
@@ -95,6 +104,7 @@ struct Health {
     name: &'static str,
     db: Db,
     broker: Arc<Broker>,
+    breakers: Vec<Arc<Breaker>>,
 }
 
 impl ServiceApp {
@@ -107,8 +117,11 @@ impl ServiceApp {
         } else {
             Arc::new(HttpCatalog::new(&args.catalog_url))
         };
+        let stock_check: Option<Arc<dyn StockCheck>> = (args.name == agora_order::NAME)
+            .then(|| Arc::new(HttpStockCheck::new(&args.inventory_url)) as Arc<dyn StockCheck>);
         let deps = Deps {
             catalog,
+            stock_check,
             payment_gateway: Gateway {
                 decline_above: args.payment_decline_above,
             },
@@ -157,6 +170,7 @@ impl ServiceApp {
             name: c.name,
             db: db.clone(),
             broker,
+            breakers: c.breakers.clone(),
         };
         let router = c
             .router
@@ -213,18 +227,18 @@ impl ServiceApp {
 async fn ready(State(health): State<Health>) -> impl IntoResponse {
     let db = health.db.ping().await;
     let broker = health.broker.is_ready().await;
-    let checks = vec![
-        Check {
-            component: format!("{}-db", health.name),
-            ok: db.is_ok(),
-            error: db.err().map(|e| e.to_string()),
-        },
-        Check {
-            component: "broker".into(),
-            ok: broker,
-            error: (!broker).then(|| "not connected".to_owned()),
-        },
+    let mut checks = vec![
+        Check::new(format!("{}-db", health.name), db.map_err(|e| e.to_string())),
+        Check::new(
+            "broker".into(),
+            if broker {
+                Ok(())
+            } else {
+                Err("not connected".into())
+            },
+        ),
     ];
+    checks.extend(health.breakers.iter().map(|b| Check::breaker(b)));
     let all_ok = checks.iter().all(|c| c.ok);
     let status = if all_ok {
         StatusCode::OK

@@ -162,6 +162,27 @@ async fn invalid_orders_are_refused_field_by_field_and_nothing_is_written() {
 }
 
 #[tokio::test]
+async fn an_order_beyond_the_available_stock_is_refused_at_the_door() {
+    let app = spawn_app().await;
+    let product = app.create_product(1_000, 3).await;
+
+    let p = problem(
+        app.post_json("/api/v1/orders", &order_body(product, 4, "tok_visa"))
+            .await,
+        422,
+    )
+    .await;
+
+    assert_eq!(fields(&p), ["items[0].quantity"]);
+    assert!(p["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("only 3 in stock"));
+    assert_eq!(order_count(&app).await, 0);
+    assert_eq!(app.stock(product).await["available"], 3);
+}
+
+#[tokio::test]
 async fn malformed_requests_get_clear_errors() {
     let app = spawn_app().await;
     let post_raw = |body: &'static str, content_type: &'static str| {

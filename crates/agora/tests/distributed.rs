@@ -26,8 +26,40 @@ async fn the_saga_and_its_compensations_across_processes() {
     let declined = cluster
         .place_order(&order_body(product, 2, "tok_decline"))
         .await;
-    let too_many = cluster
-        .place_order(&order_body(product, 50, "tok_visa"))
+    // More than the stock: refused at the door by the stock check; through a
+    // cart (no check at checkout) the saga itself rejects it.
+    assert_eq!(
+        cluster
+            .try_order(&order_body(product, 50, "tok_visa"))
+            .await,
+        None
+    );
+    let item = json!({ "product_id": product, "quantity": 50 });
+    assert_eq!(
+        cluster
+            .post_json("/api/v1/carts/big/items", &item)
+            .await
+            .status(),
+        200
+    );
+    let checkout = json!({ "email": "ada@example.com", "shipping_address": common::address(), "payment_token": "tok_visa" });
+    let r = cluster
+        .post_json("/api/v1/carts/big/checkout", &checkout)
+        .await;
+    assert_eq!(r.status(), 202);
+    let too_many: uuid::Uuid = r.json::<serde_json::Value>().await.unwrap()["order_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    cluster
+        .eventually(|| async {
+            cluster
+                .get(&format!("/api/v1/orders/{too_many}"))
+                .await
+                .status()
+                == 200
+        })
         .await;
 
     let order = cluster.terminal(paid).await;
@@ -104,16 +136,15 @@ async fn competing_instances_never_oversell_or_charge_twice() {
     for _ in 0..200 {
         let cluster = cluster.clone();
         tasks.push(tokio::spawn(async move {
-            let id = cluster
-                .place_order(&order_body(product, 1, "tok_visa"))
-                .await;
-            (
-                id,
-                cluster.terminal(id).await["status"]
+            let id = cluster.try_order(&order_body(product, 1, "tok_visa")).await;
+            let status = match id {
+                Some(id) => cluster.terminal(id).await["status"]
                     .as_str()
                     .unwrap()
                     .to_owned(),
-            )
+                None => "REFUSED".to_owned(),
+            };
+            (id, status)
         }));
     }
     let mut outcomes = Vec::new();
@@ -121,10 +152,17 @@ async fn competing_instances_never_oversell_or_charge_twice() {
         outcomes.push(task.await.unwrap());
     }
 
-    let completed: Vec<_> = outcomes.iter().filter(|(_, s)| s == "COMPLETED").collect();
-    let rejected = outcomes.iter().filter(|(_, s)| s == "REJECTED").count();
+    let completed: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, s)| s == "COMPLETED")
+        .map(|(id, _)| id.expect("a completed order was accepted"))
+        .collect();
+    let rejected = outcomes
+        .iter()
+        .filter(|(_, s)| s == "REJECTED" || s == "REFUSED")
+        .count();
     assert_eq!((completed.len(), rejected), (50, 150));
-    for (id, _) in &completed {
+    for id in &completed {
         let payments = cluster
             .list(&format!("/api/v1/payments?order_id={id}"))
             .await;
@@ -230,4 +268,56 @@ async fn one_idempotency_key_makes_one_order_across_instances() {
         .expect("tasks are done")
         .stop()
         .await;
+}
+
+/// Inventory goes down: the order service's stock check fails, its breaker
+/// opens (visible on /ready), orders are still accepted, and they complete
+/// once inventory is back.
+#[tokio::test]
+async fn orders_are_accepted_while_inventory_is_down_and_complete_when_it_returns() {
+    let Some(mut cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let product = cluster.create_product(1_000, 100).await;
+    cluster.kill("inventory").await;
+
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(
+            cluster
+                .place_order(&order_body(product, 1, "tok_visa"))
+                .await,
+        );
+    }
+
+    let ready: serde_json::Value = cluster
+        .client
+        .get(format!("{}/ready", cluster.instance_url("order")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let breaker = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "breaker inventory-stock-check")
+        .unwrap()
+        .clone();
+    assert_eq!(breaker["state"], "open", "{ready}");
+    for id in &ids {
+        assert_eq!(cluster.order(*id).await["status"], "PENDING");
+    }
+
+    cluster.restart("inventory").await;
+    for id in &ids {
+        assert_eq!(cluster.terminal(*id).await["status"], "COMPLETED");
+    }
+    cluster
+        .eventually(|| async { cluster.stock(product).await["sold"] == 8 })
+        .await;
+    cluster.assert_audit_clean().await;
+    cluster.stop().await;
 }

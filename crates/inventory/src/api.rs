@@ -19,8 +19,27 @@ pub fn router(inventory: Inventory) -> Router {
         .with_state(inventory)
 }
 
-async fn list(State(inventory): State<Inventory>) -> Result<Json<Vec<Stock>>, ApiError> {
-    Ok(Json(store::all(&inventory.db).await?))
+#[derive(Deserialize)]
+struct ListParams {
+    /// Comma-separated product ids: only these (the order service's fast
+    /// stock check).
+    ids: Option<String>,
+}
+
+async fn list(
+    State(inventory): State<Inventory>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Vec<Stock>>, ApiError> {
+    let Some(ids) = params.ids else {
+        return Ok(Json(store::all(&inventory.db).await?));
+    };
+    let mut found = Vec::new();
+    for id in ids.split(',').filter(|s| !s.is_empty()).take(500) {
+        if let Some(stock) = store::find(&inventory.db, parse_id(id, "product id")?).await? {
+            found.push(stock);
+        }
+    }
+    Ok(Json(found))
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod handlers;
 pub mod store;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use agora_platform::events::{Envelope, StockReleased};
@@ -71,5 +72,66 @@ impl agora_platform::periodic::Periodic for ReservationExpiry {
 
     async fn run_once(&self) -> anyhow::Result<usize> {
         Ok(self.0.expire_reservations().await?)
+    }
+}
+
+/// How the order service asks for available stock before accepting an
+/// order: in-process in the embedded mode, over HTTP in the distributed mode.
+#[async_trait::async_trait]
+pub trait StockCheck: Send + Sync {
+    /// Available units of each product that has stock; unknown ids are absent.
+    async fn available(&self, ids: &[uuid::Uuid]) -> Result<HashMap<uuid::Uuid, i64>, String>;
+}
+
+#[async_trait::async_trait]
+impl StockCheck for Inventory {
+    async fn available(&self, ids: &[uuid::Uuid]) -> Result<HashMap<uuid::Uuid, i64>, String> {
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(stock) = store::find(&self.db, *id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                found.insert(*id, stock.available);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// [`StockCheck`] over HTTP (`GET /api/v1/inventory?ids=…`).
+pub struct HttpStockCheck {
+    client: reqwest::Client,
+    base_url: String,
+}
+
+impl HttpStockCheck {
+    pub fn new(base_url: &str) -> Self {
+        HttpStockCheck {
+            client: reqwest::Client::new(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl StockCheck for HttpStockCheck {
+    async fn available(&self, ids: &[uuid::Uuid]) -> Result<HashMap<uuid::Uuid, i64>, String> {
+        let ids: Vec<String> = ids.iter().map(uuid::Uuid::to_string).collect();
+        let url = format!("{}/api/v1/inventory?ids={}", self.base_url, ids.join(","));
+        let stock: Vec<domain::Stock> = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(stock
+            .into_iter()
+            .map(|s| (s.product_id, s.available))
+            .collect())
     }
 }

@@ -49,6 +49,7 @@ async fn place(
     let fingerprint = idempotency::fingerprint(&req);
     let cmd = PlaceOrder::parse(req)?;
     let order = orders.priced(Uuid::now_v7(), cmd).await?;
+    orders.precheck(&order.items).await?;
     let db = orders.db.clone();
     let ttl = orders.idempotency_ttl;
     idempotency::once(&db, "POST /orders", key, fingerprint, ttl, move |tx| {

@@ -312,6 +312,27 @@ pub fn price(
     ))
 }
 
+/// The lines that ask for more than is available, as per-field errors:
+/// the fast stock check before an order is accepted.
+pub fn shortages(
+    items: &[PricedItem],
+    available: &std::collections::HashMap<Uuid, i64>,
+) -> Vec<FieldError> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let have = available.get(&item.product_id).copied().unwrap_or(0);
+            (i64::from(item.quantity) > have).then(|| {
+                FieldError::new(
+                    format!("items[{i}].quantity"),
+                    format!("only {have} in stock"),
+                )
+            })
+        })
+        .collect()
+}
+
 /// An order as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Order {
@@ -549,6 +570,28 @@ mod tests {
         };
         let errors = price(&[known, unknown], &[p]).unwrap_err();
         assert_eq!(errors[0].field, "items[1].product_id");
+    }
+
+    #[test]
+    fn shortages_name_the_lines_beyond_the_stock() {
+        let p = product("EUR");
+        let line = |q| PricedItem {
+            product_id: p.id,
+            sku: "S".into(),
+            name: "N".into(),
+            quantity: q,
+            unit_price: 1,
+        };
+        let available = std::collections::HashMap::from([(p.id, 3)]);
+        assert!(shortages(&[line(3)], &available).is_empty());
+        let errors = shortages(&[line(4)], &available);
+        assert_eq!(errors[0].field, "items[0].quantity");
+        assert!(errors[0].message.contains("only 3"));
+        assert_eq!(
+            shortages(&[line(1)], &Default::default()).len(),
+            1,
+            "unknown stock is none"
+        );
     }
 
     #[test]

@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agora_catalog::CatalogClient;
+use agora_inventory::StockCheck;
+use agora_platform::breaker::Breaker;
 use agora_platform::clock::now_rfc3339;
 use agora_platform::db::DbError;
 use agora_platform::events::{
-    Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, PaymentRequested,
+    Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, PaymentRequested, PricedItem,
     ShippingRequested,
 };
 use agora_platform::http::ApiError;
@@ -36,6 +38,11 @@ pub const NAME: &str = "order";
 pub struct Orders {
     pub db: Db,
     pub catalog: Arc<dyn CatalogClient>,
+    /// The fast stock check before accepting an order (none: the saga alone decides).
+    pub stock: Option<Arc<dyn StockCheck>>,
+    /// Around the stock check: when inventory fails or is slow, orders are
+    /// accepted without the check and decided by the saga.
+    pub stock_breaker: Arc<Breaker>,
     /// How long each step of the saga may take before the order is
     /// cancelled and compensated.
     pub step_timeout: Duration,
@@ -61,6 +68,13 @@ impl Orders {
         Orders {
             db,
             catalog,
+            stock: None,
+            stock_breaker: Arc::new(Breaker::new(
+                "inventory-stock-check",
+                5,
+                Duration::from_secs(10),
+                Duration::from_millis(300),
+            )),
             step_timeout: Duration::from_secs(30),
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
             watchers: Arc::new(Watchers::default()),
@@ -129,6 +143,31 @@ impl Orders {
         tx.publish(&envelope).await?;
         tracing::info!(order_id = %order.id, total = order.total.amount, "order PENDING (created)");
         Ok(true)
+    }
+
+    /// Refuses (422, naming the lines) an order that asks for more than is
+    /// available now. Skipped while the breaker is open or when inventory
+    /// does not answer in time: the saga still decides, so orders keep
+    /// being accepted.
+    pub async fn precheck(&self, items: &[PricedItem]) -> Result<(), ApiError> {
+        let Some(stock) = &self.stock else {
+            return Ok(());
+        };
+        let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+        match self.stock_breaker.call(|| stock.available(&ids)).await {
+            Ok(available) => {
+                let short = domain::shortages(items, &available);
+                if short.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ApiError::invalid(short))
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, breaker = self.stock_breaker.state(), "stock check skipped; the saga decides");
+                Ok(())
+            }
+        }
     }
 
     fn deadline(&self) -> i64 {

@@ -25,8 +25,17 @@ pub struct Cluster {
     api: super::Api,
     pub prefix: String,
     pub amqp_url: String,
-    processes: Vec<Child>,
+    processes: Vec<Process>,
     database_urls: Vec<String>,
+}
+
+/// One started process, with what it takes to start it again.
+struct Process {
+    service: String,
+    child: Option<Child>,
+    url: String,
+    args: Vec<String>,
+    envs: Vec<(&'static str, String)>,
 }
 
 /// The servers to test against, or `None` to skip (outside CI).
@@ -47,7 +56,7 @@ pub fn servers() -> Option<(String, String)> {
     }
 }
 
-async fn spawn(args: &[String], envs: &[(&str, String)]) -> (Child, String) {
+async fn spawn(args: &[String], envs: &[(&'static str, String)]) -> (Child, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
     command
         .args(args)
@@ -103,6 +112,7 @@ impl Cluster {
         };
         let mut urls: Vec<(&str, Vec<String>)> = Vec::new();
         let mut catalog_url = String::new();
+        let mut inventory_url = String::new();
         for service in SERVICES {
             let count = instances
                 .iter()
@@ -129,16 +139,28 @@ impl Cluster {
                     ("AMQP_URL", amqp_url.clone()),
                     ("AGORA_AMQP_PREFIX", prefix.clone()),
                     ("AGORA_CATALOG_URL", catalog_url.clone()),
+                    ("AGORA_INVENTORY_URL", inventory_url.clone()),
                     ("AGORA_PAYMENT_DECLINE_ABOVE", "500000".to_owned()),
                 ];
-                pending.push(async move { spawn(&args, &envs).await });
+                pending.push(async move {
+                    let (child, url) = spawn(&args, &envs).await;
+                    Process {
+                        service: service.to_owned(),
+                        child: Some(child),
+                        url,
+                        args,
+                        envs,
+                    }
+                });
             }
-            for (child, url) in futures_join(pending).await {
-                cluster.processes.push(child);
-                started.push(url);
+            for process in futures_join(pending).await {
+                started.push(process.url.clone());
+                cluster.processes.push(process);
             }
-            if service == "catalog" {
-                catalog_url = started[0].clone();
+            match service {
+                "catalog" => catalog_url = started[0].clone(),
+                "inventory" => inventory_url = started[0].clone(),
+                _ => {}
             }
             urls.push((service, started));
         }
@@ -156,7 +178,13 @@ impl Cluster {
             ("AGORA_AMQP_PREFIX", prefix.clone()),
         ];
         let (child, gateway) = spawn(&args, &envs).await;
-        cluster.processes.push(child);
+        cluster.processes.push(Process {
+            service: "gateway".into(),
+            child: Some(child),
+            url: gateway.clone(),
+            args,
+            envs: envs.to_vec(),
+        });
         cluster.api.base = gateway;
         cluster.ready().await;
         Some(cluster)
@@ -186,11 +214,61 @@ impl Cluster {
         Broker::new(config)
     }
 
+    /// The base URL of the first instance of `service`.
+    pub fn instance_url(&self, service: &str) -> String {
+        self.process(service).url.clone()
+    }
+
+    fn process(&self, service: &str) -> &Process {
+        self.processes
+            .iter()
+            .find(|p| p.service == service)
+            .expect("a started service")
+    }
+
+    /// `kill -9` of the first instance of `service`.
+    pub async fn kill(&mut self, service: &str) {
+        let process = self
+            .processes
+            .iter_mut()
+            .find(|p| p.service == service)
+            .expect("a started service");
+        if let Some(mut child) = process.child.take() {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+        }
+    }
+
+    /// Starts the first instance of `service` again, on the same address.
+    pub async fn restart(&mut self, service: &str) {
+        let process = self
+            .processes
+            .iter_mut()
+            .find(|p| p.service == service)
+            .expect("a started service");
+        let address = process.url.trim_start_matches("http://").to_owned();
+        let args: Vec<String> = process
+            .args
+            .iter()
+            .map(|a| {
+                if a == "127.0.0.1:0" {
+                    address.clone()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        let (child, _) = spawn(&args, &process.envs).await;
+        process.child = Some(child);
+    }
+
     /// Stops every process and removes the queues, exchanges and databases.
     pub async fn stop(mut self) {
-        for child in &mut self.processes {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+        for process in &mut self.processes {
+            if let Some(mut child) = process.child.take() {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
         }
         let services: Vec<&str> = SERVICES.to_vec();
         if let Err(e) = self.broker().delete_topology(&services).await {

@@ -198,6 +198,45 @@ impl Api {
             .unwrap()
     }
 
+    /// Places an order that the fast stock check may refuse: `None` for a
+    /// 422 naming a line's quantity, the id for a 201.
+    pub async fn try_order(&self, body: &Value) -> Option<Uuid> {
+        let r = self.post_json("/api/v1/orders", body).await;
+        match r.status().as_u16() {
+            201 => Some(
+                r.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            ),
+            422 => {
+                let problem: Value = r.json().await.unwrap();
+                assert!(
+                    problem["errors"][0]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("in stock"),
+                    "{problem}"
+                );
+                None
+            }
+            other => panic!("POST /orders answered {other}: {}", r.text().await.unwrap()),
+        }
+    }
+
+    /// The terminal status of an order the stock check let in, or
+    /// `REFUSED` for one it turned away.
+    pub async fn outcome(&self, body: &Value) -> String {
+        match self.try_order(body).await {
+            Some(id) => self.terminal(id).await["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            None => "REFUSED".to_owned(),
+        }
+    }
+
     pub async fn order(&self, id: Uuid) -> Value {
         self.get_json(&format!("/api/v1/orders/{id}")).await
     }
