@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             .command
             .expect("run parses"),
     };
+    agora_platform::chaos::install(agora_platform::chaos::Chaos::from_env()?);
     match command {
         Command::Run(args) => run(args).await,
         Command::Service(args) => {

@@ -4,42 +4,13 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{address, fresh_dir};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 use uuid::Uuid;
-
-/// Starts `agora run` on `dir` and returns the process and its base URL.
-async fn start(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["run", "--listen", "127.0.0.1:0", "--no-seed", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the agora binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("agora prints its address")
-            .unwrap()
-            .expect("agora exited early");
-        if let Some(url) = line.strip_prefix("agora listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
 
 async fn terminal(client: &reqwest::Client, base: &str, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -68,7 +39,7 @@ async fn terminal(client: &reqwest::Client, base: &str, id: &str) -> Value {
 #[tokio::test]
 async fn kill_dash_nine_mid_saga_loses_nothing() {
     let dir = fresh_dir();
-    let (mut server, base) = start(&dir).await;
+    let (mut server, base) = common::start_binary(&dir, &[]).await;
     let client = reqwest::Client::new();
     let product: Value = client
         .post(format!("{base}/api/v1/products"))
@@ -129,7 +100,7 @@ async fn kill_dash_nine_mid_saga_loses_nothing() {
     }
     let accepted = accepted.lock().await.clone();
 
-    let (_server, base) = start(&dir).await;
+    let (_server, base) = common::start_binary(&dir, &[]).await;
 
     // Every order that exists (accepted, or committed with its answer lost)
     // reaches a terminal state.

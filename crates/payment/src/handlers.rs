@@ -30,7 +30,12 @@ impl EventHandler for Handler {
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         if event.is::<PaymentRequested>() {
             let e: PaymentRequested = event.decode()?;
-            let decision = self.gateway.charge(&e.payment_token, &e.amount);
+            let decision =
+                if agora_platform::chaos::roll(agora_platform::chaos::get().payment_decline_rate) {
+                    Decision::Declined("declined at random (chaos switch)".into())
+                } else {
+                    self.gateway.charge(&e.payment_token, &e.amount)
+                };
             let (status, reason) = match &decision {
                 Decision::Captured => (PaymentStatus::Captured, None),
                 Decision::Declined(reason) => (PaymentStatus::Declined, Some(reason.clone())),

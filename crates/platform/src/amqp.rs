@@ -345,7 +345,12 @@ impl Publisher for Broker {
         let exchange = self.config.exchange();
         let sent = async {
             let mut confirms = Vec::with_capacity(events.len());
-            for record in events {
+            // A chaos duplicate is the same message published twice.
+            let copies = events.iter().flat_map(|record| {
+                let twice = crate::chaos::roll(crate::chaos::get().duplicate_rate);
+                std::iter::repeat_n(record, 1 + usize::from(twice))
+            });
+            for record in copies {
                 confirms.push(
                     channel
                         .basic_publish(
@@ -471,6 +476,7 @@ async fn consume(
             .map(|d| std::str::from_utf8(&d.data).unwrap_or(""))
             .collect();
         let results = handle_batch(db, handler, &bodies).await;
+        crate::chaos::maybe_crash_before_ack();
         if results.iter().all(Result::is_ok) {
             let last = batch.last().expect("a batch is never empty");
             last.ack(BasicAckOptions { multiple: true }).await?;

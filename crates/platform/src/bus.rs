@@ -245,7 +245,8 @@ impl Publisher for EmbeddedBus {
         let mut tx = self.db.begin().await?;
         for (event, subscribers) in &routes {
             for subscriber in subscribers {
-                for copy in 0..self.copies {
+                let chaos_copy = crate::chaos::roll(crate::chaos::get().duplicate_rate);
+                for copy in 0..self.copies.max(1 + i64::from(chaos_copy)) {
                     // A relay that crashed after publishing but before marking
                     // its outbox publishes again: the same key is ignored.
                     tx.execute(

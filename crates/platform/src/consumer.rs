@@ -157,6 +157,7 @@ pub async fn handle_batch(
     handler: &dyn EventHandler,
     bodies: &[&str],
 ) -> Vec<Result<(), HandlerError>> {
+    crate::chaos::handler_delay().await;
     let parsed: Vec<Result<Envelope, HandlerError>> =
         bodies.iter().map(|b| parse_envelope(b)).collect();
     if parsed.iter().all(Result::is_ok) && bodies.len() > 1 {
@@ -231,6 +232,7 @@ pub async fn run_embedded(
                 (delivery, settlement)
             })
             .collect();
+        crate::chaos::maybe_crash_before_ack();
         if let Err(e) = bus.settle(name, &outcomes).await {
             // The effects committed; the deliveries come back and the inbox
             // absorbs them.

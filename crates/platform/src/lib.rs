@@ -5,6 +5,7 @@
 pub mod amqp;
 pub mod breaker;
 pub mod bus;
+pub mod chaos;
 pub mod clock;
 pub mod consumer;
 pub mod db;

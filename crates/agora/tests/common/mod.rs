@@ -301,3 +301,37 @@ pub fn assert_conserved(stock: &Value) {
         "stock not conserved: {stock}"
     );
 }
+
+/// Starts `agora run` (the real binary) on `dir` with extra environment, and
+/// returns the process and its base URL.
+pub async fn start_binary(
+    dir: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
+    command
+        .args(["run", "--listen", "127.0.0.1:0", "--no-seed", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("the agora binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("agora prints its address")
+            .unwrap()
+            .expect("agora exited early");
+        if let Some(url) = line.strip_prefix("agora listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}

@@ -1,0 +1,94 @@
+//! The chaos switches at work on the real binary: the process dies at random
+//! between committing events and acknowledging them, events are delivered
+//! twice at random, payments are declined at random. It is restarted each
+//! time it dies; at the end every order is terminal and the audit is clean.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{address, fresh_dir, start_binary, Api};
+use serde_json::{json, Value};
+
+const CHAOS: [(&str, &str); 3] = [
+    ("AGORA_CHAOS_CRASH_BEFORE_ACK_RATE", "0.02"),
+    ("AGORA_CHAOS_DUPLICATE_RATE", "0.3"),
+    ("AGORA_CHAOS_PAYMENT_DECLINE_RATE", "0.2"),
+];
+
+#[tokio::test]
+async fn random_crashes_duplicates_and_declines_leave_no_order_behind() {
+    let dir = fresh_dir();
+    let (mut server, base) = start_binary(&dir, &CHAOS).await;
+    let client = reqwest::Client::new();
+    let product: Value = client
+        .post(format!("{base}/api/v1/products"))
+        .json(&json!({ "name": "Chaos", "sku": "CHAOS-1", "price": { "amount": 900, "currency": "EUR" }, "initial_stock": 10000 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let product_id = product["id"].as_str().unwrap().to_owned();
+
+    let (mut accepted, mut crashes, mut base) = (0, 0, base);
+    while accepted < 150 && crashes < 30 {
+        let body = json!({
+            "customer_id": "chaos", "email": "c@example.com",
+            "items": [{ "product_id": product_id, "quantity": 1 }],
+            "shipping_address": address(), "payment_token": "tok_visa",
+        });
+        let answer = client
+            .post(format!("{base}/api/v1/orders"))
+            .json(&body)
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status() == 201 => accepted += 1,
+            _ => {
+                // Refused or unreachable: has the process died?
+                if let Ok(Some(_)) = server.try_wait() {
+                    crashes += 1;
+                    (server, base) = start_binary(&dir, &CHAOS).await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        if let Ok(Some(_)) = server.try_wait() {
+            crashes += 1;
+            (server, base) = start_binary(&dir, &CHAOS).await;
+        }
+    }
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+
+    // Without chaos, everything settles.
+    let (_server, base) = start_binary(&dir, &[]).await;
+    let api = Api { base, client };
+    let orders = api
+        .get_json("/api/v1/orders?customer_id=chaos&limit=500")
+        .await;
+    let ids: Vec<uuid::Uuid> = orders["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ids.len() >= accepted,
+        "{} orders listed, {accepted} accepted",
+        ids.len()
+    );
+    for id in &ids {
+        api.terminal(*id).await;
+    }
+    api.eventually(|| async {
+        let stock = api.stock(product_id.parse().unwrap()).await;
+        stock["reserved"] == 0
+    })
+    .await;
+    api.assert_audit_clean().await;
+    eprintln!("{} orders, {crashes} crashes, audit clean", ids.len());
+}
