@@ -7,6 +7,7 @@ pub mod app;
 pub mod audit;
 pub mod components;
 pub mod dlq;
+pub mod event_log;
 pub mod gateway;
 pub mod loadgen;
 pub mod service;

@@ -21,6 +21,8 @@ enum Command {
     Gateway(agora::gateway::GatewayArgs),
     /// Push orders through a running instance and report throughput and latency.
     Loadgen(loadgen::Args),
+    /// List the event log, or replay part of it to a consumer.
+    Events(agora::event_log::EventsArgs),
     /// Check the cross-service invariants of a running instance.
     Audit(agora::audit::AuditArgs),
     /// Inspect, replay or purge dead letters (embedded or RabbitMQ).
@@ -85,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Loadgen(args) => loadgen::run(args).await,
         Command::Dlq(args) => agora::dlq::run(args).await,
         Command::Audit(args) => agora::audit::run(args).await,
+        Command::Events(args) => agora::event_log::run(args).await,
     }
 }
 

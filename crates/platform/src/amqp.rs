@@ -678,3 +678,39 @@ impl crate::dead_letters::DeadLetterQueues for RabbitDeadLetters {
         Ok(acted)
     }
 }
+
+/// Publishes events straight into one service's queue (a replay), keeping
+/// their ids, with confirms awaited.
+pub async fn deliver_to(
+    config: &AmqpConfig,
+    service: &str,
+    events: &[OutboxRecord],
+) -> anyhow::Result<()> {
+    let conn = connect(&config.url).await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let queue = config.queue(service);
+    let mut confirms = Vec::with_capacity(events.len());
+    for record in events {
+        confirms.push(
+            channel
+                .basic_publish(
+                    "",
+                    &queue,
+                    BasicPublishOptions::default(),
+                    record.envelope.as_bytes(),
+                    event_properties(record),
+                )
+                .await?,
+        );
+    }
+    for confirm in confirms {
+        if let Confirmation::Nack(_) = confirm.await? {
+            anyhow::bail!("the broker refused a replayed event");
+        }
+    }
+    let _ = conn.close(200, "done").await;
+    Ok(())
+}

@@ -205,6 +205,27 @@ impl EmbeddedBus {
         rows.iter().map(|r| Ok((r.text(0)?, r.i64(1)?))).collect()
     }
 
+    /// Puts an event into a subscriber's queue under its own id (a replay):
+    /// if that subscriber already handled it, its inbox absorbs it.
+    pub async fn deliver(
+        &self,
+        subscriber: &str,
+        event_id: &str,
+        routing_key: &str,
+        body: &str,
+    ) -> Result<(), DbError> {
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
+             VALUES ($1, $2, 0, $3, $4, 0) ON CONFLICT DO NOTHING",
+            params![subscriber, event_id, routing_key, body],
+        )
+        .await?;
+        tx.commit().await?;
+        self.wake(subscriber);
+        Ok(())
+    }
+
     /// Puts a raw message straight into a subscriber's queue, bypassing any
     /// outbox: how tests inject poison messages.
     pub async fn inject(

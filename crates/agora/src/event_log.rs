@@ -1,0 +1,227 @@
+//! `agora events list | replay`: every published event is kept in its
+//! service's outbox (type, version, payload, time, published or not); this
+//! reads that log and re-delivers a chosen range or type to a chosen
+//! consumer, with the original ids, types and payloads. Consumers' inboxes
+//! make a replay unable to charge, ship or notify twice.
+
+use std::path::PathBuf;
+
+use agora_platform::amqp::{deliver_to, AmqpConfig};
+use agora_platform::bus::EmbeddedBus;
+use agora_platform::db::DbError;
+use agora_platform::outbox::OutboxRecord;
+use agora_platform::{params, Db};
+use serde::Serialize;
+
+use crate::components::SERVICES;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct EventsArgs {
+    #[command(subcommand)]
+    pub command: EventsCommand,
+    /// The embedded mode's data directory.
+    #[arg(
+        long,
+        env = "AGORA_DATA_DIR",
+        default_value = "./agora-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Distributed mode: the database of each emitting service to read
+    /// (repeat the flag); replays then go through --amqp-url.
+    #[arg(long = "database-url", global = true)]
+    pub database_urls: Vec<String>,
+    #[arg(long, env = "AMQP_URL", global = true)]
+    pub amqp_url: Option<String>,
+    #[arg(
+        long,
+        env = "AGORA_AMQP_PREFIX",
+        default_value = "agora.",
+        global = true
+    )]
+    pub amqp_prefix: String,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Range {
+    /// Only events of this type (e.g. PaymentRequested).
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// Only events about this order (the CloudEvents subject).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum EventsCommand {
+    /// List logged events.
+    List(Range),
+    /// Deliver logged events again to one consumer.
+    Replay {
+        /// The consuming service: inventory, order, payment, shipping or notification.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        range: Range,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedEvent {
+    pub source: String,
+    pub id: String,
+    pub event_type: String,
+    pub routing_key: String,
+    pub subject: String,
+    pub time: String,
+    pub published: bool,
+    #[serde(skip)]
+    pub envelope: String,
+}
+
+/// The logged events of `db` (service `source`) in `range`, oldest first.
+pub async fn select(source: &str, db: &Db, range: &Range) -> Result<Vec<LoggedEvent>, DbError> {
+    let rows = db
+        .query(
+            "SELECT id, routing_key, subject, created_at, published_at, envelope FROM outbox
+             WHERE ($1 IS NULL OR subject = $1) ORDER BY id",
+            params![range.subject.clone()],
+        )
+        .await?;
+    let mut events = Vec::new();
+    for r in &rows {
+        let envelope = r.text(5)?;
+        let event = LoggedEvent {
+            source: source.to_owned(),
+            id: r.text(0)?,
+            event_type: agora_platform::dead_letters::event_type_of(&envelope),
+            routing_key: r.text(1)?,
+            subject: r.text(2)?,
+            time: r.text(3)?,
+            published: r.opt_text(4)?.is_some(),
+            envelope,
+        };
+        // RFC 3339 times from one clock compare as instants once parsed.
+        let at = parse_time(&event.time);
+        let in_range = range
+            .event_type
+            .as_deref()
+            .is_none_or(|t| t == event.event_type)
+            && range.since.as_deref().is_none_or(|s| at >= parse_time(s))
+            && range.until.as_deref().is_none_or(|u| at < parse_time(u));
+        if in_range {
+            events.push(event);
+        }
+    }
+    Ok(events)
+}
+
+fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
+    let mut sources: Vec<(String, Db)> = Vec::new();
+    if args.database_urls.is_empty() {
+        for name in SERVICES {
+            let path = args.data_dir.join(format!("{name}.db"));
+            anyhow::ensure!(path.exists(), "no {} at {}", name, path.display());
+            sources.push((name.to_owned(), Db::open_sqlite(&path, false)?));
+        }
+    } else {
+        for url in &args.database_urls {
+            sources.push((
+                url.rsplit('/').next().unwrap_or(url).to_owned(),
+                Db::connect_postgres(url, 2).await?,
+            ));
+        }
+    }
+    let range = match &args.command {
+        EventsCommand::List(range) => range,
+        EventsCommand::Replay { range, .. } => range,
+    };
+    for bound in [&range.since, &range.until].into_iter().flatten() {
+        anyhow::ensure!(
+            parse_time(bound).is_some(),
+            "`{bound}` is not an RFC 3339 time"
+        );
+    }
+    let mut events = Vec::new();
+    for (source, db) in &sources {
+        events.extend(select(source, db, range).await?);
+    }
+    events.sort_by(|a, b| a.id.cmp(&b.id));
+    match &args.command {
+        EventsCommand::List(_) => {
+            for e in &events {
+                println!(
+                    "{}  {:<12} {:<18} {:<22} subject={} time={}{}",
+                    e.id,
+                    e.source,
+                    e.event_type,
+                    e.routing_key,
+                    e.subject,
+                    e.time,
+                    if e.published {
+                        ""
+                    } else {
+                        " (not yet published)"
+                    }
+                );
+            }
+            println!("{} events", events.len());
+        }
+        EventsCommand::Replay { to, dry_run, .. } => {
+            anyhow::ensure!(
+                crate::dlq::CONSUMERS.contains(&to.as_str()),
+                "`{to}` consumes no events"
+            );
+            if !dry_run {
+                replay(&args, to, &events).await?;
+            }
+            let verb = if *dry_run {
+                "would be replayed"
+            } else {
+                "replayed"
+            };
+            println!("{} events {verb} to {to}", events.len());
+        }
+    }
+    for (_, db) in &sources {
+        db.close().await;
+    }
+    Ok(())
+}
+
+async fn replay(args: &EventsArgs, to: &str, events: &[LoggedEvent]) -> anyhow::Result<()> {
+    match &args.amqp_url {
+        Some(url) => {
+            let mut config = AmqpConfig::new(url);
+            config.prefix = args.amqp_prefix.clone();
+            let records: Vec<OutboxRecord> = events
+                .iter()
+                .map(|e| OutboxRecord {
+                    id: e.id.clone(),
+                    routing_key: e.routing_key.clone(),
+                    envelope: e.envelope.clone(),
+                })
+                .collect();
+            deliver_to(&config, to, &records).await
+        }
+        None => {
+            let bus = EmbeddedBus::open(&args.data_dir.join("bus.db"), false).await?;
+            for e in events {
+                bus.deliver(to, &e.id, &e.routing_key, &e.envelope).await?;
+            }
+            Ok(())
+        }
+    }
+}
