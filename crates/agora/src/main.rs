@@ -52,6 +52,15 @@ struct RunArgs {
     /// Seconds a stock reservation is held at most.
     #[arg(long, env = "AGORA_RESERVATION_TTL_SECS", default_value_t = 600)]
     reservation_ttl_secs: u64,
+    /// Attempts before a failing event goes to the dead-letter queue.
+    #[arg(long, env = "AGORA_MAX_ATTEMPTS", default_value_t = 8)]
+    max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    #[arg(long, env = "AGORA_RETRY_BASE_MS", default_value_t = 100)]
+    retry_base_ms: u64,
+    /// Turn off the order service's fast stock check (the saga alone decides).
+    #[arg(long, env = "AGORA_NO_STOCK_CHECK")]
+    no_stock_check: bool,
     /// Deliver every event twice, to watch the consumers absorb duplicates.
     #[arg(long, env = "AGORA_DUPLICATE_DELIVERY")]
     duplicate_delivery: bool,
@@ -97,6 +106,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.seed_demo = !args.no_seed;
     config.synchronous_full = args.synchronous_full;
     config.duplicate_delivery = args.duplicate_delivery;
+    config.retry.max_attempts = args.max_attempts.max(1);
+    config.retry.base_delay = std::time::Duration::from_millis(args.retry_base_ms);
+    config.stock_precheck = !args.no_stock_check;
     config.step_timeout = std::time::Duration::from_secs(args.step_timeout_secs);
     config.reservation_ttl = std::time::Duration::from_secs(args.reservation_ttl_secs);
     let app = Application::build(config.clone()).await?;

@@ -64,6 +64,9 @@ pub struct ServiceArgs {
         default_value = "http://127.0.0.1:8082"
     )]
     pub inventory_url: String,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    #[arg(long, env = "AGORA_RETRY_BASE_MS", default_value_t = 100)]
+    pub retry_base_ms: u64,
     /// Where order and cart ask the catalog for prices.
     #[arg(
         long,
@@ -135,6 +138,7 @@ impl ServiceApp {
         amqp_config.prefetch = args.prefetch;
         amqp_config.queue_type = args.queue_type;
         amqp_config.retry.max_attempts = args.max_attempts.max(1);
+        amqp_config.retry.base_delay = Duration::from_millis(args.retry_base_ms);
         let broker = Broker::new(amqp_config);
 
         let shutdown = CancellationToken::new();
