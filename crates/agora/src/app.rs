@@ -53,6 +53,8 @@ pub struct Config {
     pub reservation_ttl: Duration,
     /// The order service's fast stock check before accepting an order.
     pub stock_precheck: bool,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
     /// Consumers not started: their queues fill up durably. Tests use this to
     /// hold a saga at a chosen step; a restart without it resumes them.
     pub paused_consumers: Vec<String>,
@@ -71,6 +73,7 @@ impl Config {
             step_timeout: Duration::from_secs(30),
             reservation_ttl: Duration::from_secs(600),
             stock_precheck: true,
+            idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
             paused_consumers: Vec::new(),
         }
     }
@@ -119,6 +122,7 @@ impl Application {
             },
             step_timeout: config.step_timeout,
             reservation_ttl: config.reservation_ttl,
+            idempotency_ttl: config.idempotency_ttl,
         };
         let components = dbs
             .iter()

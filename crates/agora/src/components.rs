@@ -57,6 +57,8 @@ pub struct Deps {
     pub step_timeout: Duration,
     /// How long inventory holds a reservation at most.
     pub reservation_ttl: Duration,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
 }
 
 /// The platform's tables and the service's own, in order.
@@ -103,12 +105,16 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
         }
         agora_cart::NAME => (
             agora_cart::NAME,
-            agora_cart::api::router(Carts::new(db.clone(), deps.catalog.clone())),
+            agora_cart::api::router(Carts {
+                idempotency_ttl: deps.idempotency_ttl,
+                ..Carts::new(db.clone(), deps.catalog.clone())
+            }),
             None,
         ),
         agora_order::NAME => {
             let mut orders = Orders::new(db.clone(), deps.catalog.clone());
             orders.step_timeout = deps.step_timeout;
+            orders.idempotency_ttl = deps.idempotency_ttl;
             orders.stock = deps.stock_check.clone();
             breakers.push(orders.stock_breaker.clone());
             periodic.push(Arc::new(agora_order::DeadlineSweep(orders.clone())));

@@ -58,6 +58,9 @@ struct RunArgs {
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
     #[arg(long, env = "AGORA_RETRY_BASE_MS", default_value_t = 100)]
     retry_base_ms: u64,
+    /// Seconds an Idempotency-Key is remembered.
+    #[arg(long, env = "AGORA_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
+    idempotency_ttl_secs: u64,
     /// Turn off the order service's fast stock check (the saga alone decides).
     #[arg(long, env = "AGORA_NO_STOCK_CHECK")]
     no_stock_check: bool,
@@ -109,6 +112,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.retry.max_attempts = args.max_attempts.max(1);
     config.retry.base_delay = std::time::Duration::from_millis(args.retry_base_ms);
     config.stock_precheck = !args.no_stock_check;
+    config.idempotency_ttl = std::time::Duration::from_secs(args.idempotency_ttl_secs);
     config.step_timeout = std::time::Duration::from_secs(args.step_timeout_secs);
     config.reservation_ttl = std::time::Duration::from_secs(args.reservation_ttl_secs);
     let app = Application::build(config.clone()).await?;

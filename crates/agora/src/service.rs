@@ -85,6 +85,9 @@ pub struct ServiceArgs {
     /// Seconds a stock reservation is held at most (inventory).
     #[arg(long, env = "AGORA_RESERVATION_TTL_SECS", default_value_t = 600)]
     pub reservation_ttl_secs: u64,
+    /// Seconds an Idempotency-Key is remembered (order, cart).
+    #[arg(long, env = "AGORA_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
+    pub idempotency_ttl_secs: u64,
     /// Milliseconds the outbox relay waits for more events before publishing.
     #[arg(long, env = "AGORA_RELAY_LINGER_MS", default_value_t = 5)]
     pub relay_linger_ms: u64,
@@ -130,6 +133,7 @@ impl ServiceApp {
             },
             step_timeout: Duration::from_secs(args.step_timeout_secs),
             reservation_ttl: Duration::from_secs(args.reservation_ttl_secs),
+            idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
         };
         let c = component(&args.name, db.clone(), &deps)?;
 

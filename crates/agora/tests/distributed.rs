@@ -321,3 +321,35 @@ async fn orders_are_accepted_while_inventory_is_down_and_complete_when_it_return
     cluster.assert_audit_clean().await;
     cluster.stop().await;
 }
+
+/// Poison published straight into every service's queue: each lands in its
+/// own dead-letter queue and the saga goes on.
+#[tokio::test]
+async fn poison_in_every_queue_is_dead_lettered() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let broker = cluster.broker();
+    let consumers = ["inventory", "order", "payment", "shipping", "notification"];
+    for consumer in consumers {
+        let poison = OutboxRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            routing_key: "order.created.v1".into(),
+            envelope: "poison".into(),
+        };
+        agora_platform::amqp::deliver_to(broker.config(), consumer, &[poison])
+            .await
+            .unwrap();
+    }
+    for consumer in consumers {
+        cluster
+            .eventually(|| async { broker.dead_letter_count(consumer).await.unwrap_or(0) == 1 })
+            .await;
+    }
+    let product = cluster.create_product(1_000, 5).await;
+    let id = cluster
+        .place_order(&order_body(product, 1, "tok_visa"))
+        .await;
+    assert_eq!(cluster.terminal(id).await["status"], "COMPLETED");
+    cluster.stop().await;
+}

@@ -120,3 +120,34 @@ async fn a_repeated_checkout_checks_out_once() {
 async fn spawn_app_paused() -> common::TestApp {
     common::spawn_app_with(|c| c.paused_consumers = vec!["payment".into()]).await
 }
+
+#[tokio::test]
+async fn keys_expire_after_their_time_to_live() {
+    let app =
+        common::spawn_app_with(|c| c.idempotency_ttl = std::time::Duration::from_millis(200)).await;
+    let product = app.create_product(1_000, 10).await;
+    let (status, first, _) = app
+        .post_with_key(
+            "/api/v1/orders",
+            "short-lived",
+            &order_body(product, 1, "tok_visa"),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, second, replayed) = app
+        .post_with_key(
+            "/api/v1/orders",
+            "short-lived",
+            &order_body(product, 2, "tok_visa"),
+        )
+        .await;
+
+    assert_eq!(
+        (status, replayed),
+        (201, false),
+        "an expired key is free again"
+    );
+    assert_ne!(second["id"], first["id"]);
+}

@@ -141,7 +141,7 @@ async fn checkout(
         &scope,
         key,
         fingerprint,
-        idempotency::DEFAULT_TTL,
+        carts.idempotency_ttl,
         move |tx| {
             Box::pin(async move {
                 let items = store::take_all(tx, &customer).await?;

@@ -23,10 +23,16 @@ pub const NAME: &str = "cart";
 pub struct Carts {
     pub db: Db,
     pub catalog: Arc<dyn CatalogClient>,
+    /// How long an `Idempotency-Key` on checkout is remembered.
+    pub idempotency_ttl: std::time::Duration,
 }
 
 impl Carts {
     pub fn new(db: Db, catalog: Arc<dyn CatalogClient>) -> Self {
-        Carts { db, catalog }
+        Carts {
+            db,
+            catalog,
+            idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
+        }
     }
 }
