@@ -118,10 +118,15 @@ impl ServiceApp {
         let migrations = migrations(&args.name)?;
         let db = Db::connect_postgres(&args.database_url, args.db_connections).await?;
         db.migrate(&migrations).await?;
+        let mut breakers = Vec::new();
         let catalog: Arc<dyn CatalogClient> = if args.name == agora_catalog::NAME {
             Arc::new(Catalog::new(db.clone()))
         } else {
-            Arc::new(HttpCatalog::new(&args.catalog_url))
+            let http = HttpCatalog::new(&args.catalog_url);
+            if matches!(args.name.as_str(), agora_order::NAME | agora_cart::NAME) {
+                breakers.push(http.breaker());
+            }
+            Arc::new(http)
         };
         let stock_check: Option<Arc<dyn StockCheck>> = (args.name == agora_order::NAME)
             .then(|| Arc::new(HttpStockCheck::new(&args.inventory_url)) as Arc<dyn StockCheck>);
@@ -178,7 +183,7 @@ impl ServiceApp {
             name: c.name,
             db: db.clone(),
             broker,
-            breakers: c.breakers.clone(),
+            breakers: c.breakers.iter().cloned().chain(breakers).collect(),
         };
         let router = c
             .router

@@ -79,22 +79,32 @@ impl CatalogClient for Catalog {
 }
 
 /// The catalog over HTTP, for services in other processes. Asks for all ids
-/// in one request (`GET /api/v1/products?ids=…`).
+/// in one request (`GET /api/v1/products?ids=…`), behind a circuit breaker
+/// so that a catalog in trouble makes orders fail fast (503) instead of
+/// piling up.
 pub struct HttpCatalog {
     client: reqwest::Client,
     base_url: String,
+    breaker: std::sync::Arc<agora_platform::breaker::Breaker>,
 }
 
 impl HttpCatalog {
     pub fn new(base_url: &str) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(3))
-            .build()
-            .expect("an HTTP client builds");
         HttpCatalog {
-            client,
+            client: reqwest::Client::new(),
             base_url: base_url.trim_end_matches('/').to_owned(),
+            breaker: std::sync::Arc::new(agora_platform::breaker::Breaker::new(
+                "catalog-prices",
+                5,
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_secs(2),
+            )),
         }
+    }
+
+    /// For `/ready`.
+    pub fn breaker(&self) -> std::sync::Arc<agora_platform::breaker::Breaker> {
+        self.breaker.clone()
     }
 }
 
@@ -115,18 +125,20 @@ impl CatalogClient for HttpCatalog {
             self.base_url,
             ids.join(",")
         );
-        let unavailable = |e: reqwest::Error| CatalogError::Unavailable(e.to_string());
-        let page: ProductPage = self
-            .client
-            .get(url)
-            .send()
+        let fetch = || async {
+            self.client
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<ProductPage>()
+                .await
+        };
+        let page = self
+            .breaker
+            .call(fetch)
             .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+            .map_err(|e| CatalogError::Unavailable(e.to_string()))?;
         Ok(page.items)
     }
 }
