@@ -10,6 +10,7 @@ pub mod dlq;
 pub mod event_log;
 pub mod gateway;
 pub mod loadgen;
+pub mod operator;
 pub mod service;
 
 pub use app::{Application, Config};

@@ -23,6 +23,8 @@ enum Command {
     Loadgen(loadgen::Args),
     /// List the event log, or replay part of it to a consumer.
     Events(agora::event_log::EventsArgs),
+    /// Operator actions on orders that require attention.
+    Orders(agora::operator::OrdersArgs),
     /// Check the cross-service invariants of a running instance.
     Audit(agora::audit::AuditArgs),
     /// Inspect, replay or purge dead letters (embedded or RabbitMQ).
@@ -100,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Dlq(args) => agora::dlq::run(args).await,
         Command::Audit(args) => agora::audit::run(args).await,
         Command::Events(args) => agora::event_log::run(args).await,
+        Command::Orders(args) => agora::operator::run(args).await,
     }
 }
 

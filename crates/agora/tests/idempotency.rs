@@ -87,7 +87,7 @@ async fn a_repeated_cancel_replays_instead_of_conflicting() {
     let (without_key, _, _) = app.post_with_key(&path, "cancel-2", &json!({})).await;
 
     assert_eq!((first, second, replayed), (200, 200, true));
-    assert_eq!(order["status"], "CANCELLED");
+    assert_eq!(order["status"], "COMPENSATING");
     assert_eq!(without_key, 409);
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    Order, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest, TimelineEntry,
+    Input, Order, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest, TimelineEntry,
 };
 use crate::{store, Orders};
 
@@ -23,6 +23,11 @@ pub fn router(orders: Orders) -> Router {
         .route("/api/v1/orders", get(list).post(place))
         .route("/api/v1/orders/{id}", get(show))
         .route("/api/v1/orders/{id}/cancel", post(cancel))
+        .route(
+            "/api/v1/orders/{id}/retry-compensation",
+            post(retry_compensation),
+        )
+        .route("/api/v1/orders/{id}/force-cancel", post(force_cancel))
         .with_state(orders)
 }
 
@@ -195,4 +200,24 @@ async fn cancel(
         },
     )
     .await
+}
+
+/// Operator: emit the pending compensation again (REQUIRES_ATTENTION only).
+async fn retry_compensation(
+    State(orders): State<Orders>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    let id = parse_id(&id, "order id")?;
+    let order = orders.operate(id, Input::RetryCompensation).await?;
+    Ok(Json(view(&orders, order).await?))
+}
+
+/// Operator: end an order whose compensation is pending without waiting.
+async fn force_cancel(
+    State(orders): State<Orders>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    let id = parse_id(&id, "order id")?;
+    let order = orders.operate(id, Input::ForceCancel).await?;
+    Ok(Json(view(&orders, order).await?))
 }

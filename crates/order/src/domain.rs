@@ -25,18 +25,26 @@ pub enum OrderStatus {
     Paid,
     /// Shipped and done.
     Completed,
-    /// Ended by the customer or by a failed step; anything held is given back.
+    /// Cancelled; waiting for the stock release and refund it asked for to
+    /// be confirmed.
+    Compensating,
+    /// A compensation was not confirmed in time: an operator retries it or
+    /// force-cancels the order.
+    RequiresAttention,
+    /// Ended by the customer or by a failed step; anything held was given back.
     Cancelled,
     /// Ended because the stock was not there; nothing was held.
     Rejected,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 6] = [
+    pub const ALL: [OrderStatus; 8] = [
         Self::Pending,
         Self::Reserved,
         Self::Paid,
         Self::Completed,
+        Self::Compensating,
+        Self::RequiresAttention,
         Self::Cancelled,
         Self::Rejected,
     ];
@@ -47,6 +55,8 @@ impl OrderStatus {
             Self::Reserved => "RESERVED",
             Self::Paid => "PAID",
             Self::Completed => "COMPLETED",
+            Self::Compensating => "COMPENSATING",
+            Self::RequiresAttention => "REQUIRES_ATTENTION",
             Self::Cancelled => "CANCELLED",
             Self::Rejected => "REJECTED",
         }
@@ -58,6 +68,52 @@ impl OrderStatus {
 
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Cancelled | Self::Rejected)
+    }
+}
+
+/// Compensations an order waits to see confirmed before it is cancelled.
+/// Shown in the API as a list: `["stock_release", "refund"]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Awaiting {
+    pub stock_release: bool,
+    pub refund: bool,
+}
+
+impl Awaiting {
+    pub const NONE: Awaiting = Awaiting {
+        stock_release: false,
+        refund: false,
+    };
+
+    pub fn is_empty(self) -> bool {
+        self == Self::NONE
+    }
+
+    /// As stored: `stock_release,refund`, or empty.
+    pub fn as_text(self) -> String {
+        let mut parts = Vec::new();
+        if self.stock_release {
+            parts.push("stock_release");
+        }
+        if self.refund {
+            parts.push("refund");
+        }
+        parts.join(",")
+    }
+
+    pub fn parse(s: &str) -> Awaiting {
+        Awaiting {
+            stock_release: s.split(',').any(|p| p == "stock_release"),
+            refund: s.split(',').any(|p| p == "refund"),
+        }
+    }
+}
+
+impl Serialize for Awaiting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = self.as_text();
+        let parts: Vec<&str> = text.split(',').filter(|p| !p.is_empty()).collect();
+        parts.serialize(serializer)
     }
 }
 
@@ -80,6 +136,10 @@ pub enum Input {
     },
     /// The current step took longer than its deadline.
     TimedOut,
+    /// An operator asks to emit the compensation again.
+    RetryCompensation,
+    /// An operator ends the order without waiting for confirmations.
+    ForceCancel,
     /// Stock released: a compensation's confirmation, or the inventory
     /// giving up a reservation that outlived its time to live.
     StockReleased,
@@ -98,67 +158,154 @@ pub enum Emit {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Move to `to` (recording `reason`) and emit `emit`.
+    /// Move to `to` (recording `reason`), emit `emit`, and wait for the
+    /// confirmations in `awaiting`.
     Transition {
         to: OrderStatus,
         reason: Option<String>,
         emit: Vec<Emit>,
+        awaiting: Awaiting,
+        /// For the timeline when it says more than the reason.
+        note: Option<String>,
     },
-    /// Record `note` in the timeline; the status stays.
-    Note(String),
+    /// Record `note` in the timeline; the status stays, `awaiting` is updated.
+    Note { note: String, awaiting: Awaiting },
     /// A late or duplicate event: nothing changes.
     Ignore,
     /// A command that this status does not allow (a 409 for the client).
     Refuse(String),
 }
 
-/// The saga's policy.
-pub fn decide(status: OrderStatus, input: &Input) -> Decision {
+/// The saga's policy. `awaiting` is what the order still waits to see
+/// confirmed after a cancellation.
+pub fn decide(status: OrderStatus, awaiting: Awaiting, input: &Input) -> Decision {
     use Input::*;
     use OrderStatus::*;
-    let cancel = |to: OrderStatus, reason: String| Decision::Transition {
-        to,
+    // Cancelling gives back what is held: stock once reserved, the payment
+    // once captured. With nothing to wait for, the order is cancelled at once.
+    let cancel = |reason: String, awaiting: Awaiting| Decision::Transition {
+        to: if awaiting.is_empty() {
+            Cancelled
+        } else {
+            Compensating
+        },
         reason: Some(reason.clone()),
         emit: vec![Emit::OrderCancelled { reason }],
+        awaiting,
+        note: None,
+    };
+    let holds = |status: OrderStatus| Awaiting {
+        stock_release: matches!(status, Reserved | Paid),
+        refund: status == Paid,
+    };
+    let step = |to: OrderStatus, emit: Emit| Decision::Transition {
+        to,
+        reason: None,
+        emit: vec![emit],
+        awaiting: Awaiting::NONE,
+        note: None,
+    };
+    // A confirmation clears what it confirms; the last one ends the order.
+    let confirm = |left: Awaiting, note: &str| {
+        if left.is_empty() {
+            // The reason stays the cancellation's; the note says what ended it.
+            Decision::Transition {
+                to: Cancelled,
+                reason: None,
+                emit: vec![],
+                awaiting: left,
+                note: Some(note.into()),
+            }
+        } else {
+            Decision::Note {
+                note: note.into(),
+                awaiting: left,
+            }
+        }
     };
     match (status, input) {
-        (Pending, StockReserved) => Decision::Transition {
-            to: Reserved,
-            reason: None,
-            emit: vec![Emit::PaymentRequested],
-        },
-        (Pending, StockRejected { reason }) => {
-            cancel(Rejected, format!("stock rejected: {reason}"))
+        (Pending, StockReserved) => step(Reserved, Emit::PaymentRequested),
+        (Pending, StockRejected { reason }) => Decision::Transition {
+            to: Rejected,
+            reason: Some(format!("stock rejected: {reason}")),
+            emit: vec![Emit::OrderCancelled {
+                reason: format!("stock rejected: {reason}"),
+            }],
+            awaiting: Awaiting::NONE, note: None },
+        (Reserved, PaymentSucceeded) => step(Paid, Emit::ShippingRequested),
+        (Reserved, PaymentFailed { reason }) => cancel(format!("payment failed: {reason}"), holds(Reserved)),
+        (Paid, ShippingCreated { .. }) => step(Completed, Emit::OrderCompleted),
+        (Pending | Reserved | Paid, CancelRequested { reason }) => cancel(reason.clone(), holds(status)),
+        (Pending | Reserved | Paid, TimedOut) => {
+            cancel(format!("timed out waiting in {}", status.as_str()), holds(status))
         }
-        (Reserved, PaymentSucceeded) => Decision::Transition {
-            to: Paid,
-            reason: None,
-            emit: vec![Emit::ShippingRequested],
-        },
-        (Reserved, PaymentFailed { reason }) => {
-            cancel(Cancelled, format!("payment failed: {reason}"))
-        }
-        (Paid, ShippingCreated { .. }) => Decision::Transition {
-            to: Completed,
-            reason: None,
-            emit: vec![Emit::OrderCompleted],
-        },
-        (Pending | Reserved | Paid, CancelRequested { reason }) => {
-            cancel(Cancelled, reason.clone())
-        }
-        (Pending | Reserved | Paid, TimedOut) => cancel(
-            Cancelled,
-            format!("timed out waiting in {}", status.as_str()),
+        // The inventory gave the reservation up (it expired).
+        (Reserved | Paid, StockReleased) => cancel(
+            "the stock reservation expired".into(),
+            Awaiting {
+                stock_release: false,
+                ..holds(status)
+            },
         ),
-        (Reserved | Paid, StockReleased) => {
-            cancel(Cancelled, "the stock reservation expired".into())
+        (Compensating | RequiresAttention, StockReleased) => confirm(
+            Awaiting {
+                stock_release: false,
+                ..awaiting
+            },
+            "stock released",
+        ),
+        (Compensating | RequiresAttention, PaymentRefunded) => confirm(
+            Awaiting {
+                refund: false,
+                ..awaiting
+            },
+            "payment refunded",
+        ),
+        (Compensating, TimedOut) => {
+            let mut missing = Vec::new();
+            if awaiting.stock_release {
+                missing.push("stock release");
+            }
+            if awaiting.refund {
+                missing.push("refund");
+            }
+            Decision::Transition {
+                to: RequiresAttention,
+                reason: Some(format!("not confirmed in time: {}", missing.join(", "))),
+                emit: vec![],
+                awaiting, note: None }
+        }
+        (RequiresAttention, RetryCompensation) => Decision::Transition {
+            to: Compensating,
+            reason: None,
+            emit: vec![Emit::OrderCancelled {
+                reason: "compensation retried by an operator".into(),
+            }],
+            awaiting, note: None },
+        (Compensating | RequiresAttention, ForceCancel) => Decision::Transition {
+            to: Cancelled,
+            reason: Some("force-cancelled by an operator".into()),
+            emit: vec![],
+            awaiting: Awaiting::NONE, note: None },
+        (_, RetryCompensation | ForceCancel) => Decision::Refuse(format!(
+            "the order is {}; only an order whose compensation is pending can be retried or force-cancelled",
+            status.as_str()
+        )),
+        (Compensating | RequiresAttention, CancelRequested { .. }) => {
+            Decision::Refuse("the order is already being cancelled".into())
         }
         (Completed | Cancelled | Rejected, CancelRequested { .. }) => Decision::Refuse(format!(
             "the order is {} and can no longer be cancelled",
             status.as_str()
         )),
-        (Cancelled | Rejected, StockReleased) => Decision::Note("stock released".into()),
-        (Cancelled | Rejected, PaymentRefunded) => Decision::Note("payment refunded".into()),
+        (Cancelled | Rejected, StockReleased) => Decision::Note {
+            note: "stock released".into(),
+            awaiting: Awaiting::NONE,
+        },
+        (Cancelled | Rejected, PaymentRefunded) => Decision::Note {
+            note: "payment refunded".into(),
+            awaiting: Awaiting::NONE,
+        },
         // Terminal states ignore late and duplicate events; a non-terminal
         // state ignores events that belong to another step.
         _ => Decision::Ignore,
@@ -342,6 +489,8 @@ pub struct Order {
     pub phone: Option<String>,
     pub status: OrderStatus,
     pub reason: Option<String>,
+    /// Compensations not yet confirmed (while COMPENSATING or REQUIRES_ATTENTION).
+    pub awaiting: Awaiting,
     pub items: Vec<PricedItem>,
     pub total: Money,
     pub shipping_address: Address,
@@ -389,36 +538,27 @@ mod tests {
             TimedOut,
             StockReleased,
             PaymentRefunded,
+            RetryCompensation,
+            ForceCancel,
         ]
     }
 
     /// The whole table: (status, input) -> next status, or no transition.
     #[test]
     fn transition_table() {
+        let r = || "r".to_owned();
         let table: Vec<(OrderStatus, Input, Option<OrderStatus>)> = vec![
             (Pending, StockReserved, Some(Reserved)),
-            (
-                Pending,
-                StockRejected { reason: "r".into() },
-                Some(Rejected),
-            ),
+            (Pending, StockRejected { reason: r() }, Some(Rejected)),
             (Pending, PaymentSucceeded, None),
-            (
-                Pending,
-                CancelRequested { reason: "r".into() },
-                Some(Cancelled),
-            ),
+            (Pending, CancelRequested { reason: r() }, Some(Cancelled)),
             (Reserved, PaymentSucceeded, Some(Paid)),
-            (
-                Reserved,
-                PaymentFailed { reason: "r".into() },
-                Some(Cancelled),
-            ),
+            (Reserved, PaymentFailed { reason: r() }, Some(Compensating)),
             (Reserved, StockReserved, None),
             (
                 Reserved,
-                CancelRequested { reason: "r".into() },
-                Some(Cancelled),
+                CancelRequested { reason: r() },
+                Some(Compensating),
             ),
             (
                 Paid,
@@ -428,24 +568,38 @@ mod tests {
                 Some(Completed),
             ),
             (Paid, PaymentSucceeded, None),
-            (
-                Paid,
-                CancelRequested { reason: "r".into() },
-                Some(Cancelled),
-            ),
+            (Paid, CancelRequested { reason: r() }, Some(Compensating)),
             (Pending, TimedOut, Some(Cancelled)),
-            (Reserved, TimedOut, Some(Cancelled)),
-            (Paid, TimedOut, Some(Cancelled)),
+            (Reserved, TimedOut, Some(Compensating)),
+            (Paid, TimedOut, Some(Compensating)),
             (Pending, StockReleased, None),
             (Reserved, StockReleased, Some(Cancelled)),
-            (Paid, StockReleased, Some(Cancelled)),
+            (Paid, StockReleased, Some(Compensating)),
+            (Compensating, TimedOut, Some(RequiresAttention)),
+            (Compensating, CancelRequested { reason: r() }, None),
+            (Compensating, ForceCancel, Some(Cancelled)),
+            (RequiresAttention, RetryCompensation, Some(Compensating)),
+            (RequiresAttention, ForceCancel, Some(Cancelled)),
+            (Paid, ForceCancel, None),
+            (Compensating, RetryCompensation, None),
         ];
         for (status, input, expected) in table {
             assert_eq!(
-                to(decide(status, &input)),
+                to(decide(status, holds(status), &input)),
                 expected,
                 "{status:?} + {input:?}"
             );
+        }
+    }
+
+    /// What an order in `status` waits for once cancelled from there.
+    fn holds(status: OrderStatus) -> Awaiting {
+        match status {
+            Compensating | RequiresAttention => Awaiting {
+                stock_release: true,
+                refund: true,
+            },
+            _ => Awaiting::NONE,
         }
     }
 
@@ -453,7 +607,7 @@ mod tests {
     fn terminal_states_never_move() {
         for status in [Completed, Cancelled, Rejected] {
             for input in every_input() {
-                let decision = decide(status, &input);
+                let decision = decide(status, Awaiting::NONE, &input);
                 assert!(
                     !matches!(decision, Decision::Transition { .. }),
                     "{status:?} + {input:?} -> {decision:?}"
@@ -464,9 +618,19 @@ mod tests {
 
     #[test]
     fn cancelling_a_finished_order_is_refused() {
-        for status in [Completed, Cancelled, Rejected] {
+        for status in [
+            Completed,
+            Cancelled,
+            Rejected,
+            Compensating,
+            RequiresAttention,
+        ] {
             assert!(matches!(
-                decide(status, &CancelRequested { reason: "r".into() }),
+                decide(
+                    status,
+                    Awaiting::NONE,
+                    &CancelRequested { reason: "r".into() }
+                ),
                 Decision::Refuse(_)
             ));
         }
@@ -494,7 +658,8 @@ mod tests {
                 },
             ),
         ] {
-            let Decision::Transition { reason, emit, .. } = decide(status, &input) else {
+            let Decision::Transition { reason, emit, .. } = decide(status, Awaiting::NONE, &input)
+            else {
                 panic!("{status:?} + {input:?} should transition");
             };
             let reason = reason.expect("a reason");
@@ -503,8 +668,91 @@ mod tests {
     }
 
     #[test]
+    fn cancelling_waits_for_what_was_held() {
+        let awaits = |status| match decide(
+            status,
+            Awaiting::NONE,
+            &CancelRequested { reason: "r".into() },
+        ) {
+            Decision::Transition { awaiting, .. } => awaiting,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(awaits(Pending), Awaiting::NONE);
+        assert_eq!(
+            awaits(Reserved),
+            Awaiting {
+                stock_release: true,
+                refund: false
+            }
+        );
+        assert_eq!(
+            awaits(Paid),
+            Awaiting {
+                stock_release: true,
+                refund: true
+            }
+        );
+    }
+
+    #[test]
+    fn confirmations_end_the_compensation() {
+        let both = Awaiting {
+            stock_release: true,
+            refund: true,
+        };
+        let after_stock = decide(Compensating, both, &StockReleased);
+        let Decision::Note { awaiting, .. } = after_stock else {
+            panic!("{after_stock:?}")
+        };
+        assert_eq!(
+            awaiting,
+            Awaiting {
+                stock_release: false,
+                refund: true
+            }
+        );
+        assert_eq!(
+            to(decide(Compensating, awaiting, &PaymentRefunded)),
+            Some(Cancelled)
+        );
+        // A confirmation that comes after an operator stepped in still ends it.
+        assert_eq!(
+            to(decide(
+                RequiresAttention,
+                Awaiting {
+                    stock_release: false,
+                    refund: true
+                },
+                &PaymentRefunded
+            )),
+            Some(Cancelled)
+        );
+    }
+
+    #[test]
+    fn an_unconfirmed_compensation_requires_attention_and_can_be_retried() {
+        let waiting = Awaiting {
+            stock_release: false,
+            refund: true,
+        };
+        let Decision::Transition { to, reason, .. } = decide(Compensating, waiting, &TimedOut)
+        else {
+            panic!()
+        };
+        assert_eq!(to, RequiresAttention);
+        assert_eq!(reason.as_deref(), Some("not confirmed in time: refund"));
+        let Decision::Transition { emit, awaiting, .. } =
+            decide(RequiresAttention, waiting, &RetryCompensation)
+        else {
+            panic!()
+        };
+        assert!(matches!(emit.as_slice(), [Emit::OrderCancelled { .. }]));
+        assert_eq!(awaiting, waiting);
+    }
+
+    #[test]
     fn happy_path_emits_the_next_request() {
-        let emits = |s, i| match decide(s, &i) {
+        let emits = |s, i| match decide(s, Awaiting::NONE, &i) {
             Decision::Transition { emit, .. } => emit,
             other => panic!("{other:?}"),
         };
@@ -524,12 +772,18 @@ mod tests {
     #[test]
     fn compensations_are_noted_after_cancellation() {
         assert_eq!(
-            decide(Cancelled, &StockReleased),
-            Decision::Note("stock released".into())
+            decide(Cancelled, Awaiting::NONE, &StockReleased),
+            Decision::Note {
+                note: "stock released".into(),
+                awaiting: Awaiting::NONE
+            }
         );
         assert_eq!(
-            decide(Cancelled, &PaymentRefunded),
-            Decision::Note("payment refunded".into())
+            decide(Cancelled, Awaiting::NONE, &PaymentRefunded),
+            Decision::Note {
+                note: "payment refunded".into(),
+                awaiting: Awaiting::NONE
+            }
         );
     }
 

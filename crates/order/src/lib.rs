@@ -28,7 +28,9 @@ use agora_platform::{Db, Tx};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use domain::{decide, Decision, Emit, Input, Order, OrderStatus, PlaceOrder, TimelineEntry};
+use domain::{
+    decide, Awaiting, Decision, Emit, Input, Order, OrderStatus, PlaceOrder, TimelineEntry,
+};
 
 pub use store::MIGRATIONS;
 
@@ -98,6 +100,7 @@ impl Orders {
             phone: cmd.phone,
             status: OrderStatus::Pending,
             reason: None,
+            awaiting: Awaiting::NONE,
             items,
             total,
             shipping_address: cmd.shipping_address,
@@ -188,6 +191,26 @@ impl Orders {
         Ok(expired)
     }
 
+    /// An operator's action on an order whose compensation is pending:
+    /// retry it (emit `OrderCancelled` again) or force-cancel.
+    pub async fn operate(&self, id: Uuid, input: Input) -> Result<Order, ApiError> {
+        let mut tx = self.db.begin().await?;
+        match self.advance(&mut tx, id, input, None).await? {
+            Step::Moved(_) => {
+                tx.commit().await?;
+                tracing::warn!(order_id = %id, "operator action applied");
+                store::find(&self.db, id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("order vanished"))
+            }
+            Step::Refused(why) => Err(ApiError::conflict(why)),
+            Step::UnknownOrder => Err(ApiError::not_found(format!("order {id} does not exist"))),
+            Step::Conflict | Step::Noted | Step::Ignored => {
+                Err(ApiError::conflict("the order is changing; try again"))
+            }
+        }
+    }
+
     /// A customer's cancellation inside `tx`: 404 if unknown, 409 once
     /// shipped or ended (or while another instance is moving the order).
     pub async fn cancel_in(
@@ -230,14 +253,31 @@ impl Orders {
         let cause_name = match (&input, cause) {
             (_, Some(c)) => c.event_type.clone(),
             (Input::TimedOut, None) => "deadline".to_owned(),
+            (Input::RetryCompensation, None) => "operator: retry compensation".to_owned(),
+            (Input::ForceCancel, None) => "operator: force cancel".to_owned(),
             _ => "POST /orders/{id}/cancel".to_owned(),
         };
         let at = now_rfc3339();
-        match decide(order.status, &input) {
-            Decision::Transition { to, reason, emit } => {
-                let deadline = (!to.is_terminal()).then(|| self.deadline());
-                if !store::set_status(tx, id, (order.status, to), reason.as_deref(), &at, deadline)
-                    .await?
+        match decide(order.status, order.awaiting, &input) {
+            Decision::Transition {
+                to,
+                reason,
+                emit,
+                awaiting,
+                note,
+            } => {
+                // An order waiting for an operator has no deadline.
+                let deadline = (!to.is_terminal() && to != OrderStatus::RequiresAttention)
+                    .then(|| self.deadline());
+                if !store::set_status(
+                    tx,
+                    id,
+                    (order.status, to),
+                    reason.as_deref(),
+                    &at,
+                    (awaiting, deadline),
+                )
+                .await?
                 {
                     return Ok(Step::Conflict);
                 }
@@ -247,7 +287,7 @@ impl Orders {
                     to,
                     cause: cause_name.clone(),
                     event_id: cause.map(|c| c.id),
-                    note: reason,
+                    note: note.or(reason),
                 };
                 store::add_timeline(tx, id, &entry).await?;
                 if emit.contains(&Emit::ShippingRequested) {
@@ -262,7 +302,10 @@ impl Orders {
                 tx.after_commit(move || watchers.changed(id));
                 Ok(Step::Moved(to))
             }
-            Decision::Note(note) => {
+            Decision::Note { note, awaiting } => {
+                if awaiting != order.awaiting {
+                    store::set_awaiting(tx, id, awaiting).await?;
+                }
                 let entry = TimelineEntry {
                     at,
                     from: Some(order.status),

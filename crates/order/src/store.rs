@@ -5,7 +5,7 @@ use agora_platform::events::{Money, PricedItem};
 use agora_platform::params;
 use uuid::Uuid;
 
-use crate::domain::{Order, OrderStatus, OrderSummary, TimelineEntry};
+use crate::domain::{Awaiting, Order, OrderStatus, OrderSummary, TimelineEntry};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -58,10 +58,14 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE INDEX IF NOT EXISTS orders_deadline ON orders (deadline_at);
         ",
     },
+    Migration {
+        name: "order_0003_awaiting",
+        sql: "ALTER TABLE orders ADD COLUMN awaiting TEXT NOT NULL DEFAULT '';",
+    },
 ];
 
 const ORDER: &str = "SELECT id, customer_id, email, phone, status, reason, total_amount, currency,
-        shipping_address, payment_token, created_at, updated_at, correlation_id FROM orders WHERE id = $1";
+        shipping_address, payment_token, created_at, updated_at, correlation_id, awaiting FROM orders WHERE id = $1";
 
 fn status(row: &Row, index: usize) -> Result<OrderStatus, DbError> {
     OrderStatus::parse(row.str(index)?).ok_or_else(|| {
@@ -85,6 +89,7 @@ fn order(row: &Row, items: Vec<PricedItem>) -> Result<(Order, String), DbError> 
                 amount: row.i64(6)?,
                 currency: row.text(7)?,
             },
+            awaiting: Awaiting::parse(row.str(13)?),
             shipping_address: row.json(8)?,
             payment_token: row.text(9)?,
             created_at: row.text(10)?,
@@ -202,31 +207,41 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Order>, DbError> {
     order(&row, items).map(|(o, _)| Some(o))
 }
 
-/// Moves the order from `from` to `to`, with the deadline of the next step
-/// (none once terminal). Returns false if its status was no longer `from`
-/// (another instance moved it first).
+/// Moves the order from `from` to `to`, with what it now awaits and the
+/// deadline of the next step (none once terminal or waiting for an
+/// operator). Returns false if its status was no longer `from` (another
+/// instance moved it first).
 pub async fn set_status(
     tx: &mut Tx,
     id: Uuid,
     (from, to): (OrderStatus, OrderStatus),
     reason: Option<&str>,
     at: &str,
-    deadline_at: Option<i64>,
+    (awaiting, deadline_at): (Awaiting, Option<i64>),
 ) -> Result<bool, DbError> {
     Ok(tx
         .execute(
-            "UPDATE orders SET status = $1, reason = COALESCE($2, reason), updated_at = $3, deadline_at = $6
+            "UPDATE orders SET status = $1, reason = COALESCE($2, reason), updated_at = $3, deadline_at = $6, awaiting = $7
              WHERE id = $4 AND status = $5",
-            params![to.as_str(), reason, at, id, from.as_str(), deadline_at],
+            params![to.as_str(), reason, at, id, from.as_str(), deadline_at, awaiting.as_text()],
         )
         .await?
         == 1)
 }
 
+pub async fn set_awaiting(tx: &mut Tx, id: Uuid, awaiting: Awaiting) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE orders SET awaiting = $1 WHERE id = $2",
+        params![awaiting.as_text(), id],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Orders still in the saga whose current step is past its deadline.
 pub async fn overdue(db: &Db, now_millis: i64, limit: i64) -> Result<Vec<Uuid>, DbError> {
     db.query(
-        "SELECT id FROM orders WHERE deadline_at < $1 AND status IN ('PENDING', 'RESERVED', 'PAID') LIMIT $2",
+        "SELECT id FROM orders WHERE deadline_at < $1 AND status IN ('PENDING', 'RESERVED', 'PAID', 'COMPENSATING') LIMIT $2",
         params![now_millis, limit],
     )
     .await?
