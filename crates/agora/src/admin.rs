@@ -121,10 +121,7 @@ async fn purge(
 
 async fn act(queues: Queues, action: Action, params: Params) -> Result<Json<Outcome>, ApiError> {
     let f = &params.filter();
-    let unfiltered = f.service.is_none()
-        && f.event_type.is_none()
-        && f.event_id.is_none()
-        && f.older_than_secs.is_none();
+    let unfiltered = f.is_empty();
     if unfiltered && !params.all {
         return Err(ApiError::bad_request(
             "name what to act on (service, event_type, event_id, older_than_secs) or pass all=true",

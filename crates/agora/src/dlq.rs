@@ -12,10 +12,9 @@ use agora_platform::dead_letters::{Action, DeadLetter, DeadLetterQueues, Filter}
 /// The services that consume events, and so have dead-letter queues.
 pub const CONSUMERS: [&str; 5] = ["inventory", "order", "payment", "shipping", "notification"];
 
+/// Where the queues and logs are: the embedded data directory, or RabbitMQ.
 #[derive(clap::Args, Debug, Clone)]
-pub struct DlqArgs {
-    #[command(subcommand)]
-    pub command: DlqCommand,
+pub struct Deployment {
     /// The embedded mode's data directory.
     #[arg(
         long,
@@ -34,6 +33,25 @@ pub struct DlqArgs {
         global = true
     )]
     pub amqp_prefix: String,
+}
+
+impl Deployment {
+    /// The broker settings, in the distributed mode.
+    pub fn amqp(&self) -> Option<AmqpConfig> {
+        self.amqp_url.as_ref().map(|url| {
+            let mut config = AmqpConfig::new(url);
+            config.prefix = self.amqp_prefix.clone();
+            config
+        })
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+    #[command(flatten)]
+    pub deployment: Deployment,
     /// Print JSON instead of one line per letter.
     #[arg(long, global = true)]
     pub json: bool,
@@ -92,17 +110,13 @@ pub enum DlqCommand {
 }
 
 pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
-    let queues: Arc<dyn DeadLetterQueues> = match &args.amqp_url {
-        Some(url) => {
-            let mut config = AmqpConfig::new(url);
-            config.prefix = args.amqp_prefix.clone();
-            Arc::new(RabbitDeadLetters::new(
-                config,
-                CONSUMERS.iter().map(|s| s.to_string()).collect(),
-            ))
-        }
+    let queues: Arc<dyn DeadLetterQueues> = match args.deployment.amqp() {
+        Some(config) => Arc::new(RabbitDeadLetters::new(
+            config,
+            CONSUMERS.iter().map(|s| s.to_string()).collect(),
+        )),
         None => {
-            let path = args.data_dir.join("bus.db");
+            let path = args.deployment.data_dir.join("bus.db");
             anyhow::ensure!(path.exists(), "no embedded bus at {}", path.display());
             EmbeddedBus::open(&path, false).await?
         }
@@ -136,10 +150,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
             all,
         } => (Action::Purge, selection.filter(), *dry_run, *all),
     };
-    let unfiltered = filter.service.is_none()
-        && filter.event_type.is_none()
-        && filter.event_id.is_none()
-        && filter.older_than_secs.is_none();
+    let unfiltered = filter.is_empty();
     anyhow::ensure!(!unfiltered || all, "select what to act on (--service, --event-type, --event-id, --older-than-secs) or pass --all");
     let mut letters = queues.act(action, &filter, dry_run).await?;
     for l in &mut letters {

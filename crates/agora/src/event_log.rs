@@ -4,9 +4,7 @@
 //! consumer, with the original ids, types and payloads. Consumers' inboxes
 //! make a replay unable to charge, ship or notify twice.
 
-use std::path::PathBuf;
-
-use agora_platform::amqp::{deliver_to, AmqpConfig};
+use agora_platform::amqp::deliver_to;
 use agora_platform::bus::EmbeddedBus;
 use agora_platform::db::DbError;
 use agora_platform::outbox::OutboxRecord;
@@ -14,32 +12,18 @@ use agora_platform::{params, Db};
 use serde::Serialize;
 
 use crate::components::SERVICES;
+use crate::dlq::Deployment;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct EventsArgs {
     #[command(subcommand)]
     pub command: EventsCommand,
-    /// The embedded mode's data directory.
-    #[arg(
-        long,
-        env = "AGORA_DATA_DIR",
-        default_value = "./agora-data",
-        global = true
-    )]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub deployment: Deployment,
     /// Distributed mode: the database of each emitting service to read
     /// (repeat the flag); replays then go through --amqp-url.
     #[arg(long = "database-url", global = true)]
     pub database_urls: Vec<String>,
-    #[arg(long, env = "AMQP_URL", global = true)]
-    pub amqp_url: Option<String>,
-    #[arg(
-        long,
-        env = "AGORA_AMQP_PREFIX",
-        default_value = "agora.",
-        global = true
-    )]
-    pub amqp_prefix: String,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -132,7 +116,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
     let mut sources: Vec<(String, Db)> = Vec::new();
     if args.database_urls.is_empty() {
         for name in SERVICES {
-            let path = args.data_dir.join(format!("{name}.db"));
+            let path = args.deployment.data_dir.join(format!("{name}.db"));
             anyhow::ensure!(path.exists(), "no {} at {}", name, path.display());
             sources.push((name.to_owned(), Db::open_sqlite(&path, false)?));
         }
@@ -202,10 +186,8 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
 }
 
 async fn replay(args: &EventsArgs, to: &str, events: &[LoggedEvent]) -> anyhow::Result<()> {
-    match &args.amqp_url {
-        Some(url) => {
-            let mut config = AmqpConfig::new(url);
-            config.prefix = args.amqp_prefix.clone();
+    match args.deployment.amqp() {
+        Some(config) => {
             let records: Vec<OutboxRecord> = events
                 .iter()
                 .map(|e| OutboxRecord {
@@ -217,7 +199,7 @@ async fn replay(args: &EventsArgs, to: &str, events: &[LoggedEvent]) -> anyhow::
             deliver_to(&config, to, &records).await
         }
         None => {
-            let bus = EmbeddedBus::open(&args.data_dir.join("bus.db"), false).await?;
+            let bus = EmbeddedBus::open(&args.deployment.data_dir.join("bus.db"), false).await?;
             for e in events {
                 bus.deliver(to, &e.id, &e.routing_key, &e.envelope).await?;
             }

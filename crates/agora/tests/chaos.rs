@@ -7,8 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{address, fresh_dir, start_binary, Api};
-use serde_json::{json, Value};
+use common::{fresh_dir, order_body, start_binary, Api};
 
 const CHAOS: [(&str, &str); 3] = [
     ("AGORA_CHAOS_CRASH_BEFORE_ACK_RATE", "0.02"),
@@ -21,24 +20,17 @@ async fn random_crashes_duplicates_and_declines_leave_no_order_behind() {
     let dir = fresh_dir();
     let (mut server, base) = start_binary(&dir, &CHAOS).await;
     let client = reqwest::Client::new();
-    let product: Value = client
-        .post(format!("{base}/api/v1/products"))
-        .json(&json!({ "name": "Chaos", "sku": "CHAOS-1", "price": { "amount": 900, "currency": "EUR" }, "initial_stock": 10000 }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let product_id = product["id"].as_str().unwrap().to_owned();
+    let product_id = Api {
+        base: base.clone(),
+        client: client.clone(),
+    }
+    .create_product(900, 10_000)
+    .await;
 
     let (mut accepted, mut crashes, mut base) = (0, 0, base);
     while accepted < 150 && crashes < 30 {
-        let body = json!({
-            "customer_id": "chaos", "email": "c@example.com",
-            "items": [{ "product_id": product_id, "quantity": 1 }],
-            "shipping_address": address(), "payment_token": "tok_visa",
-        });
+        let mut body = order_body(product_id, 1, "tok_visa");
+        body["customer_id"] = "chaos".into();
         let answer = client
             .post(format!("{base}/api/v1/orders"))
             .json(&body)
@@ -85,7 +77,7 @@ async fn random_crashes_duplicates_and_declines_leave_no_order_behind() {
         api.terminal(*id).await;
     }
     api.eventually(|| async {
-        let stock = api.stock(product_id.parse().unwrap()).await;
+        let stock = api.stock(product_id).await;
         stock["reserved"] == 0
     })
     .await;

@@ -343,40 +343,54 @@ impl Publisher for Broker {
     async fn publish(&self, events: &[OutboxRecord]) -> anyhow::Result<()> {
         let channel = self.channel().await?;
         let exchange = self.config.exchange();
-        let sent = async {
-            let mut confirms = Vec::with_capacity(events.len());
-            // A chaos duplicate is the same message published twice.
-            let copies = events.iter().flat_map(|record| {
+        // A chaos duplicate is the same message published twice.
+        let copies: Vec<&OutboxRecord> = events
+            .iter()
+            .flat_map(|record| {
                 let twice = crate::chaos::roll(crate::chaos::get().duplicate_rate);
                 std::iter::repeat_n(record, 1 + usize::from(twice))
-            });
-            for record in copies {
-                confirms.push(
-                    channel
-                        .basic_publish(
-                            &exchange,
-                            &record.routing_key,
-                            BasicPublishOptions::default(),
-                            record.envelope.as_bytes(),
-                            event_properties(record),
-                        )
-                        .await?,
-                );
-            }
-            // All in flight; now wait for the broker to take each one.
-            for confirm in confirms {
-                if let Confirmation::Nack(_) = confirm.await? {
-                    anyhow::bail!("the broker refused an event");
-                }
-            }
-            anyhow::Ok(())
-        };
+            })
+            .collect();
+        let sent = publish_confirmed(&channel, &copies, |record| {
+            (exchange.clone(), record.routing_key.clone())
+        });
         if let Err(e) = sent.await {
             self.reset().await;
             return Err(e);
         }
         Ok(())
     }
+}
+
+/// Publishes every record (to the exchange and routing key `route` names),
+/// all in flight at once, then waits for each confirm: pipelined, never one
+/// by one.
+async fn publish_confirmed(
+    channel: &Channel,
+    records: &[&OutboxRecord],
+    route: impl Fn(&OutboxRecord) -> (String, String),
+) -> anyhow::Result<()> {
+    let mut confirms = Vec::with_capacity(records.len());
+    for record in records {
+        let (exchange, routing_key) = route(record);
+        confirms.push(
+            channel
+                .basic_publish(
+                    &exchange,
+                    &routing_key,
+                    BasicPublishOptions::default(),
+                    record.envelope.as_bytes(),
+                    event_properties(record),
+                )
+                .await?,
+        );
+    }
+    for confirm in confirms {
+        if let Confirmation::Nack(_) = confirm.await? {
+            anyhow::bail!("the broker refused an event");
+        }
+    }
+    Ok(())
 }
 
 fn header_u32(delivery: &lapin::message::Delivery, name: &str) -> u32 {
@@ -692,25 +706,8 @@ pub async fn deliver_to(
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let queue = config.queue(service);
-    let mut confirms = Vec::with_capacity(events.len());
-    for record in events {
-        confirms.push(
-            channel
-                .basic_publish(
-                    "",
-                    &queue,
-                    BasicPublishOptions::default(),
-                    record.envelope.as_bytes(),
-                    event_properties(record),
-                )
-                .await?,
-        );
-    }
-    for confirm in confirms {
-        if let Confirmation::Nack(_) = confirm.await? {
-            anyhow::bail!("the broker refused a replayed event");
-        }
-    }
+    let records: Vec<&OutboxRecord> = events.iter().collect();
+    publish_confirmed(&channel, &records, |_| (String::new(), queue.clone())).await?;
     let _ = conn.close(200, "done").await;
     Ok(())
 }

@@ -41,6 +41,14 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.service.is_none()
+            && self.event_type.is_none()
+            && self.event_id.is_none()
+            && self.older_than_secs.is_none()
+    }
+
     pub fn matches(&self, letter: &DeadLetter, now: OffsetDateTime) -> bool {
         let same = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         let old_enough = self.older_than_secs.is_none_or(|secs| {
