@@ -275,7 +275,7 @@ async fn one_idempotency_key_makes_one_order_across_instances() {
 /// once inventory is back.
 #[tokio::test]
 async fn orders_are_accepted_while_inventory_is_down_and_complete_when_it_returns() {
-    let Some(mut cluster) = Cluster::start(&[]).await else {
+    let Some(cluster) = Cluster::start(&[]).await else {
         return;
     };
     let product = cluster.create_product(1_000, 100).await;

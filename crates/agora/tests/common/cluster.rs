@@ -32,7 +32,7 @@ pub struct Cluster {
 /// One started process, with what it takes to start it again.
 struct Process {
     service: String,
-    child: Option<Child>,
+    child: tokio::sync::Mutex<Option<Child>>,
     url: String,
     args: Vec<String>,
     envs: Vec<(&'static str, String)>,
@@ -146,7 +146,7 @@ impl Cluster {
                     let (child, url) = spawn(&args, &envs).await;
                     Process {
                         service: service.to_owned(),
-                        child: Some(child),
+                        child: tokio::sync::Mutex::new(Some(child)),
                         url,
                         args,
                         envs,
@@ -180,7 +180,7 @@ impl Cluster {
         let (child, gateway) = spawn(&args, &envs).await;
         cluster.processes.push(Process {
             service: "gateway".into(),
-            child: Some(child),
+            child: tokio::sync::Mutex::new(Some(child)),
             url: gateway.clone(),
             args,
             envs: envs.to_vec(),
@@ -227,25 +227,16 @@ impl Cluster {
     }
 
     /// `kill -9` of the first instance of `service`.
-    pub async fn kill(&mut self, service: &str) {
-        let process = self
-            .processes
-            .iter_mut()
-            .find(|p| p.service == service)
-            .expect("a started service");
-        if let Some(mut child) = process.child.take() {
+    pub async fn kill(&self, service: &str) {
+        if let Some(mut child) = self.process(service).child.lock().await.take() {
             child.start_kill().unwrap();
             child.wait().await.unwrap();
         }
     }
 
     /// Starts the first instance of `service` again, on the same address.
-    pub async fn restart(&mut self, service: &str) {
-        let process = self
-            .processes
-            .iter_mut()
-            .find(|p| p.service == service)
-            .expect("a started service");
+    pub async fn restart(&self, service: &str) {
+        let process = self.process(service);
         let address = process.url.trim_start_matches("http://").to_owned();
         let args: Vec<String> = process
             .args
@@ -259,13 +250,13 @@ impl Cluster {
             })
             .collect();
         let (child, _) = spawn(&args, &process.envs).await;
-        process.child = Some(child);
+        *process.child.lock().await = Some(child);
     }
 
     /// Stops every process and removes the queues, exchanges and databases.
     pub async fn stop(mut self) {
         for process in &mut self.processes {
-            if let Some(mut child) = process.child.take() {
+            if let Some(mut child) = process.child.get_mut().take() {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
             }
