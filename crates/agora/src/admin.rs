@@ -89,11 +89,7 @@ async fn show(
     State(queues): State<Queues>,
     Path((service, event_id)): Path<(String, String)>,
 ) -> Result<Json<DeadLetter>, ApiError> {
-    let filter = Filter {
-        service: Some(service.clone()),
-        event_id: Some(event_id.clone()),
-        ..Filter::default()
-    };
+    let filter = Filter::one(&service, &event_id);
     let letters = queues
         .act(Action::List, &filter, true)
         .await

@@ -124,11 +124,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
     let (action, filter, dry_run, all) = match &args.command {
         DlqCommand::List(selection) => (Action::List, selection.filter(), true, true),
         DlqCommand::Show { service, event_id } => {
-            let filter = Filter {
-                service: Some(service.clone()),
-                event_id: Some(event_id.clone()),
-                ..Filter::default()
-            };
+            let filter = Filter::one(service, event_id);
             let letter = queues
                 .act(Action::List, &filter, true)
                 .await?

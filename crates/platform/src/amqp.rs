@@ -563,18 +563,30 @@ async fn redirect(
             )
         }
     };
+    publish_one(channel, &exchange, &routing_key, &delivery.data, properties).await
+}
+
+/// Publishes one message and waits for the broker's confirm: for moves that
+/// are followed by an ack of the original, which must never lose it.
+async fn publish_one(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> anyhow::Result<()> {
     let confirm = channel
         .basic_publish(
-            &exchange,
-            &routing_key,
+            exchange,
+            routing_key,
             BasicPublishOptions::default(),
-            &delivery.data,
+            body,
             properties,
         )
         .await?
         .await?;
     if let Confirmation::Nack(_) = confirm {
-        anyhow::bail!("the broker refused a redirected message");
+        anyhow::bail!("the broker refused a message");
     }
     Ok(())
 }
@@ -667,19 +679,8 @@ impl crate::dead_letters::DeadLetterQueues for RabbitDeadLetters {
                             .with_delivery_mode(2)
                             .with_content_type("application/cloudevents+json".into())
                             .with_message_id(letter.event_id.clone().into());
-                        let confirm = channel
-                            .basic_publish(
-                                "",
-                                &self.config.queue(service),
-                                BasicPublishOptions::default(),
-                                &delivery.data,
-                                properties,
-                            )
-                            .await?
-                            .await?;
-                        if let Confirmation::Nack(_) = confirm {
-                            anyhow::bail!("the broker refused a replayed message");
-                        }
+                        let queue = self.config.queue(service);
+                        publish_one(&channel, "", &queue, &delivery.data, properties).await?;
                     }
                     delivery.ack(BasicAckOptions::default()).await?;
                 }

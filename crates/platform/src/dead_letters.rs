@@ -41,6 +41,15 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Exactly one letter.
+    pub fn one(service: &str, event_id: &str) -> Filter {
+        Filter {
+            service: Some(service.to_owned()),
+            event_id: Some(event_id.to_owned()),
+            ..Filter::default()
+        }
+    }
+
     /// Selects everything.
     pub fn is_empty(&self) -> bool {
         self.service.is_none()
