@@ -281,11 +281,11 @@ impl Api {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while !check().await {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "condition not met within 20 s"
+                "condition not met within 60 s"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -68,8 +68,22 @@ where
         "too few orders accepted: {}",
         accepted.len()
     );
-    let mut completed = 0;
+    // Every order that exists counts: the accepted ones, and those committed
+    // whose answer was lost when a process died.
+    let listed = cluster
+        .get_json("/api/v1/orders?customer_id=cust-1&limit=500")
+        .await;
+    let ids: Vec<Uuid> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().parse().unwrap())
+        .collect();
     for id in &accepted {
+        assert!(ids.contains(id), "accepted order {id} was lost");
+    }
+    let mut completed = 0;
+    for id in &ids {
         let order = cluster.terminal(*id).await;
         let payments = cluster
             .list(&format!("/api/v1/payments?order_id={id}"))
@@ -91,13 +105,18 @@ where
     cluster
         .eventually(|| async {
             let stock = cluster.stock(product).await;
-            stock["reserved"] == 0 && stock["sold"] == completed
+            let settled = stock["reserved"] == 0 && stock["sold"] == completed;
+            if !settled {
+                eprintln!("waiting for stock to settle: {stock}, {completed} completed");
+            }
+            settled
         })
         .await;
     assert_conserved(&cluster.stock(product).await);
     cluster.assert_audit_clean().await;
     eprintln!(
-        "{} orders accepted, {completed} completed, invariants hold",
+        "{} orders ({} accepted), {completed} completed, invariants hold",
+        ids.len(),
         accepted.len()
     );
     Arc::try_unwrap(cluster)
