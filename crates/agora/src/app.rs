@@ -275,6 +275,18 @@ pub(crate) struct Readiness {
     checks: Vec<Check>,
 }
 
+/// 200 when every check is ok, else 503; the body names each check.
+impl IntoResponse for Readiness {
+    fn into_response(self) -> axum::response::Response {
+        let status = if self.status == "ready" {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, Json(self)).into_response()
+    }
+}
+
 impl Readiness {
     pub(crate) fn new(checks: Vec<Check>) -> Self {
         let ready = checks.iter().all(|c| c.ok);
@@ -331,13 +343,7 @@ async fn ready(State(admin): State<Admin>) -> impl IntoResponse {
     let bus = admin.bus.ping().await;
     checks.push(Check::new("bus".into(), bus.map_err(|e| e.to_string())));
     checks.extend(admin.breakers.iter().map(|b| Check::breaker(b)));
-    let all_ok = checks.iter().all(|c| c.ok);
-    let status = if all_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(Readiness::new(checks)))
+    Readiness::new(checks)
 }
 
 async fn queues(State(admin): State<Admin>) -> Result<impl IntoResponse, ApiError> {

@@ -15,7 +15,6 @@ use agora_platform::bus::Publisher;
 use agora_platform::http::{not_found_fallback, Json, MAX_BODY_BYTES};
 use agora_platform::{outbox, periodic, Db};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -252,11 +251,5 @@ async fn ready(State(health): State<Health>) -> impl IntoResponse {
         ),
     ];
     checks.extend(health.breakers.iter().map(|b| Check::breaker(b)));
-    let all_ok = checks.iter().all(|c| c.ok);
-    let status = if all_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(Readiness::new(checks)))
+    Readiness::new(checks)
 }

@@ -59,15 +59,7 @@ async fn random_crashes_duplicates_and_declines_leave_no_order_behind() {
     // Without chaos, everything settles.
     let (_server, base) = start_binary(&dir, &[]).await;
     let api = Api { base, client };
-    let orders = api
-        .get_json("/api/v1/orders?customer_id=chaos&limit=500")
-        .await;
-    let ids: Vec<uuid::Uuid> = orders["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().parse().unwrap())
-        .collect();
+    let ids = api.orders_of("chaos").await;
     assert!(
         ids.len() >= accepted,
         "{} orders listed, {accepted} accepted",

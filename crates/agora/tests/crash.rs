@@ -73,15 +73,7 @@ async fn kill_dash_nine_mid_saga_loses_nothing() {
 
     // Every order that exists (accepted, or committed with its answer lost)
     // reaches a terminal state; the audit then checks charges and stock.
-    let listed = api
-        .get_json("/api/v1/orders?customer_id=crash&limit=500")
-        .await;
-    let ids: Vec<Uuid> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().parse().unwrap())
-        .collect();
+    let ids = api.orders_of("crash").await;
     for id in &accepted {
         assert!(ids.contains(id), "accepted order {id} was lost");
     }

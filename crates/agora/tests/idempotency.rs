@@ -4,16 +4,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{address, order_body, spawn_app, Api};
+use common::{address, order_body, spawn_app};
 use serde_json::json;
-
-async fn orders_of(api: &Api, customer: &str) -> usize {
-    api.get_json(&format!("/api/v1/orders?customer_id={customer}&limit=500"))
-        .await["items"]
-        .as_array()
-        .unwrap()
-        .len()
-}
 
 #[tokio::test]
 async fn a_repeated_post_returns_the_original_answer_and_creates_one_order() {
@@ -31,7 +23,7 @@ async fn a_repeated_post_returns_the_original_answer_and_creates_one_order() {
 
     assert_eq!((status, replayed), (201, true));
     assert_eq!(again["id"], first["id"]);
-    assert_eq!(orders_of(&app, "cust-1").await, 1);
+    assert_eq!(app.orders_of("cust-1").await.len(), 1);
 }
 
 #[tokio::test]
@@ -47,7 +39,7 @@ async fn the_same_key_with_another_body_is_refused() {
 
     assert_eq!(status, 422);
     assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
-    assert_eq!(orders_of(&app, "cust-1").await, 1);
+    assert_eq!(app.orders_of("cust-1").await.len(), 1);
 }
 
 #[tokio::test]
@@ -72,7 +64,7 @@ async fn many_clients_with_one_key_create_exactly_one_order() {
 
     ids.dedup();
     assert_eq!(ids.len(), 1, "{ids:?}");
-    assert_eq!(orders_of(&app, "cust-1").await, 1);
+    assert_eq!(app.orders_of("cust-1").await.len(), 1);
 }
 
 #[tokio::test]
@@ -113,7 +105,7 @@ async fn a_repeated_checkout_checks_out_once() {
     assert_eq!(a["order_id"], b["order_id"]);
     let id = a["order_id"].as_str().unwrap().parse().unwrap();
     assert_eq!(app.terminal(id).await["status"], "COMPLETED");
-    assert_eq!(orders_of(&app, "idem").await, 1);
+    assert_eq!(app.orders_of("idem").await.len(), 1);
 }
 
 /// Payment held back, so that an order stays cancellable.

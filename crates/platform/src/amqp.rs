@@ -393,12 +393,16 @@ async fn publish_confirmed(
     Ok(())
 }
 
-fn header_u32(delivery: &lapin::message::Delivery, name: &str) -> u32 {
+fn header<'d>(delivery: &'d lapin::message::Delivery, name: &str) -> Option<&'d AMQPValue> {
     delivery
         .properties
         .headers()
         .as_ref()
         .and_then(|h| h.inner().get(&ShortString::from(name)))
+}
+
+fn header_u32(delivery: &lapin::message::Delivery, name: &str) -> u32 {
+    header(delivery, name)
         .and_then(|v| match v {
             AMQPValue::LongLongInt(n) => Some(*n as u32),
             AMQPValue::LongInt(n) => Some(*n as u32),
@@ -604,11 +608,7 @@ impl RabbitDeadLetters {
 }
 
 fn header_text(delivery: &lapin::message::Delivery, name: &str) -> String {
-    delivery
-        .properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get(&ShortString::from(name)))
+    header(delivery, name)
         .and_then(|v| match v {
             AMQPValue::LongString(s) => Some(s.to_string()),
             AMQPValue::ShortString(s) => Some(s.to_string()),

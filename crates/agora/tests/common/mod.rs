@@ -152,6 +152,19 @@ impl Api {
         );
     }
 
+    /// The ids of every order of `customer` (up to 500), newest first.
+    pub async fn orders_of(&self, customer: &str) -> Vec<Uuid> {
+        let page = self
+            .get_json(&format!("/api/v1/orders?customer_id={customer}&limit=500"))
+            .await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().parse().unwrap())
+            .collect()
+    }
+
     /// POSTs with an `Idempotency-Key`: (status, body, replayed?).
     pub async fn post_with_key(&self, path: &str, key: &str, body: &Value) -> (u16, Value, bool) {
         let r = self

@@ -70,15 +70,7 @@ where
     );
     // Every order that exists counts: the accepted ones, and those committed
     // whose answer was lost when a process died.
-    let listed = cluster
-        .get_json("/api/v1/orders?customer_id=cust-1&limit=500")
-        .await;
-    let ids: Vec<Uuid> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().parse().unwrap())
-        .collect();
+    let ids = cluster.orders_of("cust-1").await;
     for id in &accepted {
         assert!(ids.contains(id), "accepted order {id} was lost");
     }
