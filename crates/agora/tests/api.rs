@@ -96,6 +96,7 @@ async fn orders_take_prices_from_the_catalog_not_the_client() {
     assert_eq!(order["status"], "PENDING");
     assert_eq!(order["total"]["amount"], 3_998);
     assert_eq!(order["items"][0]["unit_price"], 1_999);
+    assert_eq!(order["timeline"][0]["to"], "PENDING", "{order}");
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ impl EventHandler for Handler {
                 message: moment.message(order_id),
                 created_at: now_rfc3339(),
             };
-            store::insert(tx, &notification, event.id).await?;
+            store::insert(tx, &notification, event.id);
         }
         Ok(())
     }

@@ -56,15 +56,24 @@ pub async fn contact(
     .transpose()
 }
 
-/// Records a notification; a second one for the same event and channel is ignored.
-pub async fn insert(tx: &mut Tx, n: &Notification, event_id: Uuid) -> Result<(), DbError> {
-    tx.execute(
-        "INSERT INTO notifications (id, order_id, channel, recipient, kind, message, event_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        params![n.id, n.order_id, n.channel.as_str(), &n.recipient, &n.kind, &n.message, event_id, &n.created_at],
-    )
-    .await?;
-    Ok(())
+/// Records a notification, written when `tx` commits; a second one for the
+/// same event and channel is ignored.
+pub fn insert(tx: &mut Tx, n: &Notification, event_id: Uuid) {
+    tx.insert_at_commit(
+        "notifications",
+        "id, order_id, channel, recipient, kind, message, event_id, created_at",
+        params![
+            n.id,
+            n.order_id,
+            n.channel.as_str(),
+            &n.recipient,
+            &n.kind,
+            &n.message,
+            event_id,
+            &n.created_at
+        ]
+        .to_vec(),
+    );
 }
 
 fn notification(row: &Row) -> Result<Notification, DbError> {

@@ -25,7 +25,7 @@ use agora_platform::events::{
 };
 use agora_platform::http::ApiError;
 use agora_platform::{Db, Tx};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use domain::{
@@ -289,7 +289,7 @@ impl Orders {
                     event_id: cause.map(|c| c.id),
                     note: note.or(reason),
                 };
-                store::add_timeline(tx, id, &entry).await?;
+                store::add_timeline(tx, id, &entry);
                 if emit.contains(&Emit::ShippingRequested) {
                     order.items = store::items_in(tx, id).await?;
                 }
@@ -299,7 +299,7 @@ impl Orders {
                 }
                 tracing::info!(order_id = %id, from = order.status.as_str(), to = to.as_str(), cause = %cause_name, "order {} -> {}", order.status.as_str(), to.as_str());
                 let watchers = self.watchers.clone();
-                tx.after_commit(move || watchers.changed(id));
+                tx.after_commit(move || watchers.changed(id, to));
                 Ok(Step::Moved(to))
             }
             Decision::Note { note, awaiting } => {
@@ -314,7 +314,7 @@ impl Orders {
                     event_id: cause.map(|c| c.id),
                     note: Some(note),
                 };
-                store::add_timeline(tx, id, &entry).await?;
+                store::add_timeline(tx, id, &entry);
                 Ok(Step::Noted)
             }
             Decision::Ignore => {
@@ -333,25 +333,29 @@ impl Orders {
         wait: Duration,
     ) -> Result<Option<OrderStatus>, DbError> {
         let deadline = tokio::time::Instant::now() + wait;
-        let notify = self.watchers.watch(id);
-        let result = loop {
-            // Registered before reading, so a change between the read and
-            // the wait still wakes us.
-            let changed = notify.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            let status = store::status_of(&self.db, id).await?;
-            match status {
-                Some(s) if !s.is_terminal() && tokio::time::Instant::now() < deadline => {}
-                other => break other,
+        // Subscribed before reading, so a change between the read and the
+        // wait still wakes us; a change made here announces its status, so
+        // only the first read goes to the database.
+        let mut announced = self.watchers.watch(id);
+        let result = async {
+            let mut status = store::status_of(&self.db, id).await?;
+            loop {
+                match status {
+                    Some(s) if !s.is_terminal() && tokio::time::Instant::now() < deadline => {}
+                    other => return Ok(other),
+                }
+                // A change made by another instance wakes nobody here:
+                // re-read now and then.
+                let nap = (deadline - tokio::time::Instant::now()).min(Duration::from_millis(250));
+                status = match tokio::time::timeout(nap, announced.changed()).await {
+                    Ok(Ok(())) => announced.borrow_and_update().or(status),
+                    _ => store::status_of(&self.db, id).await?,
+                };
             }
-            // A change made by another instance wakes nobody here: re-read
-            // now and then.
-            let nap = (deadline - tokio::time::Instant::now()).min(Duration::from_millis(250));
-            let _ = tokio::time::timeout(nap, changed).await;
-        };
-        self.watchers.unwatch(id);
-        Ok(result)
+        }
+        .await;
+        self.watchers.unwatch(id, announced);
+        result
     }
 }
 
@@ -411,35 +415,31 @@ fn emitted(order: &Order, emit: &Emit, cause: Option<&Envelope>, correlation_id:
     }
 }
 
-/// In-process watchers of orders, woken after a committed status change.
+/// In-process watchers of orders, told each committed status change.
 #[derive(Default)]
 struct Watchers {
-    by_order: Mutex<HashMap<Uuid, (Arc<Notify>, usize)>>,
+    by_order: Mutex<HashMap<Uuid, watch::Sender<Option<OrderStatus>>>>,
 }
 
 impl Watchers {
-    fn watch(&self, id: Uuid) -> Arc<Notify> {
+    fn watch(&self, id: Uuid) -> watch::Receiver<Option<OrderStatus>> {
         let mut map = self.by_order.lock().expect("watchers lock");
-        let entry = map
-            .entry(id)
-            .or_insert_with(|| (Arc::new(Notify::new()), 0));
-        entry.1 += 1;
-        entry.0.clone()
+        map.entry(id)
+            .or_insert_with(|| watch::Sender::new(None))
+            .subscribe()
     }
 
-    fn unwatch(&self, id: Uuid) {
+    fn unwatch(&self, id: Uuid, watcher: watch::Receiver<Option<OrderStatus>>) {
         let mut map = self.by_order.lock().expect("watchers lock");
-        if let Some(entry) = map.get_mut(&id) {
-            entry.1 -= 1;
-            if entry.1 == 0 {
-                map.remove(&id);
-            }
+        drop(watcher);
+        if map.get(&id).is_some_and(|s| s.receiver_count() == 0) {
+            map.remove(&id);
         }
     }
 
-    fn changed(&self, id: Uuid) {
-        if let Some((notify, _)) = self.by_order.lock().expect("watchers lock").get(&id) {
-            notify.notify_waiters();
+    fn changed(&self, id: Uuid, status: OrderStatus) {
+        if let Some(sender) = self.by_order.lock().expect("watchers lock").get(&id) {
+            sender.send_replace(Some(status));
         }
     }
 }

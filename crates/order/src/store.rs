@@ -173,7 +173,7 @@ pub async fn insert(
         event_id,
         note: None,
     };
-    add_timeline(tx, order.id, &entry).await?;
+    add_timeline(tx, order.id, &entry);
     Ok(true)
 }
 
@@ -250,14 +250,11 @@ pub async fn overdue(db: &Db, now_millis: i64, limit: i64) -> Result<Vec<Uuid>, 
     .collect()
 }
 
-pub async fn add_timeline(
-    tx: &mut Tx,
-    order_id: Uuid,
-    entry: &TimelineEntry,
-) -> Result<(), DbError> {
-    tx.execute(
-        "INSERT INTO order_timeline (id, order_id, at, from_status, to_status, cause, event_id, note)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+/// Adds a timeline entry, written when `tx` commits or `timeline_in` reads.
+pub fn add_timeline(tx: &mut Tx, order_id: Uuid, entry: &TimelineEntry) {
+    tx.insert_at_commit(
+        "order_timeline",
+        "id, order_id, at, from_status, to_status, cause, event_id, note",
         params![
             Uuid::now_v7(),
             order_id,
@@ -267,10 +264,9 @@ pub async fn add_timeline(
             &entry.cause,
             entry.event_id.map(|id| id.to_string()),
             entry.note.clone(),
-        ],
-    )
-    .await?;
-    Ok(())
+        ]
+        .to_vec(),
+    );
 }
 
 const TIMELINE: &str =
@@ -284,7 +280,9 @@ pub async fn timeline(db: &Db, order_id: Uuid) -> Result<Vec<TimelineEntry>, DbE
         .collect()
 }
 
+/// The timeline as `tx` sees it, with the entries it added.
 pub async fn timeline_in(tx: &mut Tx, order_id: Uuid) -> Result<Vec<TimelineEntry>, DbError> {
+    tx.write_queued_rows().await?;
     tx.query(TIMELINE, params![order_id])
         .await?
         .iter()

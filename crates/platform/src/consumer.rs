@@ -7,6 +7,7 @@
 //! that does not match its schema, an unknown type or version) go straight to
 //! the dead-letter queue. Neither ever stops the consumer.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Delivery, EmbeddedBus, Settlement};
-use crate::db::{Db, DbError, Tx};
+use crate::db::{Db, DbError, Tx, Value};
 use crate::events::{DecodeError, Envelope};
 use crate::params;
 
@@ -111,24 +112,38 @@ impl RetryPolicy {
     }
 }
 
-/// Records `event` in the inbox and, if it is new, applies it, inside `tx`.
-/// Returns whether the event was new.
+/// Records `events` in the inbox (one statement for all of them) and
+/// applies, in order, those that are new, inside `tx`. Returns how many were
+/// new; an event that occurs twice in `events` is applied once.
 pub async fn apply_in(
     tx: &mut Tx,
     handler: &dyn EventHandler,
-    event: &Envelope,
-) -> Result<bool, HandlerError> {
-    let fresh = tx
-        .execute(
-            "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            params![handler.consumer(), event.id, crate::clock::now_rfc3339()],
+    events: &[&Envelope],
+) -> Result<usize, HandlerError> {
+    let handled_at = crate::clock::now_rfc3339();
+    let rows: Vec<Vec<Value>> = events
+        .iter()
+        .map(|e| params![handler.consumer(), e.id, &handled_at].to_vec())
+        .collect();
+    let mut fresh: HashSet<String> = tx
+        .insert_rows(
+            "inbox",
+            "consumer, event_id, handled_at",
+            &rows,
+            Some("event_id"),
         )
         .await?
-        == 1;
-    if fresh {
-        handler.handle(tx, event).await?;
+        .iter()
+        .map(|row| row.text(0))
+        .collect::<Result<_, _>>()?;
+    let mut applied = 0;
+    for event in events {
+        if fresh.remove(&event.id.to_string()) {
+            handler.handle(tx, event).await?;
+            applied += 1;
+        }
     }
-    Ok(fresh)
+    Ok(applied)
 }
 
 /// Applies one event in its own transaction.
@@ -138,7 +153,7 @@ pub async fn apply(
     event: &Envelope,
 ) -> Result<bool, HandlerError> {
     let mut tx = db.begin().await?;
-    let fresh = apply_in(&mut tx, handler, event).await?;
+    let fresh = apply_in(&mut tx, handler, &[event]).await? == 1;
     tx.commit().await?;
     Ok(fresh)
 }
@@ -162,10 +177,9 @@ pub async fn handle_batch(
         bodies.iter().map(|b| parse_envelope(b)).collect();
     if parsed.iter().all(Result::is_ok) && bodies.len() > 1 {
         let together = async {
+            let events: Vec<&Envelope> = parsed.iter().flatten().collect();
             let mut tx = db.begin().await?;
-            for event in parsed.iter().flatten() {
-                apply_in(&mut tx, handler, event).await?;
-            }
+            apply_in(&mut tx, handler, &events).await?;
             tx.commit().await?;
             Ok::<_, HandlerError>(())
         };

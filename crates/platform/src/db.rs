@@ -268,6 +268,10 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // A ping before every checkout is one more round trip per
+            // transaction; a dead connection shows up on first use instead,
+            // as a transient error that the caller retries, and sqlx drops it.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Db {
@@ -344,19 +348,38 @@ impl Db {
     /// Starts a transaction. On SQLite it holds the single writer until it
     /// commits or is dropped (which rolls back).
     pub async fn begin(&self) -> Result<Tx, DbError> {
+        self.begin_as(true).await
+    }
+
+    /// Starts a transaction that commits without waiting for its WAL to
+    /// reach disk (PostgreSQL `synchronous_commit = off`, set in the same
+    /// round trip as `BEGIN`; SQLite already commits without fsync in WAL
+    /// mode). Only for writes whose loss in a crash is harmless, such as
+    /// marking outbox rows published: a lost mark means a repeated publish,
+    /// which consumers' inboxes absorb.
+    pub async fn begin_relaxed(&self) -> Result<Tx, DbError> {
+        self.begin_as(false).await
+    }
+
+    async fn begin_as(&self, durable: bool) -> Result<Tx, DbError> {
         let inner = match &self.backend {
             Backend::Sqlite(db) => {
                 let conn = db.writer.clone().lock_owned().await;
                 conn.execute_batch("BEGIN IMMEDIATE")?;
                 TxInner::Sqlite(SqliteTx { conn, open: true })
             }
-            Backend::Postgres(pool) => TxInner::Postgres(Box::new(pool.begin().await?)),
+            Backend::Postgres(pool) if durable => TxInner::Postgres(Box::new(pool.begin().await?)),
+            Backend::Postgres(pool) => TxInner::Postgres(Box::new(
+                pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                    .await?,
+            )),
         };
         Ok(Tx {
             inner,
             wrote_outbox: false,
             outbox_ready: self.outbox_ready.clone(),
             after_commit: Vec::new(),
+            at_commit: Vec::new(),
         })
     }
 
@@ -399,7 +422,19 @@ pub struct Tx {
     wrote_outbox: bool,
     outbox_ready: Arc<Notify>,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
+    at_commit: Vec<QueuedRow>,
 }
+
+/// A row queued by [`Tx::insert_at_commit`].
+struct QueuedRow {
+    table: &'static str,
+    columns: &'static str,
+    values: Vec<Value>,
+}
+
+/// The most parameters one statement binds (PostgreSQL allows 65,535,
+/// SQLite 32,766).
+const MAX_PARAMS: usize = 30_000;
 
 enum TxInner {
     Sqlite(SqliteTx),
@@ -456,20 +491,6 @@ impl Tx {
         self.wrote_outbox = true;
     }
 
-    /// Lets this transaction commit without waiting for its WAL to reach
-    /// disk (PostgreSQL `synchronous_commit = off`; SQLite already commits
-    /// without fsync in WAL mode). Only for writes whose loss in a crash is
-    /// harmless, such as marking outbox rows published: a lost mark means a
-    /// repeated publish, which consumers' inboxes absorb.
-    pub async fn relax_durability(&mut self) -> Result<(), DbError> {
-        if let TxInner::Postgres(tx) = &mut self.inner {
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut ***tx)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Runs `hook` once this transaction has committed (never if it rolls
     /// back): how in-process watchers learn about a change only when it is
     /// visible to them.
@@ -477,12 +498,114 @@ impl Tx {
         self.after_commit.push(Box::new(hook));
     }
 
-    pub async fn commit(self) -> Result<(), DbError> {
+    /// Queues a row for `table` (`columns` as in an `INSERT`, comma
+    /// separated), written just before the transaction commits with the other
+    /// rows queued for the same table and columns: one statement for many
+    /// rows instead of one round trip each. For rows that nothing in the
+    /// transaction reads, or whose reader calls [`Tx::write_queued_rows`]
+    /// first (events, history); a row that exists already is skipped
+    /// (`ON CONFLICT DO NOTHING`).
+    pub fn insert_at_commit(
+        &mut self,
+        table: &'static str,
+        columns: &'static str,
+        values: Vec<Value>,
+    ) {
+        self.at_commit.push(QueuedRow {
+            table,
+            columns,
+            values,
+        });
+    }
+
+    /// Inserts `rows` (each with one value per column of `columns`) into
+    /// `table` in one statement, skipping rows that exist already, and
+    /// returns the `returning` columns of the rows it inserted. PostgreSQL
+    /// gets one array per column through `unnest`, so the statement's text
+    /// (and its prepared plan) is the same for any number of rows.
+    pub async fn insert_rows(
+        &mut self,
+        table: &str,
+        columns: &str,
+        rows: &[Vec<Value>],
+        returning: Option<&str>,
+    ) -> Result<Vec<Row>, DbError> {
+        let Some(first) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let returning = returning.map_or(String::new(), |r| format!(" RETURNING {r}"));
+        match &mut self.inner {
+            TxInner::Sqlite(_) => {
+                let mut out = Vec::new();
+                for chunk in rows.chunks((MAX_PARAMS / first.len().max(1)).max(1)) {
+                    let (sql, values) = multi_row_insert(table, columns, chunk);
+                    out.extend(self.query(&format!("{sql}{returning}"), &values).await?);
+                }
+                Ok(out)
+            }
+            TxInner::Postgres(tx) => {
+                let arrays: Vec<String> = (1..=first.len())
+                    .zip(first)
+                    .map(|(i, v)| match v {
+                        Value::Int(_) => format!("${i}::BIGINT[]"),
+                        Value::Text(_) => format!("${i}::TEXT[]"),
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO {table} ({columns}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING{returning}",
+                    arrays.join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for (j, v) in first.iter().enumerate() {
+                    let column = rows.iter().map(|row| row.get(j));
+                    query = match v {
+                        Value::Int(_) => query.bind(
+                            column
+                                .map(|v| match v {
+                                    Some(Value::Int(v)) => Ok(*v),
+                                    other => Err(mixed_column(table, j, other)),
+                                })
+                                .collect::<Result<Vec<Option<i64>>, _>>()?,
+                        ),
+                        Value::Text(_) => query.bind(
+                            column
+                                .map(|v| match v {
+                                    Some(Value::Text(v)) => Ok(v.clone()),
+                                    other => Err(mixed_column(table, j, other)),
+                                })
+                                .collect::<Result<Vec<Option<String>>, _>>()?,
+                        ),
+                    };
+                }
+                let rows = query.fetch_all(&mut ***tx).await?;
+                rows.iter().map(pg_row).collect()
+            }
+        }
+    }
+
+    /// Writes the rows queued by [`Tx::insert_at_commit`] now, one statement
+    /// per table and columns: for a reader of those rows inside this
+    /// transaction. [`Tx::commit`] does it otherwise.
+    pub async fn write_queued_rows(&mut self) -> Result<(), DbError> {
+        let mut queued = std::mem::take(&mut self.at_commit);
+        // Stable: rows of one table keep their order.
+        queued.sort_by_key(|row| (row.table, row.columns));
+        for group in queued.chunk_by(|a, b| (a.table, a.columns) == (b.table, b.columns)) {
+            let rows: Vec<Vec<Value>> = group.iter().map(|r| r.values.clone()).collect();
+            self.insert_rows(group[0].table, group[0].columns, &rows, None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        self.write_queued_rows().await?;
         let Tx {
             inner,
             wrote_outbox,
             outbox_ready,
             after_commit,
+            at_commit: _,
         } = self;
         match inner {
             TxInner::Sqlite(mut tx) => {
@@ -499,6 +622,30 @@ impl Tx {
         }
         Ok(())
     }
+}
+
+/// `INSERT INTO t (cols) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING`.
+fn multi_row_insert(table: &str, columns: &str, rows: &[Vec<Value>]) -> (String, Vec<Value>) {
+    let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+    let mut values = Vec::with_capacity(rows.iter().map(Vec::len).sum());
+    for (i, row) in rows.iter().enumerate() {
+        let placeholders: Vec<String> = (1..=row.len())
+            .map(|j| format!("${}", values.len() + j))
+            .collect();
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("({})", placeholders.join(", ")));
+        values.extend(row.iter().cloned());
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    (sql, values)
+}
+
+fn mixed_column(table: &str, column: usize, value: Option<&Value>) -> DbError {
+    DbError::Decode(format!(
+        "{table}: column {column} mixes types or lengths across rows ({value:?})"
+    ))
 }
 
 impl rusqlite::ToSql for Value {
@@ -633,6 +780,18 @@ pub async fn drop_postgres_database(url: &str) -> Result<(), DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_become_one_multi_row_insert() {
+        let row = |id: &str| vec![Value::from(id), Value::from(1i64)];
+        let (sql, values) = multi_row_insert("t", "id, n", &[row("a"), row("b")]);
+        assert_eq!(
+            sql,
+            "INSERT INTO t (id, n) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(values.len(), 4);
+        assert_eq!(values[2], Value::from("b"));
+    }
 
     #[test]
     fn placeholders_are_rewritten_for_sqlite() {

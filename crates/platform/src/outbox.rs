@@ -55,11 +55,18 @@ impl Tx {
             .routing_key()
             .expect("events built from DomainEvent types have a routing key");
         let json = serde_json::to_string(envelope).expect("envelopes serialise");
-        self.execute(
-            "INSERT INTO outbox (id, routing_key, subject, envelope, created_at) VALUES ($1, $2, $3, $4, $5)",
-            params![envelope.id, routing_key, &envelope.subject, json, &envelope.time],
-        )
-        .await?;
+        self.insert_at_commit(
+            "outbox",
+            "id, routing_key, subject, envelope, created_at",
+            params![
+                envelope.id,
+                routing_key,
+                &envelope.subject,
+                json,
+                &envelope.time
+            ]
+            .to_vec(),
+        );
         self.mark_outbox();
         Ok(())
     }
@@ -111,31 +118,64 @@ pub async fn run_relay(
 
 /// Publishes one batch; returns how many events went out.
 ///
-/// On PostgreSQL the batch is claimed with `FOR UPDATE SKIP LOCKED` inside
-/// the transaction that marks it published, so several instances of a
-/// service relay side by side without publishing the same rows. SQLite has
-/// one process and one writer: it reads from a reader connection and takes
-/// the writer only to mark the rows, so the service keeps writing meanwhile.
+/// On PostgreSQL one statement claims a batch (`FOR UPDATE SKIP LOCKED`, so
+/// several instances of a service relay side by side without publishing the
+/// same rows) and marks it published, in a transaction that commits only
+/// once the bus has confirmed the batch: a failed publish rolls the marks
+/// back. SQLite has one process and one writer: it reads from a reader
+/// connection and takes the writer only to mark the rows, so the service
+/// keeps writing meanwhile.
 pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<usize> {
-    const UNPUBLISHED: &str =
-        "SELECT id, routing_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1";
-    let (rows, claim) = if db.is_sqlite() {
-        (db.query(UNPUBLISHED, params![RELAY_BATCH]).await?, None)
-    } else {
-        let mut tx = db.begin().await?;
-        let rows = tx
+    let now = crate::clock::now_rfc3339();
+    if db.is_sqlite() {
+        let rows = db
             .query(
-                &format!("{UNPUBLISHED} FOR UPDATE SKIP LOCKED"),
+                "SELECT id, routing_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
                 params![RELAY_BATCH],
             )
             .await?;
-        (rows, Some(tx))
-    };
-    if rows.is_empty() {
+        let records = records(&rows)?;
+        if records.is_empty() {
+            return Ok(0);
+        }
+        publisher.publish(&records).await?;
+        let placeholders: Vec<String> = (2..records.len() + 2).map(|i| format!("${i}")).collect();
+        let mut values = vec![crate::db::Value::from(now)];
+        values.extend(records.iter().map(|r| crate::db::Value::from(&r.id)));
+        let mut tx = db.begin().await?;
+        tx.execute(
+            &format!(
+                "UPDATE outbox SET published_at = $1 WHERE id IN ({})",
+                placeholders.join(", ")
+            ),
+            &values,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(records.len());
+    }
+    let mut tx = db.begin_relaxed().await?;
+    let rows = tx
+        .query(
+            "UPDATE outbox SET published_at = $1 WHERE id IN (
+                SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+             ) RETURNING id, routing_key, envelope",
+            params![now, RELAY_BATCH],
+        )
+        .await?;
+    let mut records = records(&rows)?;
+    if records.is_empty() {
         return Ok(0);
     }
-    let records = rows
-        .iter()
+    // Publish in the order the events were written.
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    publisher.publish(&records).await?;
+    tx.commit().await?;
+    Ok(records.len())
+}
+
+fn records(rows: &[crate::db::Row]) -> Result<Vec<OutboxRecord>, DbError> {
+    rows.iter()
         .map(|r| {
             Ok(OutboxRecord {
                 id: r.text(0)?,
@@ -143,26 +183,5 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
                 envelope: r.text(2)?,
             })
         })
-        .collect::<Result<Vec<_>, DbError>>()?;
-    publisher.publish(&records).await?;
-    let now = crate::clock::now_rfc3339();
-    let mut tx = match claim {
-        Some(tx) => tx,
-        None => db.begin().await?,
-    };
-    tx.relax_durability().await?;
-    // One statement for the whole batch.
-    let placeholders: Vec<String> = (2..records.len() + 2).map(|i| format!("${i}")).collect();
-    let mut values = vec![crate::db::Value::from(now)];
-    values.extend(records.iter().map(|r| crate::db::Value::from(&r.id)));
-    tx.execute(
-        &format!(
-            "UPDATE outbox SET published_at = $1 WHERE id IN ({})",
-            placeholders.join(", ")
-        ),
-        &values,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(records.len())
+        .collect()
 }

@@ -211,3 +211,98 @@ async fn after_commit_hooks_run_only_on_commit() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn queued_rows_are_written_at_commit_and_never_on_rollback() {
+    for t in backends(&[EFFECTS]).await {
+        let mut dropped = t.db.begin().await.unwrap();
+        dropped.insert_at_commit("effects", "id, order_id", params!["x", "o"].to_vec());
+        drop(dropped); // rolled back
+
+        let mut tx = t.db.begin().await.unwrap();
+        tx.insert_at_commit(
+            "effects",
+            "id, order_id, n, note",
+            params!["a", "o", 7i64, None::<String>].to_vec(),
+        );
+        tx.insert_at_commit(
+            "effects",
+            "id, order_id, n, note",
+            params!["b", "o", None::<i64>, "hi"].to_vec(),
+        );
+        // A row that exists already is skipped, not an error.
+        tx.insert_at_commit(
+            "effects",
+            "id, order_id, n, note",
+            params!["a", "o", 8i64, None::<String>].to_vec(),
+        );
+        tx.write_queued_rows().await.unwrap();
+        let inside = tx.query("SELECT COUNT(*) FROM effects", &[]).await.unwrap();
+        assert_eq!(
+            inside[0].i64(0).unwrap(),
+            2,
+            "{}: visible inside",
+            t.backend
+        );
+        tx.insert_at_commit(
+            "effects",
+            "id, order_id, n, note",
+            params!["c", "o", 9i64, "late"].to_vec(),
+        );
+        tx.commit().await.unwrap();
+
+        let rows =
+            t.db.query("SELECT id, n, note FROM effects ORDER BY id", &[])
+                .await
+                .unwrap();
+        let ids: Vec<String> = rows.iter().map(|r| r.text(0).unwrap()).collect();
+        assert_eq!(ids, ["a", "b", "c"], "{}", t.backend);
+        assert_eq!(
+            rows[0].opt_i64(1).unwrap(),
+            Some(7),
+            "{}: first write wins",
+            t.backend
+        );
+        assert_eq!(rows[1].opt_i64(1).unwrap(), None, "{}", t.backend);
+        assert_eq!(rows[1].text(2).unwrap(), "hi", "{}", t.backend);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_applies_each_new_event_once() {
+    for t in backends(&[outbox::MIGRATIONS, EFFECTS]).await {
+        let seen = completed();
+        consumer::apply(&t.db, &CountingHandler, &seen)
+            .await
+            .unwrap();
+        let fresh = [completed(), completed()];
+        let body = |e: &Envelope| serde_json::to_string(e).unwrap();
+        let bodies = [
+            body(&fresh[0]),
+            body(&seen),
+            body(&fresh[1]),
+            body(&fresh[0]),
+        ];
+
+        let outcomes = consumer::handle_batch(
+            &t.db,
+            &CountingHandler,
+            &bodies.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
+
+        assert!(outcomes.iter().all(Result::is_ok), "{}", t.backend);
+        let effects =
+            t.db.query("SELECT COUNT(*) FROM effects", &[])
+                .await
+                .unwrap();
+        assert_eq!(
+            effects[0].i64(0).unwrap(),
+            3,
+            "{}: the seen event and the duplicate in the batch add nothing",
+            t.backend
+        );
+        t.cleanup().await;
+    }
+}
