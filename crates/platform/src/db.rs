@@ -587,13 +587,16 @@ impl Tx {
     /// per table and columns: for a reader of those rows inside this
     /// transaction. [`Tx::commit`] does it otherwise.
     pub async fn write_queued_rows(&mut self) -> Result<(), DbError> {
-        let mut queued = std::mem::take(&mut self.at_commit);
-        // Stable: rows of one table keep their order.
-        queued.sort_by_key(|row| (row.table, row.columns));
-        for group in queued.chunk_by(|a, b| (a.table, a.columns) == (b.table, b.columns)) {
-            let rows: Vec<Vec<Value>> = group.iter().map(|r| r.values.clone()).collect();
-            self.insert_rows(group[0].table, group[0].columns, &rows, None)
-                .await?;
+        let mut by_table: std::collections::BTreeMap<_, Vec<Vec<Value>>> = Default::default();
+        for row in std::mem::take(&mut self.at_commit) {
+            // Rows of one table keep their order.
+            by_table
+                .entry((row.table, row.columns))
+                .or_default()
+                .push(row.values);
+        }
+        for ((table, columns), rows) in by_table {
+            self.insert_rows(table, columns, &rows, None).await?;
         }
         Ok(())
     }
