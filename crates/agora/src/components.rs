@@ -139,7 +139,7 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
         agora_notification::NAME => (
             agora_notification::NAME,
             agora_notification::api::router(Notifications::new(db.clone())),
-            Some(Arc::new(agora_notification::handlers::Handler)),
+            Some(Arc::new(agora_notification::handlers::Handler::default())),
         ),
         other => anyhow::bail!(
             "no service is called `{other}` (one of {})",

@@ -50,9 +50,15 @@ pub struct ServiceArgs {
     /// classic or quorum (classic: see ARCHITECTURE.md for why).
     #[arg(long, env = "AGORA_QUEUE_TYPE", default_value = "classic")]
     pub queue_type: QueueType,
-    /// Consumers of this service's queue inside this process.
-    #[arg(long, env = "AGORA_CONSUMERS", default_value_t = 2)]
+    /// Consumers of this service's queue inside this process. One: on a
+    /// busy machine fewer, larger batches beat parallel small ones (more
+    /// throughput, see ARCHITECTURE.md); scale out with instances.
+    #[arg(long, env = "AGORA_CONSUMERS", default_value_t = 1)]
     pub consumers: usize,
+    /// How long a consumer waits for more deliveries to join a batch (one
+    /// transaction and one ack for all); bounds the latency each hop adds.
+    #[arg(long, env = "AGORA_CONSUMER_LINGER_MS", default_value_t = 10)]
+    pub consumer_linger_ms: u64,
     /// Attempts before a failing event goes to the dead-letter queue.
     #[arg(long, env = "AGORA_MAX_ATTEMPTS", default_value_t = 8)]
     pub max_attempts: u32,
@@ -144,6 +150,7 @@ impl ServiceApp {
         let mut amqp_config = AmqpConfig::new(&args.amqp_url);
         amqp_config.prefix = args.amqp_prefix.clone();
         amqp_config.prefetch = args.prefetch;
+        amqp_config.batch_linger = Duration::from_millis(args.consumer_linger_ms);
         amqp_config.queue_type = args.queue_type;
         amqp_config.retry.max_attempts = args.max_attempts.max(1);
         amqp_config.retry.base_delay = Duration::from_millis(args.retry_base_ms);

@@ -91,7 +91,7 @@ pub struct HttpCatalog {
     client: reqwest::Client,
     base_url: String,
     breaker: std::sync::Arc<agora_platform::breaker::Breaker>,
-    known: std::sync::Mutex<std::collections::HashMap<Uuid, Product>>,
+    known: agora_platform::memo::Memo<Uuid, Product>,
 }
 
 /// How many products [`HttpCatalog`] keeps before it starts over.
@@ -108,18 +108,17 @@ impl HttpCatalog {
                 std::time::Duration::from_secs(10),
                 std::time::Duration::from_secs(2),
             )),
-            known: Default::default(),
+            known: agora_platform::memo::Memo::new(KNOWN_PRODUCTS),
         }
     }
 
     /// The products among `ids` seen before, and the ids still to ask for.
     fn recall(&self, ids: &[Uuid]) -> (Vec<Product>, Vec<Uuid>) {
-        let known = self.known.lock().expect("product cache lock");
         let mut found = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
-            match known.get(id) {
-                Some(product) => found.push(product.clone()),
+            match self.known.get(id) {
+                Some(product) => found.push(product),
                 None => missing.push(*id),
             }
         }
@@ -127,13 +126,8 @@ impl HttpCatalog {
     }
 
     fn remember(&self, products: &[Product]) {
-        let mut known = self.known.lock().expect("product cache lock");
-        if known.len() + products.len() > KNOWN_PRODUCTS {
-            known.clear();
-        }
-        for product in products {
-            known.insert(product.id, product.clone());
-        }
+        self.known
+            .remember(products.iter().map(|p| (p.id, p.clone())));
     }
 
     /// For `/ready`.

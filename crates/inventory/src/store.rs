@@ -150,16 +150,15 @@ pub async fn reserve(
 /// reservation yet, leaves a tombstone so a late `OrderCreated` reserves
 /// nothing. Returns the released items, if any.
 pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>>, DbError> {
-    match reservation(tx, order_id).await? {
-        Some((ReservationStatus::Reserved, items)) => {
+    match take_held(tx, order_id, ReservationStatus::Released).await? {
+        Some(items) => {
             for item in &items {
                 shift(tx, item.product_id, item.quantity, "reserved", "available").await?;
             }
-            set_status(tx, order_id, ReservationStatus::Released).await?;
             Ok(Some(items))
         }
-        Some(_) => Ok(None),
         None => {
+            // A no-op when the order has a reservation record already.
             insert_reservation(tx, order_id, ReservationStatus::Cancelled, &[], None).await?;
             Ok(None)
         }
@@ -168,16 +167,31 @@ pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>
 
 /// Turns a held reservation into sold stock.
 pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
-    match reservation(tx, order_id).await? {
-        Some((ReservationStatus::Reserved, items)) => {
-            for item in &items {
-                shift(tx, item.product_id, item.quantity, "reserved", "sold").await?;
-            }
-            set_status(tx, order_id, ReservationStatus::Sold).await?;
-            Ok(true)
-        }
-        _ => Ok(false),
+    let Some(items) = take_held(tx, order_id, ReservationStatus::Sold).await? else {
+        return Ok(false);
+    };
+    for item in &items {
+        shift(tx, item.product_id, item.quantity, "reserved", "sold").await?;
     }
+    Ok(true)
+}
+
+/// Moves the order's reservation from held to `to` and returns its items;
+/// `None` when it is not held (none yet, or decided already). One
+/// conditional statement: of a sale, a release and an expiry racing on
+/// other instances, exactly one gets the items.
+async fn take_held(
+    tx: &mut Tx,
+    order_id: Uuid,
+    to: ReservationStatus,
+) -> Result<Option<Vec<LineItem>>, DbError> {
+    tx.query_opt(
+        "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = $4 RETURNING items",
+        params![to.as_str(), now(), order_id, ReservationStatus::Reserved.as_str()],
+    )
+    .await?
+    .map(|row| row.json(0))
+    .transpose()
 }
 
 #[derive(Debug, PartialEq)]
@@ -267,28 +281,6 @@ pub async fn all(db: &Db) -> Result<Vec<Stock>, DbError> {
         .iter()
         .map(stock)
         .collect()
-}
-
-async fn reservation(
-    tx: &mut Tx,
-    order_id: Uuid,
-) -> Result<Option<(ReservationStatus, Vec<LineItem>)>, DbError> {
-    let Some(row) = tx
-        .query_opt(
-            "SELECT status, items FROM reservations WHERE order_id = $1",
-            params![order_id],
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let status = ReservationStatus::parse(row.str(0)?).ok_or_else(|| {
-        DbError::Decode(format!(
-            "unknown reservation status {}",
-            row.str(0).unwrap_or("")
-        ))
-    })?;
-    Ok(Some((status, row.json(1)?)))
 }
 
 /// Returns false when the order has a reservation record already.

@@ -207,3 +207,37 @@ async fn concurrent_reservations_never_oversell() {
         t.cleanup().await;
     }
 }
+
+/// A sale and a release (an expiry, a cancellation) of the same
+/// reservation in two transactions at once: exactly one of them gets it.
+#[tokio::test]
+async fn a_racing_sale_and_release_take_the_reservation_once() {
+    for t in dbs().await {
+        let ids = stocked(&t.db, &[10]).await;
+        let order = Uuid::now_v7();
+        let mut tx = t.db.begin().await.unwrap();
+        store::reserve(&mut tx, order, &[line(ids[0], 4)], i64::MAX)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut selling = t.db.begin().await.unwrap();
+        let sold = store::sell(&mut selling, order).await.unwrap();
+        let db = t.db.clone();
+        // Waits for the sale's locks, then sees the reservation as it is.
+        let releasing = tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            let released = store::release(&mut tx, order).await.unwrap();
+            tx.commit().await.unwrap();
+            released
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        selling.commit().await.unwrap();
+        let released = releasing.await.unwrap();
+
+        assert!(sold, "{}", t.backend);
+        assert_eq!(released, None, "{}: released a sold reservation", t.backend);
+        assert_eq!(numbers(&t, ids[0]).await, (6, 0, 4), "{}", t.backend);
+        t.cleanup().await;
+    }
+}

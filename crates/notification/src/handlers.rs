@@ -6,14 +6,34 @@ use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
     DomainEvent, Envelope, OrderCancelled, OrderCreated, PaymentSucceeded, ShippingCreated,
 };
+use agora_platform::memo::Memo;
 use agora_platform::Tx;
 use async_trait::async_trait;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::{recipients, Moment, Notification};
 use crate::store;
 
-pub struct Handler;
+/// An order's email and phone: written once, with `OrderCreated`.
+type Contact = (String, Option<String>);
+
+pub struct Handler {
+    /// Contacts seen by this process, so that the later notifications of an
+    /// order need no read (a contact never changes once saved).
+    contacts: Arc<Memo<Uuid, Contact>>,
+}
+
+/// How many contacts a process remembers before it starts over.
+const KNOWN_CONTACTS: usize = 100_000;
+
+impl Default for Handler {
+    fn default() -> Self {
+        Handler {
+            contacts: Arc::new(Memo::new(KNOWN_CONTACTS)),
+        }
+    }
+}
 
 #[async_trait]
 impl EventHandler for Handler {
@@ -57,8 +77,15 @@ impl EventHandler for Handler {
         // The contact arrives with OrderCreated; an event that overtakes it
         // waits for it through the retry policy.
         let contact = match contact {
-            Some(contact) => Some(contact),
-            None => store::contact(tx, order_id).await?,
+            Some(contact) => {
+                let (contacts, saved) = (self.contacts.clone(), contact.clone());
+                tx.after_commit(move || contacts.remember([(order_id, saved)]));
+                Some(contact)
+            }
+            None => match self.contacts.get(&order_id) {
+                Some(known) => Some(known),
+                None => store::contact(tx, order_id).await?,
+            },
         };
         let Some((email, phone)) = contact else {
             return Err(HandlerError::transient(format!(

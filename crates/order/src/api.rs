@@ -59,8 +59,12 @@ async fn place(
     let ttl = orders.idempotency_ttl;
     idempotency::once(&db, "POST /orders", key, fingerprint, ttl, move |tx| {
         Box::pin(async move {
-            orders.create_in(tx, &order, None).await?;
-            let timeline = store::timeline_in(tx, order.id).await?;
+            // A new id: the order is created here, its timeline is this entry.
+            let timeline = orders
+                .create_in(tx, &order, None)
+                .await?
+                .into_iter()
+                .collect();
             let location = format!("/api/v1/orders/{}", order.id);
             Ok(Answer::json(
                 StatusCode::CREATED,

@@ -111,12 +111,13 @@ impl Orders {
     }
 
     /// Inserts `order` and emits `OrderCreated`, unless it exists already.
+    /// Returns the order's first timeline entry if it was created.
     pub async fn create_in(
         &self,
         tx: &mut Tx,
         order: &Order,
         cause: Option<&Envelope>,
-    ) -> Result<bool, DbError> {
+    ) -> Result<Option<TimelineEntry>, DbError> {
         let created = OrderCreated {
             order_id: order.id,
             customer_id: order.customer_id.clone(),
@@ -131,7 +132,7 @@ impl Orders {
             None => Envelope::root(&created),
         };
         let cause_name = cause.map_or("POST /orders", |c| c.event_type.as_str());
-        if !store::insert(
+        let Some(entry) = store::insert(
             tx,
             order,
             &envelope.correlationid,
@@ -140,12 +141,12 @@ impl Orders {
             self.deadline(),
         )
         .await?
-        {
-            return Ok(false);
-        }
+        else {
+            return Ok(None);
+        };
         tx.publish(&envelope).await?;
         tracing::info!(order_id = %order.id, total = order.total.amount, "order PENDING (created)");
-        Ok(true)
+        Ok(Some(entry))
     }
 
     /// Refuses (422, naming the lines) an order that asks for more than is
@@ -345,8 +346,9 @@ impl Orders {
                     other => return Ok(other),
                 }
                 // A change made by another instance wakes nobody here:
-                // re-read now and then.
-                let nap = (deadline - tokio::time::Instant::now()).min(Duration::from_millis(250));
+                // re-read now and then (each re-read is a statement per
+                // waiting client, so not too often).
+                let nap = (deadline - tokio::time::Instant::now()).min(Duration::from_secs(1));
                 status = match tokio::time::timeout(nap, announced.changed()).await {
                     Ok(Ok(())) => announced.borrow_and_update().or(status),
                     _ => store::status_of(&self.db, id).await?,

@@ -113,8 +113,8 @@ fn item(row: &Row) -> Result<PricedItem, DbError> {
     })
 }
 
-/// Inserts an order with its items and its first timeline entry. Returns
-/// false when an order with this id exists already.
+/// Inserts an order with its items and its first timeline entry, which it
+/// returns; `None` when an order with this id exists already.
 pub async fn insert(
     tx: &mut Tx,
     order: &Order,
@@ -122,7 +122,7 @@ pub async fn insert(
     cause: &str,
     event_id: Option<Uuid>,
     deadline_at: i64,
-) -> Result<bool, DbError> {
+) -> Result<Option<TimelineEntry>, DbError> {
     let address = serde_json::to_string(&order.shipping_address).expect("addresses serialise");
     let inserted = tx
         .execute(
@@ -147,7 +147,7 @@ pub async fn insert(
         )
         .await?;
     if inserted == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     for (line, item) in order.items.iter().enumerate() {
         tx.execute(
@@ -174,7 +174,7 @@ pub async fn insert(
         note: None,
     };
     add_timeline(tx, order.id, &entry);
-    Ok(true)
+    Ok(Some(entry))
 }
 
 /// The order (without its items) and its correlation id, read inside a

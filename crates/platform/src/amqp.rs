@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -40,7 +40,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Publisher, Settlement};
-use crate::consumer::{handle_batch, log_failure, EventHandler, RetryPolicy};
+use crate::consumer::{gather, handle_batch, log_failure, EventHandler, RetryPolicy};
 use crate::db::Db;
 use crate::outbox::OutboxRecord;
 
@@ -73,6 +73,9 @@ pub struct AmqpConfig {
     pub prefetch: u16,
     pub queue_type: QueueType,
     pub retry: RetryPolicy,
+    /// How long a consumer waits after a delivery for more to join its
+    /// batch: one transaction and one ack for many events.
+    pub batch_linger: Duration,
 }
 
 impl AmqpConfig {
@@ -83,6 +86,7 @@ impl AmqpConfig {
             prefetch: 128,
             queue_type: QueueType::Classic,
             retry: RetryPolicy::default(),
+            batch_linger: Duration::ZERO,
         }
     }
 
@@ -482,13 +486,10 @@ async fn consume(
         let Some(first) = first else {
             anyhow::bail!("the consumer stream ended");
         };
-        let mut batch = vec![first?];
-        while batch.len() < BATCH {
-            match consumer.next().now_or_never() {
-                Some(Some(Ok(delivery))) => batch.push(delivery),
-                _ => break,
-            }
-        }
+        let batch = gather(first, &mut consumer, BATCH, config.batch_linger)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         let bodies: Vec<&str> = batch
             .iter()
             .map(|d| std::str::from_utf8(&d.data).unwrap_or(""))

@@ -199,6 +199,32 @@ pub async fn handle_batch(
 
 const BATCH: i64 = 64;
 
+/// A batch from `stream`: `first`, then whatever arrives within `linger`
+/// of it, up to `max` items; stops early when the stream ends. Lingering
+/// turns many small transactions and acks into a few large ones, which is
+/// what a CPU-bound machine needs; `linger` bounds the latency it adds.
+pub async fn gather<S>(first: S::Item, stream: &mut S, max: usize, linger: Duration) -> Vec<S::Item>
+where
+    S: futures_util::Stream + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut batch = vec![first];
+    let deadline = tokio::time::sleep(linger);
+    tokio::pin!(deadline);
+    while batch.len() < max {
+        let next = tokio::select! {
+            biased;
+            next = stream.next() => next,
+            _ = &mut deadline => break,
+        };
+        match next {
+            Some(item) => batch.push(item),
+            None => break,
+        }
+    }
+    batch
+}
+
 /// Consumes `handler`'s queue on the embedded bus until `shutdown`.
 pub async fn run_embedded(
     bus: Arc<EmbeddedBus>,
@@ -288,6 +314,52 @@ pub fn log_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream yielding each offset when that many ms have passed.
+    fn arriving(offsets_ms: &[u64]) -> futures_util::stream::BoxStream<'static, u64> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let offsets = offsets_ms.to_vec();
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            for ms in offsets {
+                tokio::time::sleep_until(start + Duration::from_millis(ms)).await;
+                let _ = tx.send(ms);
+            }
+        });
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|v| (v, rx))
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_takes_what_arrives_within_the_linger() {
+        let mut stream = arriving(&[2, 6, 9, 15]);
+        let batch = gather(0, &mut stream, 64, Duration::from_millis(10)).await;
+        assert_eq!(batch, vec![0, 2, 6, 9]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_stops_at_its_size_or_at_the_end_of_the_stream() {
+        let mut stream = arriving(&[1, 2, 3]);
+        assert_eq!(
+            gather(0, &mut stream, 2, Duration::from_secs(1)).await,
+            vec![0, 1]
+        );
+        assert_eq!(
+            gather(9, &mut stream, 64, Duration::from_secs(1)).await,
+            vec![9, 2, 3]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_linger_takes_only_what_is_waiting() {
+        let mut stream = arriving(&[0, 0, 5]);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            gather(9, &mut stream, 64, Duration::ZERO).await,
+            vec![9, 0, 0]
+        );
+    }
 
     #[test]
     fn permanent_errors_dead_letter_at_once() {

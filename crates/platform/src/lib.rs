@@ -13,6 +13,7 @@ pub mod dead_letters;
 pub mod events;
 pub mod http;
 pub mod idempotency;
+pub mod memo;
 pub mod outbox;
 pub mod periodic;
 pub mod telemetry;
