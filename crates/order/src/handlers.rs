@@ -1,6 +1,9 @@
 //! The order service's reactions: create orders from checked-out carts and
 //! move each order along the saga as the other services answer.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
     CartCheckedOut, DomainEvent, Envelope, PaymentFailed, PaymentRefunded, PaymentSucceeded,
@@ -11,8 +14,8 @@ use async_trait::async_trait;
 use axum::http::StatusCode;
 use uuid::Uuid;
 
-use crate::domain::{Input, PlaceOrder};
-use crate::{Orders, Step};
+use crate::domain::{Input, Order, PlaceOrder};
+use crate::{store, Orders, Step};
 
 pub struct Handler {
     pub orders: Orders,
@@ -38,15 +41,52 @@ impl EventHandler for Handler {
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        if event.is::<CartCheckedOut>() {
-            return self.checkout(tx, event).await;
+        self.handle_all(tx, &[event]).await
+    }
+
+    /// Reads every order the batch's saga events name in one statement.
+    async fn handle_all(&self, tx: &mut Tx, events: &[&Envelope]) -> Result<(), HandlerError> {
+        let mut ids: Vec<Uuid> = events
+            .iter()
+            .filter_map(|e| saga_input(e).ok().map(|(id, _)| id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut loaded = store::find_many_in(tx, &ids).await?;
+        for event in events {
+            if event.is::<CartCheckedOut>() {
+                self.checkout(tx, event).await?;
+            } else {
+                self.step(tx, event, &mut loaded).await?;
+            }
         }
+        Ok(())
+    }
+}
+
+impl Handler {
+    /// Moves the order `event` is about, read already in `loaded`.
+    async fn step(
+        &self,
+        tx: &mut Tx,
+        event: &Envelope,
+        loaded: &mut HashMap<Uuid, (Order, String)>,
+    ) -> Result<(), HandlerError> {
         let (order_id, input) = saga_input(event)?;
-        match self
-            .orders
-            .advance(tx, order_id, input, Some(event))
-            .await?
-        {
+        // Not read with the batch: created inside this transaction, or unknown.
+        let found = match loaded.entry(order_id) {
+            Entry::Occupied(entry) => Some(entry.into_mut()),
+            Entry::Vacant(entry) => store::find_in(tx, order_id).await?.map(|f| entry.insert(f)),
+        };
+        let step = match found {
+            Some(found) => {
+                self.orders
+                    .advance_loaded(tx, found, input, Some(event))
+                    .await?
+            }
+            None => Step::UnknownOrder,
+        };
+        match step {
             Step::UnknownOrder => Err(HandlerError::permanent(format!(
                 "order {order_id} does not exist"
             ))),
@@ -56,9 +96,7 @@ impl EventHandler for Handler {
             Step::Moved(_) | Step::Noted | Step::Ignored | Step::Refused(_) => Ok(()),
         }
     }
-}
 
-impl Handler {
     async fn checkout(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         let e: CartCheckedOut = event.decode()?;
         let cmd = PlaceOrder {

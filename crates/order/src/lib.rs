@@ -248,9 +248,23 @@ impl Orders {
         input: Input,
         cause: Option<&Envelope>,
     ) -> Result<Step, DbError> {
-        let Some((mut order, correlation_id)) = store::find_in(tx, id).await? else {
+        let Some(mut found) = store::find_in(tx, id).await? else {
             return Ok(Step::UnknownOrder);
         };
+        self.advance_loaded(tx, &mut found, input, cause).await
+    }
+
+    /// [`Orders::advance`] for an order read already in `tx`; keeps `found`
+    /// up to date, so that the next input for the same order in the same
+    /// transaction sees what this one did.
+    pub async fn advance_loaded(
+        &self,
+        tx: &mut Tx,
+        (order, correlation_id): &mut (Order, String),
+        input: Input,
+        cause: Option<&Envelope>,
+    ) -> Result<Step, DbError> {
+        let id = order.id;
         let cause_name = match (&input, cause) {
             (_, Some(c)) => c.event_type.clone(),
             (Input::TimedOut, None) => "deadline".to_owned(),
@@ -282,6 +296,7 @@ impl Orders {
                 {
                     return Ok(Step::Conflict);
                 }
+                let reason_now = reason.clone().or_else(|| order.reason.clone());
                 let entry = TimelineEntry {
                     at,
                     from: Some(order.status),
@@ -295,10 +310,11 @@ impl Orders {
                     order.items = store::items_in(tx, id).await?;
                 }
                 for emit in emit {
-                    let envelope = emitted(&order, &emit, cause, &correlation_id);
+                    let envelope = emitted(order, &emit, cause, correlation_id);
                     tx.publish(&envelope).await?;
                 }
                 tracing::info!(order_id = %id, from = order.status.as_str(), to = to.as_str(), cause = %cause_name, "order {} -> {}", order.status.as_str(), to.as_str());
+                (order.status, order.awaiting, order.reason) = (to, awaiting, reason_now);
                 let watchers = self.watchers.clone();
                 tx.after_commit(move || watchers.changed(id, to));
                 Ok(Step::Moved(to))
@@ -306,6 +322,7 @@ impl Orders {
             Decision::Note { note, awaiting } => {
                 if awaiting != order.awaiting {
                     store::set_awaiting(tx, id, awaiting).await?;
+                    order.awaiting = awaiting;
                 }
                 let entry = TimelineEntry {
                     at,

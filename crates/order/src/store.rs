@@ -1,6 +1,8 @@
 //! Order storage: `orders`, `order_items`, `order_timeline`.
 
-use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use std::collections::HashMap;
+
+use agora_platform::db::{Db, DbError, Migration, Row, Tx, Value};
 use agora_platform::events::{Money, PricedItem};
 use agora_platform::params;
 use uuid::Uuid;
@@ -64,8 +66,15 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-const ORDER: &str = "SELECT id, customer_id, email, phone, status, reason, total_amount, currency,
-        shipping_address, payment_token, created_at, updated_at, correlation_id, awaiting FROM orders WHERE id = $1";
+/// The columns `order()` reads, from `orders`.
+macro_rules! select_orders {
+    () => {
+        "SELECT id, customer_id, email, phone, status, reason, total_amount, currency,
+        shipping_address, payment_token, created_at, updated_at, correlation_id, awaiting FROM orders"
+    };
+}
+
+const ORDER: &str = concat!(select_orders!(), " WHERE id = $1");
 
 fn status(row: &Row, index: usize) -> Result<OrderStatus, DbError> {
     OrderStatus::parse(row.str(index)?).ok_or_else(|| {
@@ -184,6 +193,28 @@ pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<(Order, String)>, D
         return Ok(None);
     };
     order(&row, Vec::new()).map(Some)
+}
+
+/// The orders among `ids` (without their items), with their correlation
+/// ids, read inside a transaction in one statement.
+pub async fn find_many_in(
+    tx: &mut Tx,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, (Order, String)>, DbError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        concat!(select_orders!(), " WHERE id IN ({})"),
+        placeholders.join(", ")
+    );
+    let values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
+    tx.query(&sql, &values)
+        .await?
+        .iter()
+        .map(|row| order(row, Vec::new()).map(|found| (found.0.id, found)))
+        .collect()
 }
 
 pub async fn items_in(tx: &mut Tx, id: Uuid) -> Result<Vec<PricedItem>, DbError> {

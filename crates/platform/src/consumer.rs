@@ -59,6 +59,15 @@ pub trait EventHandler: Send + Sync + 'static {
     fn routing_keys(&self) -> &'static [&'static str];
     /// Applies `event` inside `tx`; events it emits go through `tx.publish`.
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError>;
+
+    /// Applies `events`, in order, inside `tx`. A handler whose events read
+    /// the same kind of row overrides this to read them all in one statement.
+    async fn handle_all(&self, tx: &mut Tx, events: &[&Envelope]) -> Result<(), HandlerError> {
+        for event in events {
+            self.handle(tx, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// How often and how patiently a consumer retries transient failures.
@@ -136,14 +145,13 @@ pub async fn apply_in(
         .iter()
         .map(|row| row.text(0))
         .collect::<Result<_, _>>()?;
-    let mut applied = 0;
-    for event in events {
-        if fresh.remove(&event.id.to_string()) {
-            handler.handle(tx, event).await?;
-            applied += 1;
-        }
-    }
-    Ok(applied)
+    let new: Vec<&Envelope> = events
+        .iter()
+        .filter(|e| fresh.remove(&e.id.to_string()))
+        .copied()
+        .collect();
+    handler.handle_all(tx, &new).await?;
+    Ok(new.len())
 }
 
 /// Applies one event in its own transaction.
