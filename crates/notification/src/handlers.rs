@@ -1,6 +1,8 @@
 //! Notification's reactions: tell the customer when an order is created,
 //! confirmed (paid), shipped or cancelled.
 
+use std::sync::Arc;
+
 use agora_platform::clock::now_rfc3339;
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
@@ -9,7 +11,6 @@ use agora_platform::events::{
 use agora_platform::memo::Memo;
 use agora_platform::Tx;
 use async_trait::async_trait;
-use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::{recipients, Moment, Notification};

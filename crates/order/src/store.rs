@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use agora_platform::db::{Db, DbError, Migration, Row, Tx, Value};
+use agora_platform::db::{placeholders, Db, DbError, Migration, Row, Tx, Value};
 use agora_platform::events::{Money, PricedItem};
 use agora_platform::params;
 use uuid::Uuid;
@@ -204,10 +204,9 @@ pub async fn find_many_in(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         concat!(select_orders!(), " WHERE id IN ({})"),
-        placeholders.join(", ")
+        placeholders(1, ids.len())
     );
     let values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
     tx.query(&sql, &values)

@@ -632,17 +632,23 @@ fn multi_row_insert(table: &str, columns: &str, rows: &[Vec<Value>]) -> (String,
     let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
     let mut values = Vec::with_capacity(rows.iter().map(Vec::len).sum());
     for (i, row) in rows.iter().enumerate() {
-        let placeholders: Vec<String> = (1..=row.len())
-            .map(|j| format!("${}", values.len() + j))
-            .collect();
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!("({})", placeholders.join(", ")));
+        sql.push_str(&format!("({})", placeholders(values.len() + 1, row.len())));
         values.extend(row.iter().cloned());
     }
     sql.push_str(" ON CONFLICT DO NOTHING");
     (sql, values)
+}
+
+/// `$first, $first+1, …`, `count` of them: the parameters of an `IN (…)`
+/// list or of one row of `VALUES (…)`.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn mixed_column(table: &str, column: usize, value: Option<&Value>) -> DbError {

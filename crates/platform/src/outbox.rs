@@ -139,14 +139,13 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
             return Ok(0);
         }
         publisher.publish(&records).await?;
-        let placeholders: Vec<String> = (2..records.len() + 2).map(|i| format!("${i}")).collect();
         let mut values = vec![crate::db::Value::from(now)];
         values.extend(records.iter().map(|r| crate::db::Value::from(&r.id)));
         let mut tx = db.begin().await?;
         tx.execute(
             &format!(
                 "UPDATE outbox SET published_at = $1 WHERE id IN ({})",
-                placeholders.join(", ")
+                crate::db::placeholders(2, records.len())
             ),
             &values,
         )
