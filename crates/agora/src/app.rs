@@ -29,7 +29,6 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 use crate::components::{component, migrations, seed_demo, Deps, SERVICES};
 
@@ -184,7 +183,7 @@ impl Application {
             .merge(crate::admin::dead_letter_router(bus.clone()))
             .fallback(not_found_fallback)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(TraceLayer::new_for_http());
+            .layer(crate::trace::http_trace());
 
         let listener = TcpListener::bind(&config.listen).await?;
         Ok(Application {

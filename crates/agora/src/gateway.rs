@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 use crate::app::{Check, Readiness};
 
@@ -148,7 +147,7 @@ impl GatewayApp {
             let queues = Arc::new(RabbitDeadLetters::new(config, services));
             router = router.merge(crate::admin::dead_letter_router(queues));
         }
-        let router = router.layer(TraceLayer::new_for_http());
+        let router = router.layer(crate::trace::http_trace());
         let listener = TcpListener::bind(&args.listen).await?;
         Ok(GatewayApp { listener, router })
     }

@@ -12,5 +12,6 @@ pub mod gateway;
 pub mod loadgen;
 pub mod operator;
 pub mod service;
+pub mod trace;
 
 pub use app::{Application, Config};

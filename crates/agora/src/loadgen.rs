@@ -24,6 +24,10 @@ pub struct Args {
     /// Units per order.
     #[arg(long, default_value_t = 1)]
     pub quantity: u32,
+    /// Products the orders are spread over (round robin). One product puts
+    /// every reservation on one stock row, the worst case for contention.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub products: u64,
     /// Offered load in orders per second (default: as fast as the
     /// concurrency allows).
     #[arg(long)]
@@ -53,6 +57,8 @@ pub struct Report {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub server_peak_rss_mb: Option<f64>,
+    /// The products the run created and ordered.
+    pub products: Vec<uuid::Uuid>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -88,7 +94,13 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
         .timeout(Duration::from_secs(60))
         .build()?;
     let base = args.url.trim_end_matches('/').to_owned();
-    let product_id = create_product(&client, &base, args).await?;
+    let count = args.products.max(1);
+    let stock = args.orders.div_ceil(count) * u64::from(args.quantity);
+    let mut products = Vec::new();
+    for _ in 0..count {
+        products.push(create_product(&client, &base, stock).await?);
+    }
+    let products = Arc::new(products);
 
     let next = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(args.orders as usize)));
@@ -115,7 +127,7 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (client, base, next, latencies, counts, bar, pacer) = (
+        let (client, base, next, latencies, counts, bar, pacer, products) = (
             client.clone(),
             base.clone(),
             next.clone(),
@@ -123,6 +135,7 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
             counts.clone(),
             bar.clone(),
             pacer.clone(),
+            products.clone(),
         );
         let (total, quantity) = (args.orders, args.quantity);
         workers.push(tokio::spawn(async move {
@@ -135,6 +148,7 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
                     pacer.lock().await.tick().await;
                 }
                 let t0 = Instant::now();
+                let product_id = products[(n % products.len() as u64) as usize];
                 match one_order(&client, &base, product_id, quantity, n, deadline).await {
                     Ok(status) => {
                         latencies.lock().await.push(t0.elapsed());
@@ -179,6 +193,7 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
         p99_ms: pct(0.99),
         max_ms: pct(1.0),
         server_peak_rss_mb: args.server_pid.and_then(peak_rss_mb),
+        products: products.to_vec(),
     })
 }
 
@@ -201,14 +216,14 @@ impl Counts {
     }
 }
 
-/// A product with enough stock for the whole run, so every order can complete.
+/// A product with `stock` units: enough for its share of the run, so every
+/// order can complete.
 async fn create_product(
     client: &reqwest::Client,
     base: &str,
-    args: &Args,
+    stock: u64,
 ) -> anyhow::Result<uuid::Uuid> {
     let sku = format!("LOAD-{}", uuid::Uuid::now_v7().simple()).to_uppercase();
-    let stock = args.orders * u64::from(args.quantity);
     let response = client
         .post(format!("{base}/api/v1/products"))
         .json(&json!({

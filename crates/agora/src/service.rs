@@ -20,7 +20,6 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 use crate::app::{serve_until, Check, Readiness};
 use crate::components::{component, migrations, seed_demo, Deps};
@@ -57,7 +56,7 @@ pub struct ServiceArgs {
     pub consumers: usize,
     /// How long a consumer waits for more deliveries to join a batch (one
     /// transaction and one ack for all); bounds the latency each hop adds.
-    #[arg(long, env = "AGORA_CONSUMER_LINGER_MS", default_value_t = 10)]
+    #[arg(long, env = "AGORA_CONSUMER_LINGER_MS", default_value_t = agora_platform::amqp::DEFAULT_BATCH_LINGER_MS)]
     pub consumer_linger_ms: u64,
     /// Attempts before a failing event goes to the dead-letter queue.
     #[arg(long, env = "AGORA_MAX_ATTEMPTS", default_value_t = 8)]
@@ -108,6 +107,7 @@ pub struct ServiceApp {
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     db: Db,
+    broker: Arc<Broker>,
 }
 
 #[derive(Clone)]
@@ -188,7 +188,7 @@ impl ServiceApp {
         let health = Health {
             name: c.name,
             db: db.clone(),
-            broker,
+            broker: broker.clone(),
             breakers: c.breakers.iter().cloned().chain(breakers).collect(),
         };
         let router = c
@@ -204,7 +204,7 @@ impl ServiceApp {
             )
             .fallback(not_found_fallback)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(TraceLayer::new_for_http());
+            .layer(crate::trace::http_trace());
         let listener = TcpListener::bind(&args.listen).await?;
         Ok(ServiceApp {
             name: c.name,
@@ -213,6 +213,7 @@ impl ServiceApp {
             shutdown,
             tasks,
             db,
+            broker,
         })
     }
 
@@ -238,7 +239,11 @@ impl ServiceApp {
             vec![self.db],
             stop,
         )
-        .await
+        .await?;
+        // After the relay has stopped: closing the publishing connection
+        // here, not at runtime teardown, ends it cleanly on both sides.
+        self.broker.close().await;
+        Ok(())
     }
 }
 

@@ -64,6 +64,11 @@ impl std::str::FromStr for QueueType {
     }
 }
 
+/// The consumer's default batch linger, in milliseconds: among the lingers
+/// measured (ARCHITECTURE.md, Performance), the shortest with the best
+/// throughput.
+pub const DEFAULT_BATCH_LINGER_MS: u64 = 10;
+
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
     pub url: String,
@@ -86,7 +91,7 @@ impl AmqpConfig {
             prefetch: 128,
             queue_type: QueueType::Classic,
             retry: RetryPolicy::default(),
-            batch_linger: Duration::ZERO,
+            batch_linger: Duration::from_millis(DEFAULT_BATCH_LINGER_MS),
         }
     }
 
@@ -190,6 +195,13 @@ impl Broker {
 
     async fn reset(&self) {
         *self.publishing.lock().await = None;
+    }
+
+    /// Closes the publishing connection (at shutdown, once nothing publishes).
+    pub async fn close(&self) {
+        if let Some((conn, _)) = self.publishing.lock().await.take() {
+            let _ = conn.close(200, "shutdown").await;
+        }
     }
 
     /// Declares `service`'s queue, its bindings, retry queues and DLQ.
