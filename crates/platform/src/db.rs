@@ -757,9 +757,11 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), Db
     if !exists {
         let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         if let Err(e) = conn.execute(create.as_str()).await {
-            // Another instance created it first.
-            let raced =
-                matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+            // Another instance created it first: PostgreSQL says so with
+            // duplicate_database, or, when both were checking the catalog at
+            // the same moment, with a unique violation on pg_database.
+            let raced = matches!(&e, sqlx::Error::Database(d)
+                if matches!(d.code().as_deref(), Some("42P04" | "23505")));
             if !raced {
                 return Err(e.into());
             }

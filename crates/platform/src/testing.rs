@@ -1,8 +1,10 @@
 //! Test support: a fresh database per test on every backend. SQLite always;
 //! PostgreSQL too when `AGORA_TEST_DATABASE_URL` names a server (CI sets it,
 //! and sets `AGORA_REQUIRE_SERVERS=1` so that a missing server fails the run
-//! instead of skipping). Each PostgreSQL test database is dropped afterwards.
+//! instead of skipping). Each PostgreSQL test database is dropped afterwards,
+//! also when the test panics before its `cleanup`.
 
+use std::future::Future;
 use std::path::PathBuf;
 
 use crate::db::{drop_postgres_database, Db, Migration};
@@ -11,7 +13,8 @@ pub struct TestDb {
     /// "sqlite" or "postgres", for assertion messages.
     pub backend: &'static str,
     pub db: Db,
-    cleanup: Cleanup,
+    /// Taken by `cleanup`; still here in `drop` when the test panicked.
+    cleanup: Option<Cleanup>,
 }
 
 enum Cleanup {
@@ -29,7 +32,7 @@ pub async fn backends(migrations: &[&[Migration]]) -> Vec<TestDb> {
     dbs.push(TestDb {
         backend: "sqlite",
         db,
-        cleanup: Cleanup::Dir(dir),
+        cleanup: Some(Cleanup::Dir(dir)),
     });
 
     match std::env::var("AGORA_TEST_DATABASE_URL") {
@@ -42,7 +45,7 @@ pub async fn backends(migrations: &[&[Migration]]) -> Vec<TestDb> {
             dbs.push(TestDb {
                 backend: "postgres",
                 db,
-                cleanup: Cleanup::Postgres(url),
+                cleanup: Some(Cleanup::Postgres(url)),
             });
         }
         Err(_) if std::env::var("AGORA_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
@@ -61,9 +64,26 @@ pub fn fresh_database_url(base: &str) -> String {
 
 impl TestDb {
     /// Removes the database (call at the end of the test).
-    pub async fn cleanup(self) {
+    pub async fn cleanup(mut self) {
         self.db.close().await;
-        match self.cleanup {
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup.run().await;
+        }
+    }
+}
+
+impl Drop for TestDb {
+    /// A test that panics never reaches `cleanup`: remove its database here.
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            block_on_aside(cleanup.run());
+        }
+    }
+}
+
+impl Cleanup {
+    async fn run(self) {
+        match self {
             Cleanup::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -74,4 +94,25 @@ impl TestDb {
             }
         }
     }
+}
+
+/// Runs `future` to completion on a runtime of its own, on a thread of its
+/// own: for cleanup in `Drop`, which may run inside a runtime (a panicking
+/// `#[tokio::test]`) where blocking on that runtime is not allowed.
+pub fn block_on_aside<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a cleanup runtime")
+                    .block_on(future)
+            })
+            .join()
+            .expect("cleanup does not panic")
+    })
 }

@@ -1,7 +1,8 @@
 //! A distributed deployment for tests: every service as its own `agora
 //! service` process on the machine's PostgreSQL (fresh databases) and
 //! RabbitMQ (a unique exchange and queue prefix), plus the gateway. It
-//! cleans up after itself: processes, queues, exchanges, databases.
+//! cleans up after itself: processes, queues, exchanges, databases, also
+//! when the test panics before `stop`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub struct Cluster {
     pub amqp_url: String,
     processes: Vec<Process>,
     database_urls: Vec<String>,
+    /// Set by `stop`; still false in `drop` when the test panicked.
+    stopped: bool,
 }
 
 /// One started process, with what it takes to start it again.
@@ -109,6 +112,7 @@ impl Cluster {
             amqp_url: amqp_url.clone(),
             processes: Vec::new(),
             database_urls: Vec::new(),
+            stopped: false,
         };
         let mut urls: Vec<(&str, Vec<String>)> = Vec::new();
         let mut catalog_url = String::new();
@@ -153,7 +157,10 @@ impl Cluster {
                     }
                 });
             }
-            for process in futures_join(pending).await {
+            // Instances of one service start at the same moment, as
+            // `deploy/run-local.sh` starts them: they race to create their
+            // database and declare their queues.
+            for process in futures_util::future::join_all(pending).await {
                 started.push(process.url.clone());
                 cluster.processes.push(process);
             }
@@ -261,6 +268,11 @@ impl Cluster {
                 let _ = child.wait().await;
             }
         }
+        self.remove_topology_and_databases().await;
+        self.stopped = true;
+    }
+
+    async fn remove_topology_and_databases(&self) {
         let services: Vec<&str> = SERVICES.to_vec();
         if let Err(e) = self.broker().delete_topology(&services).await {
             eprintln!("could not delete the test topology: {e}");
@@ -273,17 +285,25 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// A test that panics never reaches `stop`: kill its processes and
+    /// remove what it made on the servers here, so nothing is left behind.
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        for process in &mut self.processes {
+            if let Some(mut child) = process.child.get_mut().take() {
+                let _ = child.start_kill();
+            }
+        }
+        agora_platform::testing::block_on_aside(self.remove_topology_and_databases());
+    }
+}
+
 impl std::ops::Deref for Cluster {
     type Target = super::Api;
     fn deref(&self) -> &super::Api {
         &self.api
     }
-}
-
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut out = Vec::with_capacity(futures.len());
-    for f in futures {
-        out.push(f.await);
-    }
-    out
 }
