@@ -1,6 +1,8 @@
 //! Inventory's reactions: stock for new products, reservations for new
 //! orders, release on cancellation, sale on completion.
 
+use std::collections::BTreeSet;
+
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
     DomainEvent, Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, ProductCreated,
@@ -29,6 +31,31 @@ impl EventHandler for Handler {
             OrderCompleted::ROUTING_KEY,
             OrderCancelled::ROUTING_KEY,
         ]
+    }
+
+    /// Locks every stock row the batch may change before changing any (see
+    /// [`store::lock_stock`]), then handles the events in order.
+    async fn handle_all(&self, tx: &mut Tx, events: &[&Envelope]) -> Result<(), HandlerError> {
+        if events.len() > 1 && !tx.is_sqlite() {
+            let mut products = BTreeSet::new();
+            let mut settled_orders = Vec::new();
+            // An event that does not decode is skipped here; `handle` reports it.
+            for event in events {
+                if let Ok(e) = event.decode::<OrderCreated>() {
+                    products.extend(e.items.iter().map(|item| item.product_id));
+                } else if let Ok(e) = event.decode::<OrderCompleted>() {
+                    settled_orders.push(e.order_id);
+                } else if let Ok(e) = event.decode::<OrderCancelled>() {
+                    settled_orders.push(e.order_id);
+                }
+            }
+            products.extend(store::reserved_products(tx, &settled_orders).await?);
+            store::lock_stock(tx, &products).await?;
+        }
+        for event in events {
+            self.handle(tx, event).await?;
+        }
+        Ok(())
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {

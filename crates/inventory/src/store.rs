@@ -1,6 +1,8 @@
 //! Inventory storage: `stock`, `reservations`, `adjustments`.
 
-use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use std::collections::BTreeSet;
+
+use agora_platform::db::{placeholders, Db, DbError, Migration, Row, Tx, Value};
 use agora_platform::events::{LineItem, Shortage};
 use agora_platform::params;
 use uuid::Uuid;
@@ -92,6 +94,43 @@ async fn shift(
         .execute(&sql, params![quantity, product_id, now()])
         .await?
         == 1)
+}
+
+/// Locks the stock rows of `products`, in product order (the order of
+/// [`crate::domain::normalize`]). One event's transaction locks stock in
+/// that order by itself; a batch of events (several orders) takes all its
+/// rows up front so that it does too, and two instances' batches never wait
+/// on each other in a cycle. SQLite has one writer: nothing to lock.
+pub async fn lock_stock(tx: &mut Tx, products: &BTreeSet<Uuid>) -> Result<(), DbError> {
+    if tx.is_sqlite() || products.len() < 2 {
+        return Ok(());
+    }
+    // COLLATE "C": byte order of the text, which is the order of the ids.
+    let sql = format!(
+        "SELECT product_id FROM stock WHERE product_id IN ({}) ORDER BY product_id COLLATE \"C\" FOR UPDATE",
+        placeholders(1, products.len())
+    );
+    let ids: Vec<Value> = products.iter().map(|id| Value::from(*id)).collect();
+    tx.query(&sql, &ids).await?;
+    Ok(())
+}
+
+/// The products held by the reservations of `orders`, whatever their status.
+pub async fn reserved_products(tx: &mut Tx, orders: &[Uuid]) -> Result<BTreeSet<Uuid>, DbError> {
+    if orders.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let sql = format!(
+        "SELECT items FROM reservations WHERE order_id IN ({})",
+        placeholders(1, orders.len())
+    );
+    let ids: Vec<Value> = orders.iter().map(|id| Value::from(*id)).collect();
+    let mut products = BTreeSet::new();
+    for row in tx.query(&sql, &ids).await? {
+        let items: Vec<LineItem> = row.json(0)?;
+        products.extend(items.iter().map(|item| item.product_id));
+    }
+    Ok(products)
 }
 
 /// Reserves every item or none, until `expires_at` (epoch ms) at the

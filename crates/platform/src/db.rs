@@ -455,6 +455,10 @@ impl Drop for SqliteTx {
 }
 
 impl Tx {
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.inner, TxInner::Sqlite(_))
+    }
+
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         match &mut self.inner {
             TxInner::Sqlite(tx) => {
