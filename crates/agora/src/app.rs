@@ -149,6 +149,9 @@ impl Application {
             for task in c.periodic {
                 tasks.push(tokio::spawn(periodic::run_periodic(task, shutdown.clone())));
             }
+            for task in c.background {
+                tasks.push(tokio::spawn(task(shutdown.clone())));
+            }
             let Some(handler) = c.handler else { continue };
             if config
                 .paused_consumers

@@ -3,6 +3,8 @@
 //! builds all seven on SQLite; `agora service <name>` builds one on
 //! PostgreSQL. Both go through [`component`], so the two modes cannot drift.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use agora_platform::periodic::Periodic;
 use agora_platform::{idempotency, outbox, Db};
 use agora_shipping::Shipping;
 use axum::Router;
+use tokio_util::sync::CancellationToken;
 
 /// Every service, in start order (the catalog first: others ask it prices).
 pub const SERVICES: [&str; 7] = [
@@ -43,7 +46,13 @@ pub struct Component {
     pub periodic: Vec<Arc<dyn Periodic>>,
     /// Circuit breakers around its synchronous calls, shown on `/ready`.
     pub breakers: Vec<Arc<Breaker>>,
+    /// Other long-running work (the order service's notice listener),
+    /// each started with the token it stops on.
+    pub background: Vec<Background>,
 }
+
+pub type Background =
+    Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// What services need from outside themselves.
 #[derive(Clone)]
@@ -83,6 +92,7 @@ pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 3]> {
 pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
     let mut periodic: Vec<Arc<dyn Periodic>> = Vec::new();
     let mut breakers: Vec<Arc<Breaker>> = Vec::new();
+    let mut background: Vec<Background> = Vec::new();
     let (name, router, handler): (&'static str, Router, Option<Arc<dyn EventHandler>>) = match name
     {
         agora_catalog::NAME => (
@@ -118,6 +128,10 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
             orders.stock = deps.stock_check.clone();
             breakers.push(orders.stock_breaker.clone());
             periodic.push(Arc::new(agora_order::DeadlineSweep(orders.clone())));
+            let follower = orders.clone();
+            background.push(Box::new(move |shutdown| {
+                Box::pin(async move { follower.follow_other_instances(shutdown).await })
+            }));
             (
                 agora_order::NAME,
                 agora_order::api::router(orders.clone()),
@@ -153,6 +167,7 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
         handler,
         periodic,
         breakers,
+        background,
     })
 }
 

@@ -172,6 +172,9 @@ impl ServiceApp {
                 shutdown.clone(),
             )));
         }
+        for task in c.background {
+            tasks.push(tokio::spawn(task(shutdown.clone())));
+        }
         if let Some(handler) = &c.handler {
             for _ in 0..args.consumers.max(1) {
                 tasks.push(tokio::spawn(amqp::run_consumer(

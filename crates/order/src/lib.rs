@@ -26,6 +26,7 @@ use agora_platform::events::{
 use agora_platform::http::ApiError;
 use agora_platform::{Db, Tx};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use domain::{
@@ -35,6 +36,10 @@ use domain::{
 pub use store::MIGRATIONS;
 
 pub const NAME: &str = "order";
+
+/// The PostgreSQL notice channel on which an instance announces the orders
+/// it moved to a terminal state (payload: `"{id} {STATUS}"`).
+pub const TERMINAL_NOTICES: &str = "agora_order_terminal";
 
 #[derive(Clone)]
 pub struct Orders {
@@ -50,6 +55,9 @@ pub struct Orders {
     pub step_timeout: Duration,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl: Duration,
+    /// How often a waiter re-reads an order it was told nothing about: a
+    /// notice from the instance that moved it normally comes first.
+    pub recheck_every: Duration,
     watchers: Arc<Watchers>,
 }
 
@@ -79,6 +87,7 @@ impl Orders {
             )),
             step_timeout: Duration::from_secs(30),
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
+            recheck_every: Duration::from_secs(1),
             watchers: Arc::new(Watchers::default()),
         }
     }
@@ -317,6 +326,13 @@ impl Orders {
                 (order.status, order.awaiting, order.reason) = (to, awaiting, reason_now);
                 let watchers = self.watchers.clone();
                 tx.after_commit(move || watchers.changed(id, to));
+                // A client waiting here is told by the hook above; one
+                // waiting on another instance needs a notice. (Two clients
+                // waiting on two instances for one order: the other one
+                // learns it at its next re-read.)
+                if to.is_terminal() && !self.watchers.is_watched(id) {
+                    tx.notify_at_commit(TERMINAL_NOTICES, format!("{id} {}", to.as_str()));
+                }
                 Ok(Step::Moved(to))
             }
             Decision::Note { note, awaiting } => {
@@ -343,6 +359,23 @@ impl Orders {
         }
     }
 
+    /// Hears the terminal states that other instances commit (PostgreSQL),
+    /// until `shutdown`: a waiter here then learns them at once, not at its
+    /// next re-read. Returns at once on SQLite (one process).
+    pub async fn follow_other_instances(&self, shutdown: CancellationToken) {
+        let watchers = self.watchers.clone();
+        let on_notice = move |payload: &str| {
+            let notice = payload.split_once(' ').and_then(|(id, status)| {
+                Some((id.parse::<Uuid>().ok()?, OrderStatus::parse(status)?))
+            });
+            match notice {
+                Some((id, status)) => watchers.changed(id, status),
+                None => tracing::warn!(payload, "ignored a malformed order notice"),
+            }
+        };
+        self.db.listen(TERMINAL_NOTICES, on_notice, shutdown).await;
+    }
+
     /// The order as it is now, after waiting up to `wait` for it to reach a
     /// terminal state (no wait when zero).
     pub async fn wait_terminal(
@@ -362,10 +395,12 @@ impl Orders {
                     Some(s) if !s.is_terminal() && tokio::time::Instant::now() < deadline => {}
                     other => return Ok(other),
                 }
-                // A change made by another instance wakes nobody here:
-                // re-read now and then (each re-read is a statement per
-                // waiting client, so not too often).
-                let nap = (deadline - tokio::time::Instant::now()).min(Duration::from_secs(1));
+                // A terminal state reached on another instance arrives as a
+                // notice (`follow_other_instances`); the re-read now and then
+                // covers a notice missed while the listener reconnected
+                // (each re-read is a statement per waiting client, so not
+                // too often).
+                let nap = (deadline - tokio::time::Instant::now()).min(self.recheck_every);
                 status = match tokio::time::timeout(nap, announced.changed()).await {
                     Ok(Ok(())) => announced.borrow_and_update().or(status),
                     _ => store::status_of(&self.db, id).await?,
@@ -454,6 +489,13 @@ impl Watchers {
         if map.get(&id).is_some_and(|s| s.receiver_count() == 0) {
             map.remove(&id);
         }
+    }
+
+    fn is_watched(&self, id: Uuid) -> bool {
+        self.by_order
+            .lock()
+            .expect("watchers lock")
+            .contains_key(&id)
     }
 
     fn changed(&self, id: Uuid, status: OrderStatus) {

@@ -284,6 +284,36 @@ impl Db {
         matches!(self.backend, Backend::Sqlite(_))
     }
 
+    /// Calls `on_notice` with the payload of every notice sent on `channel`
+    /// by [`Tx::notify_at_commit`] in any process, until `shutdown`. Runs on
+    /// its own connection and listens again after losing it (what was sent
+    /// meanwhile is missed: listeners must not depend on every notice). On
+    /// SQLite there is nobody else to hear from: returns at once.
+    pub async fn listen(
+        &self,
+        channel: &str,
+        on_notice: impl Fn(&str),
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let Backend::Postgres(pool) = &self.backend else {
+            return;
+        };
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let error = tokio::select! {
+                e = notices(pool, channel, &on_notice, &mut failures) => e,
+                _ = shutdown.cancelled() => return,
+            };
+            failures += 1;
+            let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+            tracing::warn!(channel, error = %error, retry_in_ms = delay.as_millis() as u64, "lost the notice listener; listening again");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
     /// Notified after a commit that wrote events to the outbox.
     pub fn outbox_ready(&self) -> &Arc<Notify> {
         &self.outbox_ready
@@ -380,6 +410,7 @@ impl Db {
             outbox_ready: self.outbox_ready.clone(),
             after_commit: Vec::new(),
             at_commit: Vec::new(),
+            notices: Vec::new(),
         })
     }
 
@@ -423,6 +454,8 @@ pub struct Tx {
     outbox_ready: Arc<Notify>,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
     at_commit: Vec<QueuedRow>,
+    /// `(channel, payload)` for other processes, sent with the commit.
+    notices: Vec<(&'static str, String)>,
 }
 
 /// A row queued by [`Tx::insert_at_commit`].
@@ -500,6 +533,17 @@ impl Tx {
     /// visible to them.
     pub fn after_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
         self.after_commit.push(Box::new(hook));
+    }
+
+    /// Tells other processes listening on `channel` ([`Db::listen`]) about
+    /// this transaction's change, when (and only if) it commits: how the
+    /// watchers of one instance learn what another instance did. PostgreSQL
+    /// only (`NOTIFY`); on SQLite there is one process, and
+    /// [`Tx::after_commit`] reaches every watcher.
+    pub fn notify_at_commit(&mut self, channel: &'static str, payload: String) {
+        if !self.is_sqlite() {
+            self.notices.push((channel, payload));
+        }
     }
 
     /// Queues a row for `table` (`columns` as in an `INSERT`, comma
@@ -605,14 +649,35 @@ impl Tx {
         Ok(())
     }
 
+    /// Sends the notices queued by [`Tx::notify_at_commit`]: one statement
+    /// per channel, whatever their number.
+    async fn send_notices(&mut self) -> Result<(), DbError> {
+        let mut by_channel: std::collections::BTreeMap<_, Vec<String>> = Default::default();
+        for (channel, payload) in std::mem::take(&mut self.notices) {
+            by_channel.entry(channel).or_default().push(payload);
+        }
+        for (channel, payloads) in by_channel {
+            if let TxInner::Postgres(tx) = &mut self.inner {
+                sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::TEXT[]) AS payload")
+                    .bind(channel)
+                    .bind(payloads)
+                    .execute(&mut ***tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn commit(mut self) -> Result<(), DbError> {
         self.write_queued_rows().await?;
+        self.send_notices().await?;
         let Tx {
             inner,
             wrote_outbox,
             outbox_ready,
             after_commit,
             at_commit: _,
+            notices: _,
         } = self;
         match inner {
             TxInner::Sqlite(mut tx) => {
@@ -628,6 +693,30 @@ impl Tx {
             hook();
         }
         Ok(())
+    }
+}
+
+/// Hands every notice on `channel` to `on_notice` until the listener fails
+/// for good (sqlx reconnects it once by itself); returns why.
+async fn notices(
+    pool: &sqlx::PgPool,
+    channel: &str,
+    on_notice: &impl Fn(&str),
+    failures: &mut u32,
+) -> sqlx::Error {
+    let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+        Ok(listener) => listener,
+        Err(e) => return e,
+    };
+    if let Err(e) = listener.listen(channel).await {
+        return e;
+    }
+    *failures = 0;
+    loop {
+        match listener.recv().await {
+            Ok(notice) => on_notice(notice.payload()),
+            Err(e) => return e,
+        }
     }
 }
 

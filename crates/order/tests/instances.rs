@@ -1,0 +1,110 @@
+//! Two instances of the order service on one PostgreSQL database (SQLite
+//! has one process): a client waiting on one instance learns at once that
+//! the other moved its order to a terminal state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_catalog::domain::{NewProduct, NewProductRequest};
+use agora_catalog::Catalog;
+use agora_order::domain::{Input, OrderStatus, PlaceOrder, PlaceOrderRequest};
+use agora_order::{Orders, Step};
+use agora_platform::events::Money;
+use agora_platform::outbox;
+use agora_platform::testing::backends;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
+    for t in backends(&[
+        outbox::MIGRATIONS,
+        agora_catalog::MIGRATIONS,
+        agora_order::MIGRATIONS,
+    ])
+    .await
+    {
+        if t.backend != "postgres" {
+            t.cleanup().await;
+            continue;
+        }
+        // Arrange: instance `here` never re-reads by itself, so only a
+        // notice from instance `there` can end its wait early.
+        let catalog = Arc::new(Catalog::new(t.db.clone()));
+        let product = catalog
+            .create(
+                Uuid::now_v7(),
+                &NewProduct::parse(NewProductRequest {
+                    name: "Mug".into(),
+                    sku: "MUG-1".into(),
+                    description: None,
+                    price: Money {
+                        amount: 900,
+                        currency: "EUR".into(),
+                    },
+                    initial_stock: 0,
+                })
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let mut here = Orders::new(t.db.clone(), catalog.clone());
+        here.recheck_every = Duration::from_secs(3600);
+        let there = Orders::new(t.db.clone(), catalog);
+        let shutdown = CancellationToken::new();
+        let listener = tokio::spawn({
+            let here = here.clone();
+            let shutdown = shutdown.clone();
+            async move { here.follow_other_instances(shutdown).await }
+        });
+        let request: PlaceOrderRequest = serde_json::from_value(json!({
+            "customer_id": "c-1", "email": "c1@example.com",
+            "items": [{ "product_id": product.id, "quantity": 1 }],
+            "shipping_address": { "name": "A", "line1": "1 St", "city": "Berlin",
+                                  "postal_code": "10115", "country": "DE" },
+            "payment_token": "tok_visa",
+        }))
+        .unwrap();
+        let order = there
+            .priced(Uuid::now_v7(), PlaceOrder::parse(request).unwrap())
+            .await
+            .unwrap();
+        let mut tx = t.db.begin().await.unwrap();
+        there.create_in(&mut tx, &order, None).await.unwrap();
+        tx.commit().await.unwrap();
+        let waiter = tokio::spawn({
+            let here = here.clone();
+            async move { here.wait_terminal(order.id, Duration::from_secs(120)).await }
+        });
+        // Both the listener and the waiter's first read are done by then.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // Act: the other instance rejects the order.
+        let mut tx = t.db.begin().await.unwrap();
+        let step = there
+            .advance(
+                &mut tx,
+                order.id,
+                Input::StockRejected {
+                    reason: "none left".into(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // Assert: the waiter answers long before its 120 s are up.
+        assert_eq!(step, Step::Moved(OrderStatus::Rejected));
+        let heard = tokio::time::timeout(Duration::from_secs(20), waiter)
+            .await
+            .expect("the waiter was not told of the change")
+            .unwrap()
+            .unwrap();
+        assert_eq!(heard, Some(OrderStatus::Rejected));
+        shutdown.cancel();
+        listener.await.unwrap();
+        t.cleanup().await;
+    }
+}
