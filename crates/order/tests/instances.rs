@@ -5,26 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_catalog::domain::{NewProduct, NewProductRequest};
+mod common;
+
 use agora_catalog::Catalog;
-use agora_order::domain::{Input, OrderStatus, PlaceOrder, PlaceOrderRequest};
+use agora_order::domain::{Input, OrderStatus};
 use agora_order::{Orders, Step};
-use agora_platform::events::Money;
-use agora_platform::outbox;
-use agora_platform::testing::backends;
-use serde_json::json;
+use common::{dbs, mug, pending_order};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 #[tokio::test]
 async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
-    for t in backends(&[
-        outbox::MIGRATIONS,
-        agora_catalog::MIGRATIONS,
-        agora_order::MIGRATIONS,
-    ])
-    .await
-    {
+    for t in dbs().await {
         if t.backend != "postgres" {
             t.cleanup().await;
             continue;
@@ -32,23 +23,7 @@ async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
         // Arrange: instance `here` never re-reads by itself, so only a
         // notice from instance `there` can end its wait early.
         let catalog = Arc::new(Catalog::new(t.db.clone()));
-        let product = catalog
-            .create(
-                Uuid::now_v7(),
-                &NewProduct::parse(NewProductRequest {
-                    name: "Mug".into(),
-                    sku: "MUG-1".into(),
-                    description: None,
-                    price: Money {
-                        amount: 900,
-                        currency: "EUR".into(),
-                    },
-                    initial_stock: 0,
-                })
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let product = mug(&catalog).await;
         let mut here = Orders::new(t.db.clone(), catalog.clone());
         here.recheck_every = Duration::from_secs(3600);
         let there = Orders::new(t.db.clone(), catalog);
@@ -58,21 +33,7 @@ async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
             let shutdown = shutdown.clone();
             async move { here.follow_other_instances(shutdown).await }
         });
-        let request: PlaceOrderRequest = serde_json::from_value(json!({
-            "customer_id": "c-1", "email": "c1@example.com",
-            "items": [{ "product_id": product.id, "quantity": 1 }],
-            "shipping_address": { "name": "A", "line1": "1 St", "city": "Berlin",
-                                  "postal_code": "10115", "country": "DE" },
-            "payment_token": "tok_visa",
-        }))
-        .unwrap();
-        let order = there
-            .priced(Uuid::now_v7(), PlaceOrder::parse(request).unwrap())
-            .await
-            .unwrap();
-        let mut tx = t.db.begin().await.unwrap();
-        there.create_in(&mut tx, &order, None).await.unwrap();
-        tx.commit().await.unwrap();
+        let order = pending_order(&there, product.id, 1).await;
         let waiter = tokio::spawn({
             let here = here.clone();
             async move { here.wait_terminal(order.id, Duration::from_secs(120)).await }

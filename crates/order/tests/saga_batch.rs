@@ -4,62 +4,25 @@
 
 use std::sync::Arc;
 
-use agora_catalog::domain::{NewProduct, NewProductRequest};
+mod common;
+
 use agora_catalog::Catalog;
-use agora_order::domain::{OrderStatus, PlaceOrder, PlaceOrderRequest};
+use agora_order::domain::OrderStatus;
 use agora_order::handlers::Handler;
 use agora_order::{store, Orders};
 use agora_platform::consumer::apply_in;
-use agora_platform::events::{Envelope, LineItem, Money, PaymentSucceeded, StockReserved};
-use agora_platform::outbox;
-use agora_platform::testing::backends;
-use serde_json::json;
+use agora_platform::events::{Envelope, LineItem, PaymentSucceeded, StockReserved};
+use common::{dbs, mug, pending_order};
 use uuid::Uuid;
 
 #[tokio::test]
 async fn one_batch_moves_an_order_through_consecutive_steps() {
-    for t in backends(&[
-        outbox::MIGRATIONS,
-        agora_catalog::MIGRATIONS,
-        agora_order::MIGRATIONS,
-    ])
-    .await
-    {
+    for t in dbs().await {
         // Arrange: a PENDING order.
         let catalog = Catalog::new(t.db.clone());
-        let product = catalog
-            .create(
-                Uuid::now_v7(),
-                &NewProduct::parse(NewProductRequest {
-                    name: "Mug".into(),
-                    sku: "MUG-1".into(),
-                    description: None,
-                    price: Money {
-                        amount: 900,
-                        currency: "EUR".into(),
-                    },
-                    initial_stock: 0,
-                })
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let product = mug(&catalog).await;
         let orders = Orders::new(t.db.clone(), Arc::new(catalog));
-        let request: PlaceOrderRequest = serde_json::from_value(json!({
-            "customer_id": "c-1", "email": "c1@example.com",
-            "items": [{ "product_id": product.id, "quantity": 2 }],
-            "shipping_address": { "name": "A", "line1": "1 St", "city": "Berlin",
-                                  "postal_code": "10115", "country": "DE" },
-            "payment_token": "tok_visa",
-        }))
-        .unwrap();
-        let order = orders
-            .priced(Uuid::now_v7(), PlaceOrder::parse(request).unwrap())
-            .await
-            .unwrap();
-        let mut tx = t.db.begin().await.unwrap();
-        orders.create_in(&mut tx, &order, None).await.unwrap();
-        tx.commit().await.unwrap();
+        let order = pending_order(&orders, product.id, 2).await;
 
         // Act: stock reserved and payment taken, delivered together.
         let reserved = Envelope::root(&StockReserved {
