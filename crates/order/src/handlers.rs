@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use axum::http::StatusCode;
 use uuid::Uuid;
 
-use crate::domain::{Input, Order, PlaceOrder};
+use crate::domain::{Input, PlaceOrder};
 use crate::{store, Orders, Step};
 
 pub struct Handler {
@@ -44,7 +44,8 @@ impl EventHandler for Handler {
         self.handle_all(tx, &[event]).await
     }
 
-    /// Reads every order the batch's saga events name in one statement.
+    /// Reads every order the batch's saga events name in one statement,
+    /// moves them in memory event by event, and writes them back in one more.
     async fn handle_all(&self, tx: &mut Tx, events: &[&Envelope]) -> Result<(), HandlerError> {
         let mut ids: Vec<Uuid> = events
             .iter()
@@ -60,7 +61,13 @@ impl EventHandler for Handler {
                 self.step(tx, event, &mut loaded).await?;
             }
         }
-        Ok(())
+        // One write for every order the batch moved.
+        match store::save(tx, loaded.values_mut()).await?.first() {
+            Some(order_id) => Err(HandlerError::transient(format!(
+                "order {order_id} changed concurrently"
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -70,7 +77,7 @@ impl Handler {
         &self,
         tx: &mut Tx,
         event: &Envelope,
-        loaded: &mut HashMap<Uuid, (Order, String)>,
+        loaded: &mut HashMap<Uuid, store::Loaded>,
     ) -> Result<(), HandlerError> {
         let (order_id, input) = saga_input(event)?;
         // Not read with the batch: created inside this transaction, or unknown.
@@ -90,10 +97,10 @@ impl Handler {
             Step::UnknownOrder => Err(HandlerError::permanent(format!(
                 "order {order_id} does not exist"
             ))),
-            Step::Conflict => Err(HandlerError::transient(format!(
-                "order {order_id} changed concurrently"
-            ))),
-            Step::Moved(_) | Step::Noted | Step::Ignored | Step::Refused(_) => Ok(()),
+            // Written, and checked for a concurrent change, by `handle_all`.
+            Step::Moved(_) | Step::Noted | Step::Ignored | Step::Refused(_) | Step::Conflict => {
+                Ok(())
+            }
         }
     }
 

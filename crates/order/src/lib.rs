@@ -233,13 +233,10 @@ impl Orders {
             .advance(tx, id, Input::CancelRequested { reason }, None)
             .await?
         {
-            Step::Moved(_) => {
-                let (mut order, _) = store::find_in(tx, id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("cancelled order vanished"))?;
-                order.items = store::items_in(tx, id).await?;
-                Ok(order)
-            }
+            Step::Moved(_) => store::find_in(tx, id)
+                .await?
+                .map(|loaded| loaded.order)
+                .ok_or_else(|| ApiError::internal("cancelled order vanished")),
             Step::Refused(why) => Err(ApiError::conflict(why)),
             Step::UnknownOrder => Err(ApiError::not_found(format!("order {id} does not exist"))),
             Step::Conflict | Step::Noted | Step::Ignored => {
@@ -260,19 +257,24 @@ impl Orders {
         let Some(mut found) = store::find_in(tx, id).await? else {
             return Ok(Step::UnknownOrder);
         };
-        self.advance_loaded(tx, &mut found, input, cause).await
+        let step = self.advance_loaded(tx, &mut found, input, cause).await?;
+        if !store::save(tx, [&mut found]).await?.is_empty() {
+            return Ok(Step::Conflict);
+        }
+        Ok(step)
     }
 
-    /// [`Orders::advance`] for an order read already in `tx`; keeps `found`
-    /// up to date, so that the next input for the same order in the same
-    /// transaction sees what this one did.
+    /// [`Orders::advance`] for an order read already in `tx`, changed in
+    /// `found` only (so that the next input for the same order in the same
+    /// transaction sees what this one did) until [`store::save`] writes it.
     pub async fn advance_loaded(
         &self,
         tx: &mut Tx,
-        (order, correlation_id): &mut (Order, String),
+        found: &mut store::Loaded,
         input: Input,
         cause: Option<&Envelope>,
     ) -> Result<Step, DbError> {
+        let order = &mut found.order;
         let id = order.id;
         let cause_name = match (&input, cause) {
             (_, Some(c)) => c.event_type.clone(),
@@ -293,21 +295,9 @@ impl Orders {
                 // An order waiting for an operator has no deadline.
                 let deadline = (!to.is_terminal() && to != OrderStatus::RequiresAttention)
                     .then(|| self.deadline());
-                if !store::set_status(
-                    tx,
-                    id,
-                    (order.status, to),
-                    reason.as_deref(),
-                    &at,
-                    (awaiting, deadline),
-                )
-                .await?
-                {
-                    return Ok(Step::Conflict);
-                }
                 let reason_now = reason.clone().or_else(|| order.reason.clone());
                 let entry = TimelineEntry {
-                    at,
+                    at: at.clone(),
                     from: Some(order.status),
                     to,
                     cause: cause_name.clone(),
@@ -315,15 +305,15 @@ impl Orders {
                     note: note.or(reason),
                 };
                 store::add_timeline(tx, id, &entry);
-                if emit.contains(&Emit::ShippingRequested) {
-                    order.items = store::items_in(tx, id).await?;
-                }
                 for emit in emit {
-                    let envelope = emitted(order, &emit, cause, correlation_id);
+                    let envelope = emitted(order, &emit, cause, &found.correlation_id);
                     tx.publish(&envelope).await?;
                 }
                 tracing::info!(order_id = %id, from = order.status.as_str(), to = to.as_str(), cause = %cause_name, "order {} -> {}", order.status.as_str(), to.as_str());
-                (order.status, order.awaiting, order.reason) = (to, awaiting, reason_now);
+                (order.status, order.awaiting, order.reason, order.updated_at) =
+                    (to, awaiting, reason_now, at);
+                found.deadline_at = deadline;
+                found.changed = true;
                 let watchers = self.watchers.clone();
                 tx.after_commit(move || watchers.changed(id, to));
                 // A client waiting here is told by the hook above; one
@@ -337,8 +327,8 @@ impl Orders {
             }
             Decision::Note { note, awaiting } => {
                 if awaiting != order.awaiting {
-                    store::set_awaiting(tx, id, awaiting).await?;
                     order.awaiting = awaiting;
+                    found.changed = true;
                 }
                 let entry = TimelineEntry {
                     at,

@@ -1,6 +1,6 @@
 //! Order storage: `orders`, `order_items`, `order_timeline`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use agora_platform::db::{placeholders, Db, DbError, Migration, Row, Tx, Value};
 use agora_platform::events::{Money, PricedItem};
@@ -66,15 +66,35 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// The columns `order()` reads, from `orders`.
+/// An order's columns, then one of its items' (`LEFT JOIN`, so an order
+/// comes as one row per item): an order and its items in one statement.
 macro_rules! select_orders {
     () => {
-        "SELECT id, customer_id, email, phone, status, reason, total_amount, currency,
-        shipping_address, payment_token, created_at, updated_at, correlation_id, awaiting FROM orders"
+        "SELECT o.id, o.customer_id, o.email, o.phone, o.status, o.reason, o.total_amount,
+        o.currency, o.shipping_address, o.payment_token, o.created_at, o.updated_at,
+        o.correlation_id, o.awaiting, o.deadline_at,
+        i.product_id, i.sku, i.name, i.quantity, i.unit_price
+        FROM orders o LEFT JOIN order_items i ON i.order_id = o.id"
     };
 }
 
-const ORDER: &str = concat!(select_orders!(), " WHERE id = $1");
+const ORDER: &str = concat!(select_orders!(), " WHERE o.id = $1 ORDER BY i.line");
+
+/// An order as read inside a transaction, changed in memory by the saga
+/// steps that follow and written by [`save`]: one write for all the steps
+/// of a batch.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub order: Order,
+    pub correlation_id: String,
+    /// When the current step is overdue (none once terminal or waiting
+    /// for an operator).
+    pub deadline_at: Option<i64>,
+    /// Changed since it was read or last saved.
+    pub changed: bool,
+    /// The status the row holds: [`save`] writes only if it still does.
+    stored_status: OrderStatus,
+}
 
 fn status(row: &Row, index: usize) -> Result<OrderStatus, DbError> {
     OrderStatus::parse(row.str(index)?).ok_or_else(|| {
@@ -85,14 +105,32 @@ fn status(row: &Row, index: usize) -> Result<OrderStatus, DbError> {
     })
 }
 
-fn order(row: &Row, items: Vec<PricedItem>) -> Result<(Order, String), DbError> {
-    Ok((
-        Order {
+/// The orders in `rows` of `select_orders!`, which come grouped by order
+/// with their items in line order.
+fn loaded_orders(rows: &[Row]) -> Result<Vec<Loaded>, DbError> {
+    let mut orders: Vec<Loaded> = Vec::new();
+    for row in rows {
+        let id = row.uuid(0)?;
+        if orders.last().is_none_or(|last| last.order.id != id) {
+            orders.push(loaded(row)?);
+        }
+        if row.opt_text(15)?.is_some() {
+            let order = &mut orders.last_mut().expect("pushed above").order;
+            order.items.push(item(row, 15)?);
+        }
+    }
+    Ok(orders)
+}
+
+fn loaded(row: &Row) -> Result<Loaded, DbError> {
+    let status = status(row, 4)?;
+    Ok(Loaded {
+        order: Order {
             id: row.uuid(0)?,
             customer_id: row.text(1)?,
             email: row.text(2)?,
             phone: row.opt_text(3)?,
-            status: status(row, 4)?,
+            status,
             reason: row.opt_text(5)?,
             total: Money {
                 amount: row.i64(6)?,
@@ -103,22 +141,23 @@ fn order(row: &Row, items: Vec<PricedItem>) -> Result<(Order, String), DbError> 
             payment_token: row.text(9)?,
             created_at: row.text(10)?,
             updated_at: row.text(11)?,
-            items,
+            items: Vec::new(),
         },
-        row.text(12)?,
-    ))
+        correlation_id: row.text(12)?,
+        deadline_at: row.opt_i64(14)?,
+        changed: false,
+        stored_status: status,
+    })
 }
 
-const ITEMS: &str =
-    "SELECT product_id, sku, name, quantity, unit_price FROM order_items WHERE order_id = $1 ORDER BY line";
-
-fn item(row: &Row) -> Result<PricedItem, DbError> {
+/// The item in columns `first..first + 5` of `row`.
+fn item(row: &Row, first: usize) -> Result<PricedItem, DbError> {
     Ok(PricedItem {
-        product_id: row.uuid(0)?,
-        sku: row.text(1)?,
-        name: row.text(2)?,
-        quantity: row.i64(3)? as u32,
-        unit_price: row.i64(4)?,
+        product_id: row.uuid(first)?,
+        sku: row.text(first + 1)?,
+        name: row.text(first + 2)?,
+        quantity: row.i64(first + 3)? as u32,
+        unit_price: row.i64(first + 4)?,
     })
 }
 
@@ -158,10 +197,11 @@ pub async fn insert(
     if inserted == 0 {
         return Ok(None);
     }
-    for (line, item) in order.items.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO order_items (order_id, line, product_id, sku, name, quantity, unit_price)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    let items: Vec<Vec<Value>> = order
+        .items
+        .iter()
+        .enumerate()
+        .map(|(line, item)| {
             params![
                 order.id,
                 line as i64,
@@ -170,10 +210,17 @@ pub async fn insert(
                 &item.name,
                 item.quantity,
                 item.unit_price
-            ],
-        )
-        .await?;
-    }
+            ]
+            .to_vec()
+        })
+        .collect();
+    tx.insert_rows(
+        "order_items",
+        "order_id, line, product_id, sku, name, quantity, unit_price",
+        &items,
+        None,
+    )
+    .await?;
     let entry = TimelineEntry {
         at: order.created_at.clone(),
         from: None,
@@ -186,86 +233,92 @@ pub async fn insert(
     Ok(Some(entry))
 }
 
-/// The order (without its items) and its correlation id, read inside a
-/// transaction: a saga step needs the items only to ask for shipping.
-pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<(Order, String)>, DbError> {
-    let Some(row) = tx.query_opt(ORDER, params![id]).await? else {
-        return Ok(None);
-    };
-    order(&row, Vec::new()).map(Some)
+/// The order with its items, read inside a transaction.
+pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<Loaded>, DbError> {
+    let rows = tx.query(ORDER, params![id]).await?;
+    Ok(loaded_orders(&rows)?.pop())
 }
 
-/// The orders among `ids` (without their items), with their correlation
-/// ids, read inside a transaction in one statement.
-pub async fn find_many_in(
-    tx: &mut Tx,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, (Order, String)>, DbError> {
+/// The orders among `ids` with their items, read inside a transaction in
+/// one statement.
+pub async fn find_many_in(tx: &mut Tx, ids: &[Uuid]) -> Result<HashMap<Uuid, Loaded>, DbError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let sql = format!(
-        concat!(select_orders!(), " WHERE id IN ({})"),
+        concat!(
+            select_orders!(),
+            " WHERE o.id IN ({}) ORDER BY o.id, i.line"
+        ),
         placeholders(1, ids.len())
     );
     let values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
-    tx.query(&sql, &values)
-        .await?
-        .iter()
-        .map(|row| order(row, Vec::new()).map(|found| (found.0.id, found)))
-        .collect()
-}
-
-pub async fn items_in(tx: &mut Tx, id: Uuid) -> Result<Vec<PricedItem>, DbError> {
-    tx.query(ITEMS, params![id])
-        .await?
-        .iter()
-        .map(item)
-        .collect()
+    let rows = tx.query(&sql, &values).await?;
+    Ok(loaded_orders(&rows)?
+        .into_iter()
+        .map(|loaded| (loaded.order.id, loaded))
+        .collect())
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<Order>, DbError> {
-    let Some(row) = db.query_opt(ORDER, params![id]).await? else {
-        return Ok(None);
-    };
-    let items = db
-        .query(ITEMS, params![id])
-        .await?
-        .iter()
-        .map(item)
-        .collect::<Result<_, _>>()?;
-    order(&row, items).map(|(o, _)| Some(o))
+    let rows = db.query(ORDER, params![id]).await?;
+    Ok(loaded_orders(&rows)?.pop().map(|loaded| loaded.order))
 }
 
-/// Moves the order from `from` to `to`, with what it now awaits and the
-/// deadline of the next step (none once terminal or waiting for an
-/// operator). Returns false if its status was no longer `from` (another
-/// instance moved it first).
-pub async fn set_status(
+/// Writes the changed orders among `orders` (status, reason, awaited
+/// compensations, deadline), each only if its row still holds the status
+/// it was read with: one statement for all on PostgreSQL. Returns the ids
+/// of the orders another transaction moved first, which it did not write.
+pub async fn save<'a>(
     tx: &mut Tx,
-    id: Uuid,
-    (from, to): (OrderStatus, OrderStatus),
-    reason: Option<&str>,
-    at: &str,
-    (awaiting, deadline_at): (Awaiting, Option<i64>),
-) -> Result<bool, DbError> {
-    Ok(tx
-        .execute(
-            "UPDATE orders SET status = $1, reason = COALESCE($2, reason), updated_at = $3, deadline_at = $6, awaiting = $7
-             WHERE id = $4 AND status = $5",
-            params![to.as_str(), reason, at, id, from.as_str(), deadline_at, awaiting.as_text()],
-        )
-        .await?
-        == 1)
-}
-
-pub async fn set_awaiting(tx: &mut Tx, id: Uuid, awaiting: Awaiting) -> Result<(), DbError> {
-    tx.execute(
-        "UPDATE orders SET awaiting = $1 WHERE id = $2",
-        params![awaiting.as_text(), id],
-    )
-    .await?;
-    Ok(())
+    orders: impl IntoIterator<Item = &'a mut Loaded>,
+) -> Result<Vec<Uuid>, DbError> {
+    let mut changed: Vec<&mut Loaded> = orders.into_iter().filter(|l| l.changed).collect();
+    let rows: Vec<Vec<Value>> = changed
+        .iter()
+        .map(|l| {
+            params![
+                l.order.id,
+                l.stored_status.as_str(),
+                l.order.status.as_str(),
+                l.order.reason.clone(),
+                &l.order.updated_at,
+                l.deadline_at,
+                l.order.awaiting.as_text(),
+            ]
+            .to_vec()
+        })
+        .collect();
+    let mut written = HashSet::new();
+    if tx.is_sqlite() {
+        for (loaded, row) in changed.iter().zip(&rows) {
+            let sql = "UPDATE orders SET status = $3, reason = $4, updated_at = $5, deadline_at = $6, awaiting = $7
+                 WHERE id = $1 AND status = $2";
+            if tx.execute(sql, row).await? == 1 {
+                written.insert(loaded.order.id);
+            }
+        }
+    } else {
+        let sql = "UPDATE orders AS o SET status = v.status, reason = v.reason,
+                updated_at = v.updated_at, deadline_at = v.deadline_at, awaiting = v.awaiting
+             FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::TEXT[])
+                AS v(id, stored_status, status, reason, updated_at, deadline_at, awaiting)
+             WHERE o.id = v.id AND o.status = v.stored_status
+             RETURNING o.id";
+        for row in tx.query_arrays(sql, &rows).await? {
+            written.insert(row.uuid(0)?);
+        }
+    }
+    let mut conflicts = Vec::new();
+    for loaded in &mut changed {
+        if written.contains(&loaded.order.id) {
+            loaded.stored_status = loaded.order.status;
+            loaded.changed = false;
+        } else {
+            conflicts.push(loaded.order.id);
+        }
+    }
+    Ok(conflicts)
 }
 
 /// Orders still in the saga whose current step is past its deadline.

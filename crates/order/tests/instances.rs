@@ -1,6 +1,7 @@
 //! Two instances of the order service on one PostgreSQL database (SQLite
 //! has one process): a client waiting on one instance learns at once that
-//! the other moved its order to a terminal state.
+//! the other moved its order to a terminal state, and a batch never
+//! overwrites a move the other instance made after the batch read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ mod common;
 
 use agora_catalog::Catalog;
 use agora_order::domain::{Input, OrderStatus};
-use agora_order::{Orders, Step};
+use agora_order::{store, Orders, Step};
 use common::{dbs, mug, pending_order};
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +67,47 @@ async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
         assert_eq!(heard, Some(OrderStatus::Rejected));
         shutdown.cancel();
         listener.await.unwrap();
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_does_not_overwrite_a_move_made_after_it_read_the_order() {
+    for t in dbs().await {
+        if t.backend != "postgres" {
+            t.cleanup().await;
+            continue;
+        }
+        // Arrange: instance `here` reads a PENDING order for a batch; then
+        // instance `there` cancels it and commits.
+        let catalog = Arc::new(Catalog::new(t.db.clone()));
+        let product = mug(&catalog).await;
+        let here = Orders::new(t.db.clone(), catalog.clone());
+        let there = Orders::new(t.db.clone(), catalog);
+        let order = pending_order(&there, product.id, 1).await;
+        let mut batch = t.db.begin().await.unwrap();
+        let mut read = store::find_many_in(&mut batch, &[order.id]).await.unwrap();
+        let mut cancel = t.db.begin().await.unwrap();
+        there
+            .cancel_in(&mut cancel, order.id, "changed my mind".into())
+            .await
+            .unwrap();
+        cancel.commit().await.unwrap();
+
+        // Act: the batch moves its stale copy on and writes it.
+        let stale = read.get_mut(&order.id).unwrap();
+        let step = here
+            .advance_loaded(&mut batch, stale, Input::StockReserved, None)
+            .await
+            .unwrap();
+        let conflicts = store::save(&mut batch, read.values_mut()).await.unwrap();
+        drop(batch);
+
+        // Assert: the write is refused and the cancellation stands.
+        assert_eq!(step, Step::Moved(OrderStatus::Reserved));
+        assert_eq!(conflicts, [order.id]);
+        let found = store::find(&t.db, order.id).await.unwrap().unwrap();
+        assert_eq!(found.status, OrderStatus::Cancelled);
         t.cleanup().await;
     }
 }

@@ -591,7 +591,7 @@ impl Tx {
                 }
                 Ok(out)
             }
-            TxInner::Postgres(tx) => {
+            TxInner::Postgres(_) => {
                 let arrays: Vec<String> = (1..=first.len())
                     .zip(first)
                     .map(|(i, v)| match v {
@@ -603,32 +603,52 @@ impl Tx {
                     "INSERT INTO {table} ({columns}) SELECT * FROM unnest({}) ON CONFLICT DO NOTHING{returning}",
                     arrays.join(", ")
                 );
-                let mut query = sqlx::query(&sql);
-                for (j, v) in first.iter().enumerate() {
-                    let column = rows.iter().map(|row| row.get(j));
-                    query = match v {
-                        Value::Int(_) => query.bind(
-                            column
-                                .map(|v| match v {
-                                    Some(Value::Int(v)) => Ok(*v),
-                                    other => Err(mixed_column(table, j, other)),
-                                })
-                                .collect::<Result<Vec<Option<i64>>, _>>()?,
-                        ),
-                        Value::Text(_) => query.bind(
-                            column
-                                .map(|v| match v {
-                                    Some(Value::Text(v)) => Ok(v.clone()),
-                                    other => Err(mixed_column(table, j, other)),
-                                })
-                                .collect::<Result<Vec<Option<String>>, _>>()?,
-                        ),
-                    };
-                }
-                let rows = query.fetch_all(&mut ***tx).await?;
-                rows.iter().map(pg_row).collect()
+                self.query_arrays(&sql, rows).await
             }
         }
+    }
+
+    /// Runs `sql` once for all of `rows` (PostgreSQL only): parameter `$j`
+    /// is bound to the array of every row's `j`-th value, typed by the
+    /// first row, so `sql` reads the rows as `unnest($1::TEXT[], …)`. One
+    /// statement, with the same text and plan, for any number of rows.
+    pub async fn query_arrays(
+        &mut self,
+        sql: &str,
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<Row>, DbError> {
+        let TxInner::Postgres(tx) = &mut self.inner else {
+            return Err(DbError::Decode(
+                "query_arrays binds arrays, which only PostgreSQL has".into(),
+            ));
+        };
+        let Some(first) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let mut query = sqlx::query(sql);
+        for (j, v) in first.iter().enumerate() {
+            let column = rows.iter().map(|row| row.get(j));
+            query = match v {
+                Value::Int(_) => query.bind(
+                    column
+                        .map(|v| match v {
+                            Some(Value::Int(v)) => Ok(*v),
+                            other => Err(mixed_column(j, other)),
+                        })
+                        .collect::<Result<Vec<Option<i64>>, _>>()?,
+                ),
+                Value::Text(_) => query.bind(
+                    column
+                        .map(|v| match v {
+                            Some(Value::Text(v)) => Ok(v.clone()),
+                            other => Err(mixed_column(j, other)),
+                        })
+                        .collect::<Result<Vec<Option<String>>, _>>()?,
+                ),
+            };
+        }
+        let rows = query.fetch_all(&mut ***tx).await?;
+        rows.iter().map(pg_row).collect()
     }
 
     /// Writes the rows queued by [`Tx::insert_at_commit`] now, one statement
@@ -744,9 +764,9 @@ pub fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
-fn mixed_column(table: &str, column: usize, value: Option<&Value>) -> DbError {
+fn mixed_column(column: usize, value: Option<&Value>) -> DbError {
     DbError::Decode(format!(
-        "{table}: column {column} mixes types or lengths across rows ({value:?})"
+        "column {column} mixes types or lengths across rows ({value:?})"
     ))
 }
 
