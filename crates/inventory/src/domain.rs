@@ -1,8 +1,8 @@
 //! Stock rules, free of I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use agora_platform::events::LineItem;
+use agora_platform::events::{LineItem, Shortage};
 use agora_platform::http::ApiError;
 use agora_platform::validate::{self, Errors};
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,97 @@ impl ReservationStatus {
         ]
         .into_iter()
         .find(|status| status.as_str() == s)
+    }
+}
+
+/// The three buckets of one product's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Level {
+    pub available: i64,
+    pub reserved: i64,
+    pub sold: i64,
+}
+
+/// A bucket of [`Level`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Available,
+    Reserved,
+    Sold,
+}
+
+impl Level {
+    fn bucket(&mut self, bucket: Bucket) -> &mut i64 {
+        match bucket {
+            Bucket::Available => &mut self.available,
+            Bucket::Reserved => &mut self.reserved,
+            Bucket::Sold => &mut self.sold,
+        }
+    }
+}
+
+/// The stock levels a transaction holds (read and locked at its start) and
+/// moves units in, remembering which changed: units move between buckets
+/// here, and the changed levels are written back once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Levels {
+    levels: BTreeMap<Uuid, Level>,
+    changed: BTreeSet<Uuid>,
+}
+
+impl Levels {
+    /// Adds a product's level as stored (unchanged).
+    pub fn insert(&mut self, product_id: Uuid, level: Level) {
+        self.levels.insert(product_id, level);
+    }
+
+    pub fn get(&self, product_id: Uuid) -> Option<Level> {
+        self.levels.get(&product_id).copied()
+    }
+
+    /// Moves every item from available to reserved, or none: the
+    /// shortages when any item has not enough (an unknown product has
+    /// nothing available).
+    pub fn reserve(&mut self, items: &[LineItem]) -> Result<(), Vec<Shortage>> {
+        let shortages: Vec<Shortage> = items
+            .iter()
+            .filter_map(|item| {
+                let available = self.get(item.product_id).unwrap_or_default().available;
+                (available < i64::from(item.quantity)).then_some(Shortage {
+                    product_id: item.product_id,
+                    requested: item.quantity,
+                    available,
+                })
+            })
+            .collect();
+        if !shortages.is_empty() {
+            return Err(shortages);
+        }
+        self.shift(items, Bucket::Available, Bucket::Reserved);
+        Ok(())
+    }
+
+    /// Moves each item's quantity from `from` to `to` where `from` holds
+    /// enough (a held reservation's items always are: it put them there).
+    pub fn shift(&mut self, items: &[LineItem], from: Bucket, to: Bucket) {
+        for item in items {
+            let quantity = i64::from(item.quantity);
+            if let Some(level) = self.levels.get_mut(&item.product_id) {
+                if *level.bucket(from) >= quantity {
+                    *level.bucket(from) -= quantity;
+                    *level.bucket(to) += quantity;
+                    self.changed.insert(item.product_id);
+                }
+            }
+        }
+    }
+
+    /// The levels changed since read, in product order; afterwards none is.
+    pub fn take_changed(&mut self) -> Vec<(Uuid, Level)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|id| (id, self.levels[&id]))
+            .collect()
     }
 }
 
@@ -176,6 +267,85 @@ mod tests {
             reason: "damaged".into()
         })
         .is_ok());
+    }
+
+    fn levels(available: i64) -> (Levels, Uuid, Uuid) {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut levels = Levels::default();
+        for id in [a, b] {
+            levels.insert(
+                id,
+                Level {
+                    available,
+                    ..Level::default()
+                },
+            );
+        }
+        (levels, a, b)
+    }
+
+    fn line(product_id: Uuid, quantity: u32) -> LineItem {
+        LineItem {
+            product_id,
+            quantity,
+        }
+    }
+
+    #[test]
+    fn a_reservation_takes_every_item_or_none() {
+        let (mut levels, a, b) = levels(3);
+        let unknown = Uuid::from_u128(3);
+
+        let refused = levels.reserve(&[line(a, 2), line(b, 4), line(unknown, 1)]);
+        let taken = levels.reserve(&[line(a, 2), line(b, 3)]);
+
+        let short: Vec<_> = refused
+            .unwrap_err()
+            .iter()
+            .map(|s| (s.product_id, s.requested, s.available))
+            .collect();
+        assert_eq!(short, [(b, 4, 3), (unknown, 1, 0)]);
+        assert_eq!(taken, Ok(()));
+        assert_eq!(
+            levels.get(a).unwrap(),
+            Level {
+                available: 1,
+                reserved: 2,
+                sold: 0
+            }
+        );
+        assert_eq!(
+            levels.get(b).unwrap(),
+            Level {
+                available: 0,
+                reserved: 3,
+                sold: 0
+            }
+        );
+    }
+
+    #[test]
+    fn units_move_between_buckets_and_only_changed_levels_are_written() {
+        let (mut levels, a, b) = levels(5);
+        levels.reserve(&[line(a, 4)]).unwrap();
+
+        levels.shift(&[line(a, 3)], Bucket::Reserved, Bucket::Sold);
+        levels.shift(&[line(a, 2)], Bucket::Reserved, Bucket::Available);
+        let changed = levels.take_changed();
+
+        assert_eq!(
+            changed,
+            [(
+                a,
+                Level {
+                    available: 1,
+                    reserved: 1,
+                    sold: 3
+                }
+            )]
+        );
+        assert!(!changed.iter().any(|(id, _)| *id == b));
+        assert!(levels.take_changed().is_empty());
     }
 
     #[test]

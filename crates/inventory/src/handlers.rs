@@ -11,7 +11,7 @@ use agora_platform::events::{
 use agora_platform::Tx;
 use async_trait::async_trait;
 
-use crate::domain::normalize;
+use crate::domain::{normalize, Level, Levels};
 use crate::store::{self, ReserveOutcome};
 
 pub struct Handler {
@@ -33,35 +33,60 @@ impl EventHandler for Handler {
         ]
     }
 
-    /// Locks every stock row the batch may change before changing any (see
-    /// [`store::lock_stock`]), then handles the events in order.
-    async fn handle_all(&self, tx: &mut Tx, events: &[&Envelope]) -> Result<(), HandlerError> {
-        if events.len() > 1 && !tx.is_sqlite() {
-            let mut products = BTreeSet::new();
-            let mut settled_orders = Vec::new();
-            // An event that does not decode is skipped here; `handle` reports it.
-            for event in events {
-                if let Ok(e) = event.decode::<OrderCreated>() {
-                    products.extend(e.items.iter().map(|item| item.product_id));
-                } else if let Ok(e) = event.decode::<OrderCompleted>() {
-                    settled_orders.push(e.order_id);
-                } else if let Ok(e) = event.decode::<OrderCancelled>() {
-                    settled_orders.push(e.order_id);
-                }
-            }
-            products.extend(store::reserved_products(tx, &settled_orders).await?);
-            store::lock_stock(tx, &products).await?;
-        }
-        for event in events {
-            self.handle(tx, event).await?;
-        }
-        Ok(())
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        self.handle_all(tx, &[event]).await
     }
 
-    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+    /// Locks every stock row the batch may change before changing any (see
+    /// [`store::lock_levels`]), moves units in memory event by event, and
+    /// writes the changed rows back in one statement.
+    async fn handle_all(&self, tx: &mut Tx, events: &[&Envelope]) -> Result<(), HandlerError> {
+        let mut products = BTreeSet::new();
+        let mut settled_orders = Vec::new();
+        // An event that does not decode is skipped here; `apply` reports it.
+        for event in events {
+            if event.is::<OrderCreated>() {
+                if let Ok(e) = event.decode::<OrderCreated>() {
+                    products.extend(e.items.iter().map(|item| item.product_id));
+                }
+            } else if event.is::<OrderCompleted>() {
+                if let Ok(e) = event.decode::<OrderCompleted>() {
+                    settled_orders.push(e.order_id);
+                }
+            } else if let Ok(e) = event.decode::<OrderCancelled>() {
+                settled_orders.push(e.order_id);
+            }
+        }
+        products.extend(store::reserved_products(tx, &settled_orders).await?);
+        let mut levels = store::lock_levels(tx, &products).await?;
+        for event in events {
+            self.apply(tx, &mut levels, event).await?;
+        }
+        store::write_levels(tx, &mut levels).await?;
+        Ok(())
+    }
+}
+
+impl Handler {
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        levels: &mut Levels,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
         if event.is::<ProductCreated>() {
             let e: ProductCreated = event.decode()?;
-            store::create_stock(tx, e.product_id, &e.sku, e.initial_stock).await?;
+            if store::create_stock(tx, e.product_id, &e.sku, e.initial_stock).await? {
+                // An order later in this batch may reserve it.
+                let available = i64::from(e.initial_stock);
+                levels.insert(
+                    e.product_id,
+                    Level {
+                        available,
+                        ..Level::default()
+                    },
+                );
+            }
         } else if event.is::<OrderCreated>() {
             let e: OrderCreated = event.decode()?;
             let items = normalize(e.items.iter().map(|i| LineItem {
@@ -70,7 +95,7 @@ impl EventHandler for Handler {
             }));
             let expires_at =
                 agora_platform::clock::now_millis() + self.reservation_ttl.as_millis() as i64;
-            match store::reserve(tx, e.order_id, &items, expires_at).await? {
+            match store::reserve_locked(tx, levels, e.order_id, &items, expires_at).await? {
                 ReserveOutcome::Reserved(items) => {
                     tracing::info!(order_id = %e.order_id, "stock reserved");
                     tx.publish(&Envelope::caused_by(
@@ -99,10 +124,10 @@ impl EventHandler for Handler {
             }
         } else if event.is::<OrderCompleted>() {
             let e: OrderCompleted = event.decode()?;
-            store::sell(tx, e.order_id).await?;
+            store::sell_locked(tx, levels, e.order_id).await?;
         } else if event.is::<OrderCancelled>() {
             let e: OrderCancelled = event.decode()?;
-            if let Some(items) = store::release(tx, e.order_id).await? {
+            if let Some(items) = store::release_locked(tx, levels, e.order_id).await? {
                 tracing::info!(order_id = %e.order_id, "stock released");
                 tx.publish(&Envelope::caused_by(
                     &StockReleased {

@@ -2,9 +2,10 @@
 //!
 //! Owns `stock`, `reservations` and `adjustments`. Every unit of a product is
 //! in exactly one of available, reserved or sold; reservation is
-//! all-or-nothing across an order's items and is a conditional update
-//! (`available >= wanted`), so concurrent orders, or several inventory
-//! instances, can never oversell.
+//! all-or-nothing across an order's items, decided on stock rows the
+//! transaction has locked (`store::lock_levels`), and the table refuses a
+//! negative bucket, so concurrent orders, or several inventory instances,
+//! can never oversell.
 
 pub mod api;
 pub mod domain;

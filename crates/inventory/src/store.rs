@@ -7,7 +7,7 @@ use agora_platform::events::{LineItem, Shortage};
 use agora_platform::params;
 use uuid::Uuid;
 
-use crate::domain::{Adjustment, Reservation, ReservationStatus, Stock};
+use crate::domain::{Adjustment, Bucket, Level, Levels, Reservation, ReservationStatus, Stock};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -62,56 +62,84 @@ fn now() -> String {
     agora_platform::clock::now_rfc3339()
 }
 
+/// Opens a product's stock; false if it has stock already.
 pub async fn create_stock(
     tx: &mut Tx,
     product_id: Uuid,
     sku: &str,
     initial: u32,
-) -> Result<(), DbError> {
-    tx.execute(
-        "INSERT INTO stock (product_id, sku, initial, available, reserved, sold, updated_at)
-         VALUES ($1, $2, $3, $3, 0, 0, $4) ON CONFLICT DO NOTHING",
-        params![product_id, sku, initial, now()],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Moves `quantity` of a product between two buckets, only if the source has
-/// enough. Returns whether it moved.
-async fn shift(
-    tx: &mut Tx,
-    product_id: Uuid,
-    quantity: u32,
-    from: &str,
-    to: &str,
 ) -> Result<bool, DbError> {
-    let sql = format!(
-        "UPDATE stock SET {from} = {from} - $1, {to} = {to} + $1, updated_at = $3
-         WHERE product_id = $2 AND {from} >= $1"
-    );
-    Ok(tx
-        .execute(&sql, params![quantity, product_id, now()])
-        .await?
-        == 1)
+    let created = tx
+        .execute(
+            "INSERT INTO stock (product_id, sku, initial, available, reserved, sold, updated_at)
+             VALUES ($1, $2, $3, $3, 0, 0, $4) ON CONFLICT DO NOTHING",
+            params![product_id, sku, initial, now()],
+        )
+        .await?;
+    Ok(created == 1)
 }
 
-/// Locks the stock rows of `products`, in product order (the order of
-/// [`crate::domain::normalize`]). One event's transaction locks stock in
-/// that order by itself; a batch of events (several orders) takes all its
-/// rows up front so that it does too, and two instances' batches never wait
-/// on each other in a cycle. SQLite has one writer: nothing to lock.
-pub async fn lock_stock(tx: &mut Tx, products: &BTreeSet<Uuid>) -> Result<(), DbError> {
-    if tx.is_sqlite() || products.len() < 2 {
-        return Ok(());
+/// Reads the stock levels of `products` for a transaction that will move
+/// units between their buckets, locking the rows on PostgreSQL (SQLite has
+/// one writer) in product order: every transaction, one event's or a
+/// batch's, locks in that order, so two inventory instances never wait on
+/// each other in a cycle. Unknown products are absent.
+pub async fn lock_levels(tx: &mut Tx, products: &BTreeSet<Uuid>) -> Result<Levels, DbError> {
+    let mut levels = Levels::default();
+    if products.is_empty() {
+        return Ok(levels);
     }
     // COLLATE "C": byte order of the text, which is the order of the ids.
+    let lock = if tx.is_sqlite() {
+        ""
+    } else {
+        " ORDER BY product_id COLLATE \"C\" FOR UPDATE"
+    };
     let sql = format!(
-        "SELECT product_id FROM stock WHERE product_id IN ({}) ORDER BY product_id COLLATE \"C\" FOR UPDATE",
+        "SELECT product_id, available, reserved, sold FROM stock WHERE product_id IN ({}){lock}",
         placeholders(1, products.len())
     );
     let ids: Vec<Value> = products.iter().map(|id| Value::from(*id)).collect();
-    tx.query(&sql, &ids).await?;
+    for row in tx.query(&sql, &ids).await? {
+        let level = Level {
+            available: row.i64(1)?,
+            reserved: row.i64(2)?,
+            sold: row.i64(3)?,
+        };
+        levels.insert(row.uuid(0)?, level);
+    }
+    Ok(levels)
+}
+
+/// Writes the levels `levels` changed: one statement on PostgreSQL. The
+/// rows are locked since [`lock_levels`], so the values are still ours to
+/// write.
+pub async fn write_levels(tx: &mut Tx, levels: &mut Levels) -> Result<(), DbError> {
+    let at = now();
+    let rows: Vec<Vec<Value>> = levels
+        .take_changed()
+        .into_iter()
+        .map(|(id, l)| params![id, l.available, l.reserved, l.sold, &at].to_vec())
+        .collect();
+    if tx.is_sqlite() {
+        for row in &rows {
+            tx.execute(
+                "UPDATE stock SET available = $2, reserved = $3, sold = $4, updated_at = $5 WHERE product_id = $1",
+                row,
+            )
+            .await?;
+        }
+    } else if !rows.is_empty() {
+        tx.query_arrays(
+            "UPDATE stock AS s SET available = v.available, reserved = v.reserved, sold = v.sold,
+                updated_at = v.updated_at
+             FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[])
+                AS v(product_id, available, reserved, sold, updated_at)
+             WHERE s.product_id = v.product_id",
+            &rows,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -134,9 +162,11 @@ pub async fn reserved_products(tx: &mut Tx, orders: &[Uuid]) -> Result<BTreeSet<
 }
 
 /// Reserves every item or none, until `expires_at` (epoch ms) at the
-/// latest. `items` must be normalized.
-pub async fn reserve(
+/// latest, in `levels` (locked by [`lock_levels`], written by
+/// [`write_levels`]). `items` must be normalized.
+pub async fn reserve_locked(
     tx: &mut Tx,
+    levels: &mut Levels,
     order_id: Uuid,
     items: &[LineItem],
     expires_at: i64,
@@ -154,46 +184,26 @@ pub async fn reserve(
     {
         return Ok(ReserveOutcome::AlreadyDecided);
     }
-    let mut taken = Vec::new();
-    let mut shortages = Vec::new();
-    for item in items {
-        if shift(tx, item.product_id, item.quantity, "available", "reserved").await? {
-            taken.push(item);
-        } else {
-            let available = tx
-                .query_opt(
-                    "SELECT available FROM stock WHERE product_id = $1",
-                    params![item.product_id],
-                )
-                .await?
-                .map_or(Ok(0), |r| r.i64(0))?;
-            shortages.push(Shortage {
-                product_id: item.product_id,
-                requested: item.quantity,
-                available,
-            });
+    match levels.reserve(items) {
+        Ok(()) => Ok(ReserveOutcome::Reserved(items.to_vec())),
+        Err(shortages) => {
+            set_status(tx, order_id, ReservationStatus::Rejected).await?;
+            Ok(ReserveOutcome::Rejected(shortages))
         }
     }
-    if shortages.is_empty() {
-        return Ok(ReserveOutcome::Reserved(items.to_vec()));
-    }
-    // All or nothing: give back what this attempt took.
-    for item in taken {
-        shift(tx, item.product_id, item.quantity, "reserved", "available").await?;
-    }
-    set_status(tx, order_id, ReservationStatus::Rejected).await?;
-    Ok(ReserveOutcome::Rejected(shortages))
 }
 
-/// Returns a held reservation to available stock. When the order has no
-/// reservation yet, leaves a tombstone so a late `OrderCreated` reserves
-/// nothing. Returns the released items, if any.
-pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>>, DbError> {
+/// Returns a held reservation to available stock in `levels`. When the
+/// order has no reservation yet, leaves a tombstone so a late
+/// `OrderCreated` reserves nothing. Returns the released items, if any.
+pub async fn release_locked(
+    tx: &mut Tx,
+    levels: &mut Levels,
+    order_id: Uuid,
+) -> Result<Option<Vec<LineItem>>, DbError> {
     match take_held(tx, order_id, ReservationStatus::Released).await? {
         Some(items) => {
-            for item in &items {
-                shift(tx, item.product_id, item.quantity, "reserved", "available").await?;
-            }
+            levels.shift(&items, Bucket::Reserved, Bucket::Available);
             Ok(Some(items))
         }
         None => {
@@ -204,15 +214,51 @@ pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>
     }
 }
 
-/// Turns a held reservation into sold stock.
-pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
+/// Turns a held reservation into sold stock in `levels`.
+pub async fn sell_locked(
+    tx: &mut Tx,
+    levels: &mut Levels,
+    order_id: Uuid,
+) -> Result<bool, DbError> {
     let Some(items) = take_held(tx, order_id, ReservationStatus::Sold).await? else {
         return Ok(false);
     };
-    for item in &items {
-        shift(tx, item.product_id, item.quantity, "reserved", "sold").await?;
-    }
+    levels.shift(&items, Bucket::Reserved, Bucket::Sold);
     Ok(true)
+}
+
+/// [`reserve_locked`] on its own: locks the items' stock, reserves, writes.
+pub async fn reserve(
+    tx: &mut Tx,
+    order_id: Uuid,
+    items: &[LineItem],
+    expires_at: i64,
+) -> Result<ReserveOutcome, DbError> {
+    let products = items.iter().map(|item| item.product_id).collect();
+    let mut levels = lock_levels(tx, &products).await?;
+    let outcome = reserve_locked(tx, &mut levels, order_id, items, expires_at).await?;
+    write_levels(tx, &mut levels).await?;
+    Ok(outcome)
+}
+
+/// [`release_locked`] on its own: locks the reservation's stock, releases,
+/// writes.
+pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>>, DbError> {
+    let products = reserved_products(tx, &[order_id]).await?;
+    let mut levels = lock_levels(tx, &products).await?;
+    let released = release_locked(tx, &mut levels, order_id).await?;
+    write_levels(tx, &mut levels).await?;
+    Ok(released)
+}
+
+/// [`sell_locked`] on its own: locks the reservation's stock, sells,
+/// writes.
+pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
+    let products = reserved_products(tx, &[order_id]).await?;
+    let mut levels = lock_levels(tx, &products).await?;
+    let sold = sell_locked(tx, &mut levels, order_id).await?;
+    write_levels(tx, &mut levels).await?;
+    Ok(sold)
 }
 
 /// Moves the order's reservation from held to `to` and returns its items;

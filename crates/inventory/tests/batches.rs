@@ -1,13 +1,17 @@
-//! Batches of events on two instances at once (PostgreSQL; SQLite has one
-//! writer): a batch takes the stock rows it may change in one order, so two
-//! batches over the same products never deadlock.
+//! Batches of events in one transaction, on SQLite and PostgreSQL: the
+//! events move stock in their order and the changed rows are written once;
+//! and on two instances at once (PostgreSQL; SQLite has one writer), a
+//! batch takes the stock rows it may change in one order, so two batches
+//! over the same products never deadlock.
 
 use std::time::Duration;
 
 use agora_inventory::handlers::Handler;
 use agora_inventory::store;
 use agora_platform::consumer::EventHandler;
-use agora_platform::events::{Envelope, OrderCreated};
+use agora_platform::events::{
+    Envelope, OrderCancelled, OrderCompleted, OrderCreated, ProductCreated,
+};
 use agora_platform::outbox;
 use agora_platform::testing::backends;
 use agora_platform::Db;
@@ -56,7 +60,7 @@ async fn two_batches_over_the_same_products_in_opposite_order_both_commit() {
         store::create_stock(&mut tx, b, "SKU-B", 10).await.unwrap();
         tx.commit().await.unwrap();
         let mut holder = t.db.begin().await.unwrap();
-        store::lock_stock(&mut holder, &[a, b].into())
+        store::lock_levels(&mut holder, &[a, b].into())
             .await
             .unwrap();
 
@@ -81,6 +85,48 @@ async fn two_batches_over_the_same_products_in_opposite_order_both_commit() {
             let stock = store::find(&t.db, product).await.unwrap().unwrap();
             assert_eq!((stock.available, stock.reserved), (8, 2), "{stock:?}");
         }
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn one_batch_opens_reserves_sells_and_releases_stock_in_event_order() {
+    for t in backends(&[outbox::MIGRATIONS, agora_inventory::MIGRATIONS]).await {
+        // Arrange: a new product with 5 units, two orders of one unit, the
+        // first completed and the second cancelled, all in one batch.
+        let product = Uuid::now_v7();
+        let opened = Envelope::root(&ProductCreated {
+            product_id: product,
+            sku: "SKU-N".into(),
+            initial_stock: 5,
+        });
+        let (first, second) = (order_created(product), order_created(product));
+        let order_of = |e: &Envelope| e.decode::<OrderCreated>().unwrap().order_id;
+        let completed = Envelope::root(&OrderCompleted {
+            order_id: order_of(&first),
+        });
+        let cancelled = Envelope::root(&OrderCancelled {
+            order_id: order_of(&second),
+            reason: "changed my mind".into(),
+        });
+
+        // Act
+        let handled = handle_batch(
+            t.db.clone(),
+            vec![opened, first, second, completed, cancelled],
+        )
+        .await;
+
+        // Assert: one unit sold, one back on the shelf, none held.
+        assert_eq!(handled, Ok(()), "{}", t.backend);
+        let stock = store::find(&t.db, product).await.unwrap().unwrap();
+        assert_eq!(
+            (stock.available, stock.reserved, stock.sold),
+            (4, 0, 1),
+            "{}: {stock:?}",
+            t.backend
+        );
+        assert!(stock.is_conserved(), "{}: {stock:?}", t.backend);
         t.cleanup().await;
     }
 }
