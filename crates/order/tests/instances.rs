@@ -11,30 +11,42 @@ mod common;
 use agora_catalog::Catalog;
 use agora_order::domain::{Input, OrderStatus};
 use agora_order::{store, Orders, Step};
+use agora_platform::testing::TestDb;
 use common::{dbs, mug, pending_order};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-#[tokio::test]
-async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
+/// Two order instances on one fresh PostgreSQL database and a product to
+/// order; none without PostgreSQL.
+async fn two_instances() -> Option<(TestDb, Orders, Orders, Uuid)> {
+    let mut found = None;
     for t in dbs().await {
         if t.backend != "postgres" {
             t.cleanup().await;
             continue;
         }
-        // Arrange: instance `here` never re-reads by itself, so only a
-        // notice from instance `there` can end its wait early.
         let catalog = Arc::new(Catalog::new(t.db.clone()));
         let product = mug(&catalog).await;
-        let mut here = Orders::new(t.db.clone(), catalog.clone());
-        here.recheck_every = Duration::from_secs(3600);
+        let here = Orders::new(t.db.clone(), catalog.clone());
         let there = Orders::new(t.db.clone(), catalog);
+        found = Some((t, here, there, product.id));
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
+    if let Some((t, mut here, there, product)) = two_instances().await {
+        // Arrange: instance `here` never re-reads by itself, so only a
+        // notice from instance `there` can end its wait early.
+        here.recheck_every = Duration::from_secs(3600);
         let shutdown = CancellationToken::new();
         let listener = tokio::spawn({
             let here = here.clone();
             let shutdown = shutdown.clone();
             async move { here.follow_other_instances(shutdown).await }
         });
-        let order = pending_order(&there, product.id, 1).await;
+        let order = pending_order(&there, product, 1).await;
         let waiter = tokio::spawn({
             let here = here.clone();
             async move { here.wait_terminal(order.id, Duration::from_secs(120)).await }
@@ -73,18 +85,10 @@ async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
 
 #[tokio::test]
 async fn a_batch_does_not_overwrite_a_move_made_after_it_read_the_order() {
-    for t in dbs().await {
-        if t.backend != "postgres" {
-            t.cleanup().await;
-            continue;
-        }
+    if let Some((t, here, there, product)) = two_instances().await {
         // Arrange: instance `here` reads a PENDING order for a batch; then
         // instance `there` cancels it and commits.
-        let catalog = Arc::new(Catalog::new(t.db.clone()));
-        let product = mug(&catalog).await;
-        let here = Orders::new(t.db.clone(), catalog.clone());
-        let there = Orders::new(t.db.clone(), catalog);
-        let order = pending_order(&there, product.id, 1).await;
+        let order = pending_order(&there, product, 1).await;
         let mut batch = t.db.begin().await.unwrap();
         let mut read = store::find_many_in(&mut batch, &[order.id]).await.unwrap();
         let mut cancel = t.db.begin().await.unwrap();
