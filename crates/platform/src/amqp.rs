@@ -43,6 +43,7 @@ use crate::bus::{Publisher, Settlement};
 use crate::consumer::{gather, handle_batch, log_failure, EventHandler, RetryPolicy};
 use crate::db::Db;
 use crate::outbox::OutboxRecord;
+use crate::reconnect::Reconnect;
 
 /// Classic queues are the default: on a single broker node a quorum queue
 /// replicates to nobody yet pays for its Raft log on every message. Quorum
@@ -439,15 +440,13 @@ pub async fn run_consumer(
     handler: Arc<dyn EventHandler>,
     shutdown: CancellationToken,
 ) {
-    let mut failures = 0u32;
+    let mut reconnect = Reconnect::default();
     while !shutdown.is_cancelled() {
-        match consume(&broker, &db, handler.as_ref(), &shutdown).await {
+        match consume(&broker, &db, handler.as_ref(), &shutdown, &mut reconnect).await {
             Ok(()) => break,
             Err(e) => {
                 broker.consuming.store(false, Ordering::Relaxed);
-                failures += 1;
-                let delay = Duration::from_millis(200 * 2u64.pow(failures.min(5)))
-                    .mul_f64(0.5 + rand::random::<f64>() / 2.0);
+                let delay = reconnect.next_delay();
                 tracing::warn!(consumer = handler.consumer(), error = %e, retry_in_ms = delay.as_millis() as u64, "consumer lost the broker; reconnecting");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -463,6 +462,7 @@ async fn consume(
     db: &Db,
     handler: &dyn EventHandler,
     shutdown: &CancellationToken,
+    reconnect: &mut Reconnect,
 ) -> anyhow::Result<()> {
     let config = broker.config();
     let name = handler.consumer();
@@ -486,6 +486,7 @@ async fn consume(
         )
         .await?;
     broker.consuming.store(true, Ordering::Relaxed);
+    reconnect.succeeded();
     tracing::info!(consumer = name, queue = %config.queue(name), "consuming");
     loop {
         let first = tokio::select! {

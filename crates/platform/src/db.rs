@@ -298,14 +298,13 @@ impl Db {
         let Backend::Postgres(pool) = &self.backend else {
             return;
         };
-        let mut failures = 0u32;
+        let mut reconnect = crate::reconnect::Reconnect::default();
         while !shutdown.is_cancelled() {
             let error = tokio::select! {
-                e = notices(pool, channel, &on_notice, &mut failures) => e,
+                e = notices(pool, channel, &on_notice, &mut reconnect) => e,
                 _ = shutdown.cancelled() => return,
             };
-            failures += 1;
-            let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+            let delay = reconnect.next_delay();
             tracing::warn!(channel, error = %error, retry_in_ms = delay.as_millis() as u64, "lost the notice listener; listening again");
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -722,7 +721,7 @@ async fn notices(
     pool: &sqlx::PgPool,
     channel: &str,
     on_notice: &impl Fn(&str),
-    failures: &mut u32,
+    reconnect: &mut crate::reconnect::Reconnect,
 ) -> sqlx::Error {
     let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
         Ok(listener) => listener,
@@ -731,7 +730,7 @@ async fn notices(
     if let Err(e) = listener.listen(channel).await {
         return e;
     }
-    *failures = 0;
+    reconnect.succeeded();
     loop {
         match listener.recv().await {
             Ok(notice) => on_notice(notice.payload()),

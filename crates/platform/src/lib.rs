@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod memo;
 pub mod outbox;
 pub mod periodic;
+pub mod reconnect;
 pub mod telemetry;
 pub mod testing;
 pub mod validate;

@@ -16,6 +16,7 @@ use crate::bus::Publisher;
 use crate::db::{Db, DbError, Migration, Tx};
 use crate::events::Envelope;
 use crate::params;
+use crate::reconnect::Reconnect;
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "platform_0001_outbox_inbox",
@@ -87,11 +88,11 @@ pub async fn run_relay(
     linger: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut failures = 0u32;
+    let mut reconnect = Reconnect::default();
     while !shutdown.is_cancelled() {
         match relay_once(&db, publisher.as_ref()).await {
             Ok(0) => {
-                failures = 0;
+                reconnect.succeeded();
                 tokio::select! {
                     _ = db.outbox_ready().notified() => {
                         if !linger.is_zero() {
@@ -102,10 +103,9 @@ pub async fn run_relay(
                     _ = shutdown.cancelled() => {}
                 }
             }
-            Ok(_) => failures = 0,
+            Ok(_) => reconnect.succeeded(),
             Err(e) => {
-                failures += 1;
-                let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                let delay = reconnect.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "outbox relay failed; events stay in the outbox");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
