@@ -19,6 +19,7 @@ use agora_platform::breaker::Breaker;
 use agora_platform::consumer::EventHandler;
 use agora_platform::db::Migration;
 use agora_platform::periodic::Periodic;
+use agora_platform::vacuum::Vacuum;
 use agora_platform::{idempotency, outbox, Db};
 use agora_shipping::Shipping;
 use axum::Router;
@@ -42,7 +43,8 @@ pub struct Component {
     pub router: Router,
     /// `None` for services that consume nothing (catalog, cart).
     pub handler: Option<Arc<dyn EventHandler>>,
-    /// Background sweeps (order deadlines, reservation expiry).
+    /// Background sweeps (order deadlines, reservation expiry; on
+    /// PostgreSQL, vacuum where the server does not).
     pub periodic: Vec<Arc<dyn Periodic>>,
     /// Circuit breakers around its synchronous calls, shown on `/ready`.
     pub breakers: Vec<Arc<Breaker>>,
@@ -160,6 +162,9 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
             SERVICES.join(", ")
         ),
     };
+    if !db.is_sqlite() {
+        periodic.push(Arc::new(Vacuum::new(db.clone())));
+    }
     Ok(Component {
         name,
         db,

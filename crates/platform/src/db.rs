@@ -437,6 +437,29 @@ impl Db {
         self.query("SELECT 1", &[]).await.map(|_| ())
     }
 
+    /// Whether the server vacuums this database by itself (PostgreSQL's
+    /// `autovacuum`); SQLite needs no vacuum to reuse space: true.
+    pub async fn vacuums_itself(&self) -> Result<bool, DbError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(true),
+            Backend::Postgres(_) => {
+                let on = self
+                    .query("SELECT current_setting('autovacuum')", &[])
+                    .await?;
+                Ok(on.first().map(|row| row.str(0)).transpose()? == Some("on"))
+            }
+        }
+    }
+
+    /// Vacuums and analyzes the whole database now (PostgreSQL; nothing to
+    /// do on SQLite).
+    pub async fn vacuum(&self) -> Result<(), DbError> {
+        if let Backend::Postgres(pool) = &self.backend {
+            sqlx::raw_sql("VACUUM (ANALYZE)").execute(pool).await?;
+        }
+        Ok(())
+    }
+
     /// Closes a PostgreSQL pool; SQLite connections close when dropped.
     pub async fn close(&self) {
         if let Backend::Postgres(pool) = &self.backend {

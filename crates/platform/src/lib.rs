@@ -19,6 +19,7 @@ pub mod periodic;
 pub mod reconnect;
 pub mod telemetry;
 pub mod testing;
+pub mod vacuum;
 pub mod validate;
 
 pub use db::{Db, DbError, Tx};
