@@ -451,11 +451,16 @@ impl Db {
         }
     }
 
-    /// Vacuums and analyzes the whole database now (PostgreSQL; nothing to
-    /// do on SQLite).
-    pub async fn vacuum(&self) -> Result<(), DbError> {
+    /// Vacuums the whole database now, and refreshes the planner's
+    /// statistics if `analyze` (PostgreSQL; nothing to do on SQLite).
+    pub async fn vacuum(&self, analyze: bool) -> Result<(), DbError> {
         if let Backend::Postgres(pool) = &self.backend {
-            sqlx::raw_sql("VACUUM (ANALYZE)").execute(pool).await?;
+            let sql = if analyze {
+                "VACUUM (ANALYZE)"
+            } else {
+                "VACUUM"
+            };
+            sqlx::raw_sql(sql).execute(pool).await?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! and 0.03 ms once vacuumed; without vacuum that cost grows with every
 //! event ever published.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,13 +26,21 @@ pub struct Vacuum {
     db: Db,
     /// Learned at the first pass: whether the server leaves it to us.
     needed: OnceCell<bool>,
+    passes: AtomicU32,
 }
+
+/// One pass in this many also analyzes: refreshing the statistics of a
+/// whole database takes about ten times as long as a vacuum (0.30 s against
+/// 0.04 s for the order service's after 5,000 orders), which at every pass
+/// showed in the latency of the orders in flight.
+const ANALYZE_EVERY: u32 = 30;
 
 impl Vacuum {
     pub fn new(db: Db) -> Self {
         Vacuum {
             db,
             needed: OnceCell::new(),
+            passes: AtomicU32::new(0),
         }
     }
 }
@@ -63,7 +72,8 @@ impl Periodic for Vacuum {
             })
             .await?;
         if *needed {
-            self.db.vacuum().await?;
+            let pass = self.passes.fetch_add(1, Ordering::Relaxed);
+            self.db.vacuum(pass.is_multiple_of(ANALYZE_EVERY)).await?;
         }
         Ok(0)
     }
