@@ -120,6 +120,22 @@ impl Levels {
         self.levels.get(&product_id).copied()
     }
 
+    /// The products of `items` it holds no level for.
+    pub fn missing(&self, items: &[LineItem]) -> BTreeSet<Uuid> {
+        items
+            .iter()
+            .map(|item| item.product_id)
+            .filter(|id| !self.levels.contains_key(id))
+            .collect()
+    }
+
+    /// Adds the levels of `other` it does not hold yet.
+    pub fn add(&mut self, other: Levels) {
+        for (id, level) in other.levels {
+            self.levels.entry(id).or_insert(level);
+        }
+    }
+
     /// Moves every item from available to reserved, or none: the
     /// shortages when any item has not enough (an unknown product has
     /// nothing available).

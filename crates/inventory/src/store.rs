@@ -203,6 +203,7 @@ pub async fn release_locked(
 ) -> Result<Option<Vec<LineItem>>, DbError> {
     match take_held(tx, order_id, ReservationStatus::Released).await? {
         Some(items) => {
+            lock_missing(tx, levels, &items).await?;
             levels.shift(&items, Bucket::Reserved, Bucket::Available);
             Ok(Some(items))
         }
@@ -223,8 +224,22 @@ pub async fn sell_locked(
     let Some(items) = take_held(tx, order_id, ReservationStatus::Sold).await? else {
         return Ok(false);
     };
+    lock_missing(tx, levels, &items).await?;
     levels.shift(&items, Bucket::Reserved, Bucket::Sold);
     Ok(true)
+}
+
+/// Locks and adds to `levels` the stock of `items` it lacks. A batch locks
+/// the products of the reservations it saw before it began; one that
+/// another instance committed since names products it may not hold. Those
+/// are locked out of product order, so in that rare case two transactions
+/// can deadlock: PostgreSQL then aborts one, and it is tried again.
+async fn lock_missing(tx: &mut Tx, levels: &mut Levels, items: &[LineItem]) -> Result<(), DbError> {
+    let missing = levels.missing(items);
+    if !missing.is_empty() {
+        levels.add(lock_levels(tx, &missing).await?);
+    }
+    Ok(())
 }
 
 /// [`reserve_locked`] on its own: locks the items' stock, reserves, writes.

@@ -145,6 +145,44 @@ async fn a_cancellation_that_overtakes_the_order_blocks_its_reservation() {
 }
 
 #[tokio::test]
+async fn a_reservation_committed_after_the_batch_locked_its_stock_is_still_given_back() {
+    for t in dbs().await {
+        // Arrange: a batch that locked no stock for the order (its
+        // reservation was committed by another instance after the batch
+        // looked), then the held reservation.
+        let ids = stocked(&t.db, &[10]).await;
+        let (sold_order, released_order) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut tx = t.db.begin().await.unwrap();
+        for order in [sold_order, released_order] {
+            store::reserve(&mut tx, order, &[line(ids[0], 2)], i64::MAX)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        // Act
+        let mut batch = t.db.begin().await.unwrap();
+        let mut levels = store::lock_levels(&mut batch, &Default::default())
+            .await
+            .unwrap();
+        let sold = store::sell_locked(&mut batch, &mut levels, sold_order)
+            .await
+            .unwrap();
+        let released = store::release_locked(&mut batch, &mut levels, released_order)
+            .await
+            .unwrap();
+        store::write_levels(&mut batch, &mut levels).await.unwrap();
+        batch.commit().await.unwrap();
+
+        // Assert: the units moved with the reservations.
+        assert!(sold, "{}", t.backend);
+        assert_eq!(released, Some(vec![line(ids[0], 2)]), "{}", t.backend);
+        assert_eq!(numbers(&t, ids[0]).await, (8, 0, 2), "{}", t.backend);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
 async fn adjustments_never_take_stock_below_zero() {
     for t in dbs().await {
         let ids = stocked(&t.db, &[3]).await;
