@@ -247,6 +247,8 @@ impl Orders {
 
     /// Applies one saga input to order `id` inside `tx`: the new status, a
     /// timeline entry, and the events to emit, or nothing for a late event.
+    /// On [`Step::Conflict`] the caller must drop `tx`: the entry and events
+    /// are queued in it, but the order was not written.
     pub async fn advance(
         &self,
         tx: &mut Tx,

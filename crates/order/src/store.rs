@@ -92,8 +92,9 @@ pub struct Loaded {
     pub deadline_at: Option<i64>,
     /// Changed since it was read or last saved.
     pub changed: bool,
-    /// The status the row holds: [`save`] writes only if it still does.
-    stored_status: OrderStatus,
+    /// What the row holds of what the saga decides on (status, awaited
+    /// compensations): [`save`] writes only if it still does.
+    stored: (OrderStatus, Awaiting),
 }
 
 fn status(row: &Row, index: usize) -> Result<OrderStatus, DbError> {
@@ -146,7 +147,7 @@ fn loaded(row: &Row) -> Result<Loaded, DbError> {
         correlation_id: row.text(12)?,
         deadline_at: row.opt_i64(14)?,
         changed: false,
-        stored_status: status,
+        stored: (status, Awaiting::parse(row.str(13)?)),
     })
 }
 
@@ -267,19 +268,25 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Order>, DbError> {
 
 /// Writes the changed orders among `orders` (status, reason, awaited
 /// compensations, deadline), each only if its row still holds the status
-/// it was read with: one statement for all on PostgreSQL. Returns the ids
-/// of the orders another transaction moved first, which it did not write.
+/// and awaited compensations it was read with (two instances confirming
+/// two compensations of one order at once would otherwise each write what
+/// the other no longer awaits): one statement for all on PostgreSQL, in
+/// id order (two instances' batches lock shared orders in the same order).
+/// Returns the ids of the orders another transaction changed first, which
+/// it did not write.
 pub async fn save<'a>(
     tx: &mut Tx,
     orders: impl IntoIterator<Item = &'a mut Loaded>,
 ) -> Result<Vec<Uuid>, DbError> {
     let mut changed: Vec<&mut Loaded> = orders.into_iter().filter(|l| l.changed).collect();
+    changed.sort_by_key(|l| l.order.id);
     let rows: Vec<Vec<Value>> = changed
         .iter()
         .map(|l| {
             params![
                 l.order.id,
-                l.stored_status.as_str(),
+                l.stored.0.as_str(),
+                l.stored.1.as_text(),
                 l.order.status.as_str(),
                 l.order.reason.clone(),
                 &l.order.updated_at,
@@ -292,8 +299,8 @@ pub async fn save<'a>(
     let mut written = HashSet::new();
     if tx.is_sqlite() {
         for (loaded, row) in changed.iter().zip(&rows) {
-            let sql = "UPDATE orders SET status = $3, reason = $4, updated_at = $5, deadline_at = $6, awaiting = $7
-                 WHERE id = $1 AND status = $2";
+            let sql = "UPDATE orders SET status = $4, reason = $5, updated_at = $6, deadline_at = $7, awaiting = $8
+                 WHERE id = $1 AND status = $2 AND awaiting = $3";
             if tx.execute(sql, row).await? == 1 {
                 written.insert(loaded.order.id);
             }
@@ -301,9 +308,10 @@ pub async fn save<'a>(
     } else {
         let sql = "UPDATE orders AS o SET status = v.status, reason = v.reason,
                 updated_at = v.updated_at, deadline_at = v.deadline_at, awaiting = v.awaiting
-             FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::TEXT[])
-                AS v(id, stored_status, status, reason, updated_at, deadline_at, awaiting)
-             WHERE o.id = v.id AND o.status = v.stored_status
+             FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                    $7::BIGINT[], $8::TEXT[])
+                AS v(id, stored_status, stored_awaiting, status, reason, updated_at, deadline_at, awaiting)
+             WHERE o.id = v.id AND o.status = v.stored_status AND o.awaiting = v.stored_awaiting
              RETURNING o.id";
         for row in tx.query_arrays(sql, &rows).await? {
             written.insert(row.uuid(0)?);
@@ -312,7 +320,7 @@ pub async fn save<'a>(
     let mut conflicts = Vec::new();
     for loaded in &mut changed {
         if written.contains(&loaded.order.id) {
-            loaded.stored_status = loaded.order.status;
+            loaded.stored = (loaded.order.status, loaded.order.awaiting);
             loaded.changed = false;
         } else {
             conflicts.push(loaded.order.id);

@@ -1,7 +1,7 @@
 //! Two instances of the order service on one PostgreSQL database (SQLite
 //! has one process): a client waiting on one instance learns at once that
 //! the other moved its order to a terminal state, and a batch never
-//! overwrites a move the other instance made after the batch read.
+//! overwrites what the other instance wrote after the batch read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +112,60 @@ async fn a_batch_does_not_overwrite_a_move_made_after_it_read_the_order() {
         assert_eq!(conflicts, [order.id]);
         let found = store::find(&t.db, order.id).await.unwrap().unwrap();
         assert_eq!(found.status, OrderStatus::Cancelled);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn two_compensations_confirmed_on_two_instances_at_once_both_count() {
+    if let Some((t, here, there, product)) = two_instances().await {
+        // Arrange: a paid order cancelled, so COMPENSATING and awaiting the
+        // stock release and the refund; a batch on each instance reads it.
+        let order = pending_order(&there, product, 1).await;
+        let cancel = Input::CancelRequested {
+            reason: "changed my mind".into(),
+        };
+        for input in [Input::StockReserved, Input::PaymentSucceeded, cancel] {
+            let mut tx = t.db.begin().await.unwrap();
+            there.advance(&mut tx, order.id, input, None).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let mut first = t.db.begin().await.unwrap();
+        let mut read_first = store::find_many_in(&mut first, &[order.id]).await.unwrap();
+        let mut second = t.db.begin().await.unwrap();
+        let mut read_second = store::find_many_in(&mut second, &[order.id]).await.unwrap();
+
+        // Act: the first confirms the release and commits, then the second
+        // confirms the refund on what it read before.
+        let stale = read_first.get_mut(&order.id).unwrap();
+        here.advance_loaded(&mut first, stale, Input::StockReleased, None)
+            .await
+            .unwrap();
+        let first_conflicts = store::save(&mut first, read_first.values_mut())
+            .await
+            .unwrap();
+        first.commit().await.unwrap();
+        let stale = read_second.get_mut(&order.id).unwrap();
+        there
+            .advance_loaded(&mut second, stale, Input::PaymentRefunded, None)
+            .await
+            .unwrap();
+        let second_conflicts = store::save(&mut second, read_second.values_mut())
+            .await
+            .unwrap();
+        drop(second);
+
+        // Assert: the second write is refused, and tried again it finds
+        // nothing else awaited and cancels the order.
+        assert!(first_conflicts.is_empty());
+        assert_eq!(second_conflicts, [order.id]);
+        let mut retry = t.db.begin().await.unwrap();
+        let step = there
+            .advance(&mut retry, order.id, Input::PaymentRefunded, None)
+            .await
+            .unwrap();
+        retry.commit().await.unwrap();
+        assert_eq!(step, Step::Moved(OrderStatus::Cancelled));
         t.cleanup().await;
     }
 }
