@@ -321,6 +321,18 @@ pub async fn start_binary(
     dir: &std::path::Path,
     envs: &[(&str, &str)],
 ) -> (tokio::process::Child, String) {
+    try_start_binary(dir, envs)
+        .await
+        .expect("agora exited early")
+}
+
+/// [`start_binary`], or `None` if the process exits before it listens (a
+/// chaos crash can come while it works off the events left from before).
+#[allow(dead_code)] // not every test binary restarts a crashing process
+pub async fn try_start_binary(
+    dir: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> Option<(tokio::process::Child, String)> {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
     command
@@ -338,13 +350,12 @@ pub async fn start_binary(
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
             .expect("agora prints its address")
-            .unwrap()
-            .expect("agora exited early");
+            .unwrap()?;
         if let Some(url) = line.strip_prefix("agora listening on ") {
             break url.trim().to_owned();
         }
     };
     // Keep draining stdout so the server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
+    Some((child, base))
 }
