@@ -43,8 +43,8 @@ pub struct Component {
     pub router: Router,
     /// `None` for services that consume nothing (catalog, cart).
     pub handler: Option<Arc<dyn EventHandler>>,
-    /// Background sweeps (order deadlines, reservation expiry; on
-    /// PostgreSQL, vacuum where the server does not).
+    /// Background sweeps (order deadlines, reservation expiry, vacuum where
+    /// the PostgreSQL server does not).
     pub periodic: Vec<Arc<dyn Periodic>>,
     /// Circuit breakers around its synchronous calls, shown on `/ready`.
     pub breakers: Vec<Arc<Breaker>>,
@@ -162,9 +162,8 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
             SERVICES.join(", ")
         ),
     };
-    if !db.is_sqlite() {
-        periodic.push(Arc::new(Vacuum::new(db.clone())));
-    }
+    // It finds out at its first pass whether the server vacuums by itself.
+    periodic.push(Arc::new(Vacuum::new(db.clone())));
     Ok(Component {
         name,
         db,

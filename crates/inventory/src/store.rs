@@ -201,18 +201,18 @@ pub async fn release_locked(
     levels: &mut Levels,
     order_id: Uuid,
 ) -> Result<Option<Vec<LineItem>>, DbError> {
-    match take_held(tx, order_id, ReservationStatus::Released).await? {
-        Some(items) => {
-            lock_missing(tx, levels, &items).await?;
-            levels.shift(&items, Bucket::Reserved, Bucket::Available);
-            Ok(Some(items))
-        }
-        None => {
-            // A no-op when the order has a reservation record already.
-            insert_reservation(tx, order_id, ReservationStatus::Cancelled, &[], None).await?;
-            Ok(None)
-        }
+    let released = settle_held(
+        tx,
+        levels,
+        order_id,
+        (ReservationStatus::Released, Bucket::Available),
+    )
+    .await?;
+    if released.is_none() {
+        // A no-op when the order has a reservation record already.
+        insert_reservation(tx, order_id, ReservationStatus::Cancelled, &[], None).await?;
     }
+    Ok(released)
 }
 
 /// Turns a held reservation into sold stock in `levels`.
@@ -221,25 +221,14 @@ pub async fn sell_locked(
     levels: &mut Levels,
     order_id: Uuid,
 ) -> Result<bool, DbError> {
-    let Some(items) = take_held(tx, order_id, ReservationStatus::Sold).await? else {
-        return Ok(false);
-    };
-    lock_missing(tx, levels, &items).await?;
-    levels.shift(&items, Bucket::Reserved, Bucket::Sold);
-    Ok(true)
-}
-
-/// Locks and adds to `levels` the stock of `items` it lacks. A batch locks
-/// the products of the reservations it saw before it began; one that
-/// another instance committed since names products it may not hold. Those
-/// are locked out of product order, so in that rare case two transactions
-/// can deadlock: PostgreSQL then aborts one, and it is tried again.
-async fn lock_missing(tx: &mut Tx, levels: &mut Levels, items: &[LineItem]) -> Result<(), DbError> {
-    let missing = levels.missing(items);
-    if !missing.is_empty() {
-        levels.add(lock_levels(tx, &missing).await?);
-    }
-    Ok(())
+    Ok(settle_held(
+        tx,
+        levels,
+        order_id,
+        (ReservationStatus::Sold, Bucket::Sold),
+    )
+    .await?
+    .is_some())
 }
 
 /// [`reserve_locked`] on its own: locks the items' stock, reserves, writes.
@@ -276,22 +265,38 @@ pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
     Ok(sold)
 }
 
-/// Moves the order's reservation from held to `to` and returns its items;
-/// `None` when it is not held (none yet, or decided already). One
-/// conditional statement: of a sale, a release and an expiry racing on
-/// other instances, exactly one gets the items.
-async fn take_held(
+/// Moves the order's reservation from held to `to` (sold or released),
+/// and its units from reserved to `bucket` of `levels`; returns
+/// its items, `None` when it is not held (none yet, or decided already).
+/// One conditional statement takes the reservation: of a sale, a release
+/// and an expiry racing on other instances, exactly one gets the items.
+async fn settle_held(
     tx: &mut Tx,
+    levels: &mut Levels,
     order_id: Uuid,
-    to: ReservationStatus,
+    (to, bucket): (ReservationStatus, Bucket),
 ) -> Result<Option<Vec<LineItem>>, DbError> {
-    tx.query_opt(
-        "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = $4 RETURNING items",
-        params![to.as_str(), now(), order_id, ReservationStatus::Reserved.as_str()],
-    )
-    .await?
-    .map(|row| row.json(0))
-    .transpose()
+    let Some(row) = tx
+        .query_opt(
+            "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = $4 RETURNING items",
+            params![to.as_str(), now(), order_id, ReservationStatus::Reserved.as_str()],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let items: Vec<LineItem> = row.json(0)?;
+    // A batch locks the products of the reservations it saw before it
+    // began; one that another instance committed since may name others.
+    // Those are locked now, out of product order: in that rare case two
+    // transactions can deadlock, and PostgreSQL aborts one, which is tried
+    // again.
+    let missing = levels.missing(&items);
+    if !missing.is_empty() {
+        levels.add(lock_levels(tx, &missing).await?);
+    }
+    levels.shift(&items, Bucket::Reserved, bucket);
+    Ok(Some(items))
 }
 
 #[derive(Debug, PartialEq)]
