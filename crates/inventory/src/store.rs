@@ -133,8 +133,9 @@ pub async fn write_levels(tx: &mut Tx, levels: &mut Levels) -> Result<(), DbErro
         tx.query_arrays(
             "UPDATE stock AS s SET available = v.available, reserved = v.reserved, sold = v.sold,
                 updated_at = v.updated_at
-             FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[])
-                AS v(product_id, available, reserved, sold, updated_at)
+             FROM (SELECT unnest($1::TEXT[]) AS product_id, unnest($2::BIGINT[]) AS available,
+                    unnest($3::BIGINT[]) AS reserved, unnest($4::BIGINT[]) AS sold,
+                    unnest($5::TEXT[]) AS updated_at) AS v
              WHERE s.product_id = v.product_id",
             &rows,
         )

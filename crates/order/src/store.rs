@@ -308,9 +308,10 @@ pub async fn save<'a>(
     } else {
         let sql = "UPDATE orders AS o SET status = v.status, reason = v.reason,
                 updated_at = v.updated_at, deadline_at = v.deadline_at, awaiting = v.awaiting
-             FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
-                    $7::BIGINT[], $8::TEXT[])
-                AS v(id, stored_status, stored_awaiting, status, reason, updated_at, deadline_at, awaiting)
+             FROM (SELECT unnest($1::TEXT[]) AS id, unnest($2::TEXT[]) AS stored_status,
+                    unnest($3::TEXT[]) AS stored_awaiting, unnest($4::TEXT[]) AS status,
+                    unnest($5::TEXT[]) AS reason, unnest($6::TEXT[]) AS updated_at,
+                    unnest($7::BIGINT[]) AS deadline_at, unnest($8::TEXT[]) AS awaiting) AS v
              WHERE o.id = v.id AND o.status = v.stored_status AND o.awaiting = v.stored_awaiting
              RETURNING o.id";
         for row in tx.query_arrays(sql, &rows).await? {
