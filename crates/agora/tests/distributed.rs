@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use agora_platform::bus::Publisher;
 use agora_platform::outbox::OutboxRecord;
-use common::cluster::Cluster;
+use common::cluster::{Cluster, SERVICES};
 use common::{assert_conserved, order_body};
 use serde_json::json;
 
@@ -351,5 +351,31 @@ async fn poison_in_every_queue_is_dead_lettered() {
         .place_order(&order_body(product, 1, "tok_visa"))
         .await;
     assert_eq!(cluster.terminal(id).await["status"], "COMPLETED");
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn every_process_stopped_with_sigterm_exits_cleanly_and_logs_no_error() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    // One order through first, so every service holds its broker
+    // connections (consuming and publishing) when it is told to stop.
+    let product = cluster.create_product(1_000, 5).await;
+    let id = cluster
+        .place_order(&order_body(product, 1, "tok_visa"))
+        .await;
+    assert_eq!(cluster.terminal(id).await["status"], "COMPLETED");
+
+    for process in SERVICES.into_iter().chain(["gateway"]) {
+        let (status, logged) = cluster.terminate(process).await;
+
+        assert!(status.success(), "{process} exited with {status}");
+        let errors: Vec<&String> = logged.iter().filter(|l| l.contains(" ERROR ")).collect();
+        assert!(
+            errors.is_empty(),
+            "{process} logged errors while stopping: {errors:#?}"
+        );
+    }
     cluster.stop().await;
 }

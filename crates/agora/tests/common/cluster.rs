@@ -10,6 +10,7 @@ use std::time::Duration;
 use agora_platform::amqp::{AmqpConfig, Broker};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 pub const SERVICES: [&str; 7] = [
@@ -36,6 +37,8 @@ pub struct Cluster {
 struct Process {
     service: String,
     child: tokio::sync::Mutex<Option<Child>>,
+    /// What the running process has logged, complete once it has exited.
+    output: tokio::sync::Mutex<Option<JoinHandle<Vec<String>>>>,
     url: String,
     args: Vec<String>,
     envs: Vec<(&'static str, String)>,
@@ -59,7 +62,12 @@ pub fn servers() -> Option<(String, String)> {
     }
 }
 
-async fn spawn(args: &[String], envs: &[(&'static str, String)]) -> (Child, String) {
+/// A started process: the child, the address it listens on, and its log
+/// lines (every line after the address, gathered until it exits).
+async fn spawn(
+    args: &[String],
+    envs: &[(&'static str, String)],
+) -> (Child, String, JoinHandle<Vec<String>>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
     command
         .args(args)
@@ -85,14 +93,17 @@ async fn spawn(args: &[String], envs: &[(&'static str, String)]) -> (Child, Stri
         }
     };
     let name = args.join(" ");
-    tokio::spawn(async move {
+    let output = tokio::spawn(async move {
+        let mut logged = Vec::new();
         while let Ok(Some(line)) = lines.next_line().await {
             if std::env::var("AGORA_TEST_LOG").is_ok() {
                 eprintln!("[{name}] {line}");
             }
+            logged.push(line);
         }
+        logged
     });
-    (child, url)
+    (child, url, output)
 }
 
 impl Cluster {
@@ -147,10 +158,11 @@ impl Cluster {
                     ("AGORA_PAYMENT_DECLINE_ABOVE", "500000".to_owned()),
                 ];
                 pending.push(async move {
-                    let (child, url) = spawn(&args, &envs).await;
+                    let (child, url, output) = spawn(&args, &envs).await;
                     Process {
                         service: service.to_owned(),
                         child: tokio::sync::Mutex::new(Some(child)),
+                        output: tokio::sync::Mutex::new(Some(output)),
                         url,
                         args,
                         envs,
@@ -184,10 +196,11 @@ impl Cluster {
             ("AMQP_URL", amqp_url.clone()),
             ("AGORA_AMQP_PREFIX", prefix.clone()),
         ];
-        let (child, gateway) = spawn(&args, &envs).await;
+        let (child, gateway, output) = spawn(&args, &envs).await;
         cluster.processes.push(Process {
             service: "gateway".into(),
             child: tokio::sync::Mutex::new(Some(child)),
+            output: tokio::sync::Mutex::new(Some(output)),
             url: gateway.clone(),
             args,
             envs: envs.to_vec(),
@@ -256,8 +269,34 @@ impl Cluster {
                 }
             })
             .collect();
-        let (child, _) = spawn(&args, &process.envs).await;
+        let (child, _, output) = spawn(&args, &process.envs).await;
         *process.child.lock().await = Some(child);
+        *process.output.lock().await = Some(output);
+    }
+
+    /// Stops the first instance of `service` (or the gateway) as an
+    /// operator would, with SIGTERM, and returns how it exited and what it
+    /// logged.
+    pub async fn terminate(&self, service: &str) -> (std::process::ExitStatus, Vec<String>) {
+        let process = self.process(service);
+        let mut child = process
+            .child
+            .lock()
+            .await
+            .take()
+            .expect("a running process");
+        let pid = child.id().expect("a running process has a pid");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM to {service} ({pid})");
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{service} still running 30 s after SIGTERM"))
+            .unwrap();
+        let output = process.output.lock().await.take().expect("its output");
+        (status, output.await.unwrap())
     }
 
     /// Stops every process and removes the queues, exchanges and databases.
