@@ -41,65 +41,128 @@ impl EventHandler for Handler {
     /// [`store::lock_levels`]), moves units in memory event by event, and
     /// writes the changed rows back in one statement.
     async fn handle_all(&self, tx: &mut Tx, events: &[&Envelope]) -> Result<(), HandlerError> {
+        // Each event decoded once; one that does not decode fails the batch
+        // at its turn in `apply`, as if it were handled alone.
+        let decoded: Vec<Result<Incoming, HandlerError>> =
+            events.iter().map(|event| Incoming::decode(event)).collect();
         let mut products = BTreeSet::new();
         let mut settled_orders = Vec::new();
-        // An event that does not decode is skipped here; `apply` reports it.
-        for event in events {
-            if event.is::<OrderCreated>() {
-                if let Ok(e) = event.decode::<OrderCreated>() {
+        for incoming in decoded.iter().flatten() {
+            match incoming {
+                Incoming::OrderCreated(e) => {
                     products.extend(e.items.iter().map(|item| item.product_id));
                 }
-            } else if event.is::<OrderCompleted>() {
-                if let Ok(e) = event.decode::<OrderCompleted>() {
-                    settled_orders.push(e.order_id);
+                Incoming::OrderCompleted(OrderCompleted { order_id, .. })
+                | Incoming::OrderCancelled(OrderCancelled { order_id, .. }) => {
+                    settled_orders.push(*order_id);
                 }
-            } else if let Ok(e) = event.decode::<OrderCancelled>() {
-                settled_orders.push(e.order_id);
+                Incoming::ProductCreated(_) => {}
             }
         }
         products.extend(store::reserved_products(tx, &settled_orders).await?);
         let mut levels = store::lock_levels(tx, &products).await?;
-        for event in events {
-            self.apply(tx, &mut levels, event).await?;
+        for (event, incoming) in events.iter().zip(decoded) {
+            self.apply(tx, &mut levels, event, incoming?).await?;
         }
         store::write_levels(tx, &mut levels).await?;
         Ok(())
     }
 }
 
+/// The events inventory handles, decoded.
+enum Incoming {
+    ProductCreated(ProductCreated),
+    OrderCreated(Box<OrderCreated>),
+    OrderCompleted(OrderCompleted),
+    OrderCancelled(OrderCancelled),
+}
+
+impl Incoming {
+    fn decode(event: &Envelope) -> Result<Incoming, HandlerError> {
+        Ok(if event.is::<ProductCreated>() {
+            Incoming::ProductCreated(event.decode()?)
+        } else if event.is::<OrderCreated>() {
+            Incoming::OrderCreated(Box::new(event.decode()?))
+        } else if event.is::<OrderCompleted>() {
+            Incoming::OrderCompleted(event.decode()?)
+        } else if event.is::<OrderCancelled>() {
+            Incoming::OrderCancelled(event.decode()?)
+        } else {
+            return Err(HandlerError::permanent(format!(
+                "inventory does not handle {}",
+                event.event_type
+            )));
+        })
+    }
+}
+
 impl Handler {
+    /// One event's effect on `levels` (and the events it emits); `event` is
+    /// the envelope `incoming` was decoded from, the cause of what it emits.
     async fn apply(
         &self,
         tx: &mut Tx,
         levels: &mut Levels,
         event: &Envelope,
+        incoming: Incoming,
     ) -> Result<(), HandlerError> {
-        if event.is::<ProductCreated>() {
-            let e: ProductCreated = event.decode()?;
-            if store::create_stock(tx, e.product_id, &e.sku, e.initial_stock).await? {
-                // An order later in this batch may reserve it.
-                let available = i64::from(e.initial_stock);
-                levels.insert(
-                    e.product_id,
-                    Level {
-                        available,
-                        ..Level::default()
-                    },
-                );
+        match incoming {
+            Incoming::ProductCreated(e) => {
+                if store::create_stock(tx, e.product_id, &e.sku, e.initial_stock).await? {
+                    // An order later in this batch may reserve it.
+                    let available = i64::from(e.initial_stock);
+                    levels.insert(
+                        e.product_id,
+                        Level {
+                            available,
+                            ..Level::default()
+                        },
+                    );
+                }
             }
-        } else if event.is::<OrderCreated>() {
-            let e: OrderCreated = event.decode()?;
-            let items = normalize(e.items.iter().map(|i| LineItem {
-                product_id: i.product_id,
-                quantity: i.quantity,
-            }));
-            let expires_at =
-                agora_platform::clock::now_millis() + self.reservation_ttl.as_millis() as i64;
-            match store::reserve_locked(tx, levels, e.order_id, &items, expires_at).await? {
-                ReserveOutcome::Reserved(items) => {
-                    tracing::info!(order_id = %e.order_id, "stock reserved");
+            Incoming::OrderCreated(e) => {
+                let items = normalize(e.items.iter().map(|i| LineItem {
+                    product_id: i.product_id,
+                    quantity: i.quantity,
+                }));
+                let expires_at =
+                    agora_platform::clock::now_millis() + self.reservation_ttl.as_millis() as i64;
+                match store::reserve_locked(tx, levels, e.order_id, &items, expires_at).await? {
+                    ReserveOutcome::Reserved(items) => {
+                        tracing::info!(order_id = %e.order_id, "stock reserved");
+                        tx.publish(&Envelope::caused_by(
+                            &StockReserved {
+                                order_id: e.order_id,
+                                items,
+                            },
+                            event,
+                        ))
+                        .await?;
+                    }
+                    ReserveOutcome::Rejected(shortages) => {
+                        tracing::info!(order_id = %e.order_id, "stock rejected");
+                        let reason = format!("insufficient stock for {} item(s)", shortages.len());
+                        tx.publish(&Envelope::caused_by(
+                            &StockRejected {
+                                order_id: e.order_id,
+                                reason,
+                                shortages,
+                            },
+                            event,
+                        ))
+                        .await?;
+                    }
+                    ReserveOutcome::AlreadyDecided => {}
+                }
+            }
+            Incoming::OrderCompleted(e) => {
+                store::sell_locked(tx, levels, e.order_id).await?;
+            }
+            Incoming::OrderCancelled(e) => {
+                if let Some(items) = store::release_locked(tx, levels, e.order_id).await? {
+                    tracing::info!(order_id = %e.order_id, "stock released");
                     tx.publish(&Envelope::caused_by(
-                        &StockReserved {
+                        &StockReleased {
                             order_id: e.order_id,
                             items,
                         },
@@ -107,42 +170,7 @@ impl Handler {
                     ))
                     .await?;
                 }
-                ReserveOutcome::Rejected(shortages) => {
-                    tracing::info!(order_id = %e.order_id, "stock rejected");
-                    let reason = format!("insufficient stock for {} item(s)", shortages.len());
-                    tx.publish(&Envelope::caused_by(
-                        &StockRejected {
-                            order_id: e.order_id,
-                            reason,
-                            shortages,
-                        },
-                        event,
-                    ))
-                    .await?;
-                }
-                ReserveOutcome::AlreadyDecided => {}
             }
-        } else if event.is::<OrderCompleted>() {
-            let e: OrderCompleted = event.decode()?;
-            store::sell_locked(tx, levels, e.order_id).await?;
-        } else if event.is::<OrderCancelled>() {
-            let e: OrderCancelled = event.decode()?;
-            if let Some(items) = store::release_locked(tx, levels, e.order_id).await? {
-                tracing::info!(order_id = %e.order_id, "stock released");
-                tx.publish(&Envelope::caused_by(
-                    &StockReleased {
-                        order_id: e.order_id,
-                        items,
-                    },
-                    event,
-                ))
-                .await?;
-            }
-        } else {
-            return Err(HandlerError::permanent(format!(
-                "inventory does not handle {}",
-                event.event_type
-            )));
         }
         Ok(())
     }
