@@ -462,12 +462,11 @@ pub async fn run_consumer(
             Ok(()) => break,
             Err(e) => {
                 broker.consuming.store(false, Ordering::Relaxed);
-                let delay = reconnect.next_delay();
-                tracing::warn!(consumer = handler.consumer(), error = %e, retry_in_ms = delay.as_millis() as u64, "consumer lost the broker; reconnecting");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.cancelled() => {}
-                }
+                reconnect
+                    .pause(&shutdown, |delay| {
+                        tracing::warn!(consumer = handler.consumer(), error = %e, retry_in_ms = delay.as_millis() as u64, "consumer lost the broker; reconnecting");
+                    })
+                    .await;
             }
         }
     }

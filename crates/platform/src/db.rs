@@ -304,12 +304,11 @@ impl Db {
                 e = notices(pool, channel, &on_notice, &mut reconnect) => e,
                 _ = shutdown.cancelled() => return,
             };
-            let delay = reconnect.next_delay();
-            tracing::warn!(channel, error = %error, retry_in_ms = delay.as_millis() as u64, "lost the notice listener; listening again");
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.cancelled() => return,
-            }
+            reconnect
+                .pause(&shutdown, |delay| {
+                    tracing::warn!(channel, error = %error, retry_in_ms = delay.as_millis() as u64, "lost the notice listener; listening again");
+                })
+                .await;
         }
     }
 

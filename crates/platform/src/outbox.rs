@@ -105,12 +105,11 @@ pub async fn run_relay(
             }
             Ok(_) => reconnect.succeeded(),
             Err(e) => {
-                let delay = reconnect.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "outbox relay failed; events stay in the outbox");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.cancelled() => {}
-                }
+                reconnect
+                    .pause(&shutdown, |delay| {
+                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "outbox relay failed; events stay in the outbox");
+                    })
+                    .await;
             }
         }
     }

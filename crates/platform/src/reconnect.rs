@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use tokio_util::sync::CancellationToken;
 
 /// The shortest wait, after a first loss.
 const FIRST: Duration = Duration::from_millis(200);
@@ -35,8 +36,19 @@ impl Reconnect {
     /// The wait before the next attempt: doubling from 200 ms to 3.2 s,
     /// each with up to as much again at random, so that the instances that
     /// lost one server do not all come back at the same moment.
-    pub fn next_delay(&mut self) -> Duration {
+    fn next_delay(&mut self) -> Duration {
         self.delays.next().unwrap_or(LONGEST)
+    }
+
+    /// Waits before the next attempt, or until `shutdown`, after telling
+    /// `report` how long (for the task's own warning).
+    pub async fn pause(&mut self, shutdown: &CancellationToken, report: impl FnOnce(Duration)) {
+        let delay = self.next_delay();
+        report(delay);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => {}
+        }
     }
 
     /// The connection works again: the next loss starts from the shortest
