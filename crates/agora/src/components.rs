@@ -15,6 +15,7 @@ use agora_inventory::StockCheck;
 use agora_notification::Notifications;
 use agora_order::Orders;
 use agora_payment::{Gateway, Payments};
+use agora_platform::amqp::QueueSpec;
 use agora_platform::breaker::Breaker;
 use agora_platform::consumer::EventHandler;
 use agora_platform::db::Migration;
@@ -35,6 +36,41 @@ pub const SERVICES: [&str; 7] = [
     agora_shipping::NAME,
     agora_notification::NAME,
 ];
+
+/// The consuming services and the routing keys of their queues: the one
+/// list every process derives the broker topology from.
+pub const CONSUMERS: [(&str, &[&str]); 5] = [
+    (
+        agora_inventory::NAME,
+        agora_inventory::handlers::ROUTING_KEYS,
+    ),
+    (agora_order::NAME, agora_order::handlers::ROUTING_KEYS),
+    (agora_payment::NAME, agora_payment::handlers::ROUTING_KEYS),
+    (agora_shipping::NAME, agora_shipping::handlers::ROUTING_KEYS),
+    (
+        agora_notification::NAME,
+        agora_notification::handlers::ROUTING_KEYS,
+    ),
+];
+
+/// The services that consume events, and so have queues and dead letters.
+pub fn consumer_names() -> Vec<String> {
+    CONSUMERS
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .collect()
+}
+
+/// The queues that take what `publisher` emits: each consumer bound to at
+/// least one of its events, with all of that consumer's bindings.
+pub fn queues_fed_by(publisher: &str) -> Vec<QueueSpec> {
+    let emitted = agora_platform::events::routing_keys_emitted_by(publisher);
+    CONSUMERS
+        .iter()
+        .filter(|(_, keys)| keys.iter().any(|k| emitted.contains(k)))
+        .map(|(service, keys)| QueueSpec::new(service, keys))
+        .collect()
+}
 
 /// One service, ready to be served and fed events.
 pub struct Component {
@@ -185,4 +221,43 @@ pub async fn seed_demo(db: &Db) -> anyhow::Result<()> {
         tracing::info!(products = seeded, "seeded the demo catalog");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event no queue is bound to would be published into the void (or,
+    /// `mandatory`, never leave its outbox): every event has a consumer.
+    #[test]
+    fn every_event_is_consumed_by_some_service() {
+        for (key, _) in agora_platform::events::event_schemas() {
+            assert!(
+                CONSUMERS.iter().any(|(_, keys)| keys.contains(&key)),
+                "nobody consumes {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_publisher_declares_the_queues_of_the_consumers_of_its_events() {
+        let names = |publisher| -> Vec<String> {
+            queues_fed_by(publisher)
+                .into_iter()
+                .map(|q| q.service)
+                .collect()
+        };
+        assert_eq!(names(agora_catalog::NAME), ["inventory"]);
+        assert_eq!(names(agora_cart::NAME), ["order"]);
+        assert_eq!(
+            names(agora_order::NAME),
+            ["inventory", "payment", "shipping", "notification"]
+        );
+        assert_eq!(names(agora_notification::NAME), Vec::<String>::new());
+        let inventory = &queues_fed_by(agora_catalog::NAME)[0];
+        assert_eq!(
+            inventory.routing_keys.len(),
+            agora_inventory::handlers::ROUTING_KEYS.len()
+        );
+    }
 }

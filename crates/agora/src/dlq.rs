@@ -9,9 +9,6 @@ use agora_platform::amqp::{AmqpConfig, RabbitDeadLetters};
 use agora_platform::bus::EmbeddedBus;
 use agora_platform::dead_letters::{Action, DeadLetter, DeadLetterQueues, Filter};
 
-/// The services that consume events, and so have dead-letter queues.
-pub const CONSUMERS: [&str; 5] = ["inventory", "order", "payment", "shipping", "notification"];
-
 /// Where the queues and logs are: the embedded data directory, or RabbitMQ.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Deployment {
@@ -113,7 +110,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
     let queues: Arc<dyn DeadLetterQueues> = match args.deployment.amqp() {
         Some(config) => Arc::new(RabbitDeadLetters::new(
             config,
-            CONSUMERS.iter().map(|s| s.to_string()).collect(),
+            crate::components::consumer_names(),
         )),
         None => {
             let path = args.deployment.data_dir.join("bus.db");

@@ -165,7 +165,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
         }
         EventsCommand::Replay { to, dry_run, .. } => {
             anyhow::ensure!(
-                crate::dlq::CONSUMERS.contains(&to.as_str()),
+                crate::components::consumer_names().contains(to),
                 "`{to}` consumes no events"
             );
             if !dry_run {

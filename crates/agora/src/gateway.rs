@@ -140,10 +140,7 @@ impl GatewayApp {
         if let Some(url) = &args.amqp_url {
             let mut config = AmqpConfig::new(url);
             config.prefix = args.amqp_prefix.clone();
-            let services = crate::dlq::CONSUMERS
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let services = crate::components::consumer_names();
             let queues = Arc::new(RabbitDeadLetters::new(config, services));
             router = router.merge(crate::admin::dead_letter_router(queues));
         }

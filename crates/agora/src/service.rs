@@ -154,6 +154,7 @@ impl ServiceApp {
         amqp_config.queue_type = args.queue_type;
         amqp_config.retry.max_attempts = args.max_attempts.max(1);
         amqp_config.retry.base_delay = Duration::from_millis(args.retry_base_ms);
+        amqp_config.consumers = crate::components::queues_fed_by(c.name);
         let broker = Broker::new(amqp_config);
 
         let shutdown = CancellationToken::new();

@@ -379,3 +379,66 @@ async fn every_process_stopped_with_sigterm_exits_cleanly_and_logs_no_error() {
     }
     cluster.stop().await;
 }
+
+/// A fresh deployment starts in any order: events published before their
+/// consumer ever ran wait in its queue (declared by the publisher) instead
+/// of being confirmed into the void and marked published.
+#[tokio::test]
+async fn events_published_before_their_consumer_first_started_are_delivered() {
+    let Some(mut cluster) = Cluster::empty() else {
+        return;
+    };
+    cluster.start_service("catalog", 1).await;
+    let catalog = common::Api::at(&cluster.instance_url("catalog"));
+    let mut expected: Vec<(uuid::Uuid, i64)> = agora_catalog::domain::demo_products()
+        .into_iter()
+        .map(|(id, p)| (id, i64::from(p.initial_stock)))
+        .collect();
+    for stock in [3, 5, 8] {
+        let sku = format!("EARLY-{}", uuid::Uuid::now_v7().simple()).to_uppercase();
+        let body = json!({ "name": "Early", "sku": sku, "price": { "amount": 100, "currency": "EUR" }, "initial_stock": stock });
+        let r = catalog.post_json("/api/v1/products", &body).await;
+        assert_eq!(r.status(), 201);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        expected.push((id, stock));
+    }
+    // The catalog's relay has handed every event to the broker (nothing is
+    // left unpublished in its outbox) while no inventory ever ran.
+    let outbox = agora_platform::Db::connect_postgres(&cluster.database_url("catalog"), 1)
+        .await
+        .unwrap();
+    catalog
+        .eventually(|| async {
+            let left = outbox
+                .query_opt(
+                    "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            left.i64(0).unwrap() == 0
+        })
+        .await;
+    outbox.close().await;
+
+    cluster.start_service("inventory", 1).await;
+    let inventory = common::Api::at(&cluster.instance_url("inventory"));
+    for (product, stock) in expected {
+        inventory
+            .eventually(|| async {
+                inventory
+                    .get(&format!("/api/v1/inventory/{product}"))
+                    .await
+                    .status()
+                    == 200
+            })
+            .await;
+        assert_eq!(inventory.stock(product).await["available"], stock);
+    }
+    cluster.stop().await;
+}

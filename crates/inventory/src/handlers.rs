@@ -14,6 +14,14 @@ use async_trait::async_trait;
 use crate::domain::{normalize, Level, Levels};
 use crate::store::{self, ReserveOutcome};
 
+/// The routing keys the inventory service's queue is bound to: what it consumes.
+pub const ROUTING_KEYS: &[&str] = &[
+    ProductCreated::ROUTING_KEY,
+    OrderCreated::ROUTING_KEY,
+    OrderCompleted::ROUTING_KEY,
+    OrderCancelled::ROUTING_KEY,
+];
+
 pub struct Handler {
     pub reservation_ttl: std::time::Duration,
 }
@@ -25,12 +33,7 @@ impl EventHandler for Handler {
     }
 
     fn routing_keys(&self) -> &'static [&'static str] {
-        &[
-            ProductCreated::ROUTING_KEY,
-            OrderCreated::ROUTING_KEY,
-            OrderCompleted::ROUTING_KEY,
-            OrderCancelled::ROUTING_KEY,
-        ]
+        ROUTING_KEYS
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {

@@ -19,6 +19,14 @@ use crate::store;
 /// An order's email and phone: written once, with `OrderCreated`.
 type Contact = (String, Option<String>);
 
+/// The routing keys the notification service's queue is bound to: what it consumes.
+pub const ROUTING_KEYS: &[&str] = &[
+    OrderCreated::ROUTING_KEY,
+    PaymentSucceeded::ROUTING_KEY,
+    ShippingCreated::ROUTING_KEY,
+    OrderCancelled::ROUTING_KEY,
+];
+
 pub struct Handler {
     /// Contacts seen by this process, so that the later notifications of an
     /// order need no read (a contact never changes once saved).
@@ -43,12 +51,7 @@ impl EventHandler for Handler {
     }
 
     fn routing_keys(&self) -> &'static [&'static str] {
-        &[
-            OrderCreated::ROUTING_KEY,
-            PaymentSucceeded::ROUTING_KEY,
-            ShippingCreated::ROUTING_KEY,
-            OrderCancelled::ROUTING_KEY,
-        ]
+        ROUTING_KEYS
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {

@@ -17,6 +17,18 @@ use uuid::Uuid;
 use crate::domain::{Input, PlaceOrder};
 use crate::{store, Orders, Step};
 
+/// The routing keys the order service's queue is bound to: what it consumes.
+pub const ROUTING_KEYS: &[&str] = &[
+    CartCheckedOut::ROUTING_KEY,
+    StockReserved::ROUTING_KEY,
+    StockRejected::ROUTING_KEY,
+    PaymentSucceeded::ROUTING_KEY,
+    PaymentFailed::ROUTING_KEY,
+    ShippingCreated::ROUTING_KEY,
+    StockReleased::ROUTING_KEY,
+    PaymentRefunded::ROUTING_KEY,
+];
+
 pub struct Handler {
     pub orders: Orders,
 }
@@ -28,16 +40,7 @@ impl EventHandler for Handler {
     }
 
     fn routing_keys(&self) -> &'static [&'static str] {
-        &[
-            CartCheckedOut::ROUTING_KEY,
-            StockReserved::ROUTING_KEY,
-            StockRejected::ROUTING_KEY,
-            PaymentSucceeded::ROUTING_KEY,
-            PaymentFailed::ROUTING_KEY,
-            ShippingCreated::ROUTING_KEY,
-            StockReleased::ROUTING_KEY,
-            PaymentRefunded::ROUTING_KEY,
-        ]
+        ROUTING_KEYS
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {

@@ -13,6 +13,9 @@ use uuid::Uuid;
 use crate::domain::{Decision, Gateway, Payment, PaymentStatus};
 use crate::store;
 
+/// The routing keys the payment service's queue is bound to: what it consumes.
+pub const ROUTING_KEYS: &[&str] = &[PaymentRequested::ROUTING_KEY, OrderCancelled::ROUTING_KEY];
+
 pub struct Handler {
     pub gateway: Gateway,
 }
@@ -24,7 +27,7 @@ impl EventHandler for Handler {
     }
 
     fn routing_keys(&self) -> &'static [&'static str] {
-        &[PaymentRequested::ROUTING_KEY, OrderCancelled::ROUTING_KEY]
+        ROUTING_KEYS
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {

@@ -16,6 +16,13 @@
 //!   bound to it, receiving poison and exhausted messages with the error,
 //!   the original routing key, the attempt count and the time as headers.
 //!
+//! A publisher never relies on its consumers having started first: when its
+//! publishing channel opens it declares the queue and bindings of every
+//! consumer of the events it emits ([`AmqpConfig::consumers`]), and it
+//! publishes those events `mandatory`, so an event that reaches no queue
+//! comes back and stays in the outbox instead of being confirmed into the
+//! void.
+//!
 //! Messages are persistent; publisher confirms are pipelined (a whole batch
 //! is sent, then the confirms are awaited); consumers ack manually, only
 //! after their local transaction committed, with a bounded prefetch. Events
@@ -70,6 +77,22 @@ impl std::str::FromStr for QueueType {
 /// throughput.
 pub const DEFAULT_BATCH_LINGER_MS: u64 = 10;
 
+/// A consuming service's queue and what it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub service: String,
+    pub routing_keys: Vec<String>,
+}
+
+impl QueueSpec {
+    pub fn new(service: &str, routing_keys: &[&str]) -> QueueSpec {
+        QueueSpec {
+            service: service.to_owned(),
+            routing_keys: routing_keys.iter().map(|k| (*k).to_owned()).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
     pub url: String,
@@ -82,6 +105,10 @@ pub struct AmqpConfig {
     /// How long a consumer waits after a delivery for more to join its
     /// batch: one transaction and one ack for many events.
     pub batch_linger: Duration,
+    /// The queues of the consumers of what this process publishes: declared
+    /// (with their bindings) before its first publish, whether or not those
+    /// consumers ever started, so that start order cannot lose an event.
+    pub consumers: Vec<QueueSpec>,
 }
 
 impl AmqpConfig {
@@ -93,7 +120,16 @@ impl AmqpConfig {
             queue_type: QueueType::Classic,
             retry: RetryPolicy::default(),
             batch_linger: Duration::from_millis(DEFAULT_BATCH_LINGER_MS),
+            consumers: Vec::new(),
         }
+    }
+
+    /// Whether some consumer's queue is bound to `routing_key`: such events
+    /// are published `mandatory`, the others (nobody wants them) are not.
+    fn is_consumed(&self, routing_key: &str) -> bool {
+        self.consumers
+            .iter()
+            .any(|q| q.routing_keys.iter().any(|k| k == routing_key))
     }
 
     pub fn exchange(&self) -> String {
@@ -140,6 +176,13 @@ fn durable() -> ExchangeDeclareOptions {
     ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
+    }
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
     }
 }
 
@@ -205,6 +248,10 @@ impl Broker {
                 FieldTable::default(),
             )
             .await?;
+        for queue in &self.config.consumers {
+            self.declare_queue(&channel, &queue.service, &queue.routing_keys)
+                .await?;
+        }
         *guard = Some((conn, channel.clone()));
         tracing::info!("connected to the broker for publishing");
         Ok(channel)
@@ -229,14 +276,8 @@ impl Broker {
         routing_keys: &[&str],
     ) -> lapin::Result<()> {
         let c = &self.config;
-        channel
-            .exchange_declare(
-                &c.exchange(),
-                ExchangeKind::Topic,
-                durable(),
-                FieldTable::default(),
-            )
-            .await?;
+        let keys: Vec<String> = routing_keys.iter().map(|k| (*k).to_owned()).collect();
+        self.declare_queue(channel, service, &keys).await?;
         channel
             .exchange_declare(
                 &c.dead_letter_exchange(),
@@ -245,25 +286,59 @@ impl Broker {
                 FieldTable::default(),
             )
             .await?;
-        let queue_args = |extra: Vec<(&str, AMQPValue)>| {
-            let mut args = FieldTable::default();
-            let kind = match c.queue_type {
-                QueueType::Classic => "classic",
-                QueueType::Quorum => "quorum",
-            };
-            args.insert("x-queue-type".into(), long_string(kind));
-            for (k, v) in extra {
-                args.insert(k.into(), v);
-            }
-            args
-        };
-        let durable_queue = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
+        let queue = c.queue(service);
+        for attempt in 1..c.retry.max_attempts {
+            let ceiling = c.retry.ceiling(attempt).as_millis().max(1) as i64;
+            channel
+                .queue_declare(
+                    &c.retry_queue(service, attempt),
+                    durable_queue(),
+                    self.queue_args(vec![
+                        ("x-message-ttl", AMQPValue::LongLongInt(ceiling)),
+                        ("x-dead-letter-exchange", long_string("")),
+                        ("x-dead-letter-routing-key", long_string(queue.clone())),
+                    ]),
+                )
+                .await?;
+        }
+        let dlq = c.dead_letter_queue(service);
+        channel
+            .queue_declare(&dlq, durable_queue(), self.queue_args(vec![]))
+            .await?;
+        channel
+            .queue_bind(
+                &dlq,
+                &c.dead_letter_exchange(),
+                service,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Declares the events exchange and `service`'s queue bound to
+    /// `routing_keys`: all a publisher needs so that the queue takes its
+    /// events before the service has ever started. (Retry queues and the
+    /// DLQ are the consumer's own, declared with its settings.)
+    async fn declare_queue(
+        &self,
+        channel: &Channel,
+        service: &str,
+        routing_keys: &[String],
+    ) -> lapin::Result<()> {
+        let c = &self.config;
+        channel
+            .exchange_declare(
+                &c.exchange(),
+                ExchangeKind::Topic,
+                durable(),
+                FieldTable::default(),
+            )
+            .await?;
         let queue = c.queue(service);
         channel
-            .queue_declare(&queue, durable_queue, queue_args(vec![]))
+            .queue_declare(&queue, durable_queue(), self.queue_args(vec![]))
             .await?;
         for key in routing_keys {
             channel
@@ -276,34 +351,22 @@ impl Broker {
                 )
                 .await?;
         }
-        for attempt in 1..c.retry.max_attempts {
-            let ceiling = c.retry.ceiling(attempt).as_millis().max(1) as i64;
-            channel
-                .queue_declare(
-                    &c.retry_queue(service, attempt),
-                    durable_queue,
-                    queue_args(vec![
-                        ("x-message-ttl", AMQPValue::LongLongInt(ceiling)),
-                        ("x-dead-letter-exchange", long_string("")),
-                        ("x-dead-letter-routing-key", long_string(queue.clone())),
-                    ]),
-                )
-                .await?;
-        }
-        let dlq = c.dead_letter_queue(service);
-        channel
-            .queue_declare(&dlq, durable_queue, queue_args(vec![]))
-            .await?;
-        channel
-            .queue_bind(
-                &dlq,
-                &c.dead_letter_exchange(),
-                service,
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
         Ok(())
+    }
+
+    /// A queue's arguments: its type (every declarer must agree on it, so it
+    /// is the deployment's setting) and `extra`.
+    fn queue_args(&self, extra: Vec<(&str, AMQPValue)>) -> FieldTable {
+        let mut args = FieldTable::default();
+        let kind = match self.config.queue_type {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        };
+        args.insert("x-queue-type".into(), long_string(kind));
+        for (k, v) in extra {
+            args.insert(k.into(), v);
+        }
+        args
     }
 
     /// Deletes what [`Broker::declare`] made for these services, and the
@@ -333,10 +396,19 @@ impl Broker {
 
     /// Messages waiting in a service's dead-letter queue.
     pub async fn dead_letter_count(&self, service: &str) -> lapin::Result<u32> {
+        self.count(&self.config.dead_letter_queue(service)).await
+    }
+
+    /// Messages waiting in a service's queue.
+    pub async fn message_count(&self, service: &str) -> lapin::Result<u32> {
+        self.count(&self.config.queue(service)).await
+    }
+
+    async fn count(&self, queue: &str) -> lapin::Result<u32> {
         let channel = self.channel().await?;
         let q = channel
             .queue_declare(
-                &self.config.dead_letter_queue(service),
+                queue,
                 QueueDeclareOptions {
                     passive: true,
                     ..QueueDeclareOptions::default()
@@ -384,8 +456,10 @@ impl Publisher for Broker {
                 std::iter::repeat_n(record, 1 + usize::from(twice))
             })
             .collect();
-        let sent = publish_confirmed(&channel, &copies, |record| {
-            (exchange.clone(), record.routing_key.clone())
+        let sent = publish_confirmed(&channel, &copies, |record| Route {
+            exchange: exchange.clone(),
+            routing_key: record.routing_key.clone(),
+            mandatory: self.config.is_consumed(&record.routing_key),
         });
         if let Err(e) = sent.await {
             self.reset().await;
@@ -395,33 +469,58 @@ impl Publisher for Broker {
     }
 }
 
-/// Publishes every record (to the exchange and routing key `route` names),
-/// all in flight at once, then waits for each confirm: pipelined, never one
-/// by one.
+/// Where one message goes. A `mandatory` message that no queue takes comes
+/// back (`basic.return`) instead of being confirmed and dropped.
+struct Route {
+    exchange: String,
+    routing_key: String,
+    mandatory: bool,
+}
+
+/// Publishes every record (where `route` says), all in flight at once,
+/// then waits for each confirm: pipelined, never one by one. Fails if the
+/// broker refused one or returned one that no queue took, so the caller
+/// keeps the batch (in its outbox) and tries again.
 async fn publish_confirmed(
     channel: &Channel,
     records: &[&OutboxRecord],
-    route: impl Fn(&OutboxRecord) -> (String, String),
+    route: impl Fn(&OutboxRecord) -> Route,
 ) -> anyhow::Result<()> {
     let mut confirms = Vec::with_capacity(records.len());
     for record in records {
-        let (exchange, routing_key) = route(record);
-        confirms.push(
+        let Route {
+            exchange,
+            routing_key,
+            mandatory,
+        } = route(record);
+        confirms.push((
+            record,
             channel
                 .basic_publish(
                     &exchange,
                     &routing_key,
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory,
+                        ..BasicPublishOptions::default()
+                    },
                     record.envelope.as_bytes(),
                     event_properties(record),
                 )
                 .await?,
-        );
+        ));
     }
-    for confirm in confirms {
-        if let Confirmation::Nack(_) = confirm.await? {
-            anyhow::bail!("the broker refused an event");
+    let mut unrouted = None;
+    for (record, confirm) in confirms {
+        match confirm.await? {
+            Confirmation::Nack(_) => anyhow::bail!("the broker refused event {}", record.id),
+            Confirmation::Ack(Some(_)) => {
+                unrouted.get_or_insert_with(|| (record.id.clone(), record.routing_key.clone()));
+            }
+            Confirmation::Ack(None) | Confirmation::NotRequested => {}
         }
+    }
+    if let Some((id, routing_key)) = unrouted {
+        anyhow::bail!("event {id} ({routing_key}) reached no queue; it stays in the outbox");
     }
     Ok(())
 }
@@ -600,7 +699,8 @@ async fn redirect(
 }
 
 /// Publishes one message and waits for the broker's confirm: for moves that
-/// are followed by an ack of the original, which must never lose it.
+/// are followed by an ack of the original, which must never lose it (so it
+/// is `mandatory`: a message no queue takes is an error, not a success).
 async fn publish_one(
     channel: &Channel,
     exchange: &str,
@@ -612,16 +712,22 @@ async fn publish_one(
         .basic_publish(
             exchange,
             routing_key,
-            BasicPublishOptions::default(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
             body,
             properties,
         )
         .await?
         .await?;
-    if let Confirmation::Nack(_) = confirm {
-        anyhow::bail!("the broker refused a message");
+    match confirm {
+        Confirmation::Nack(_) => anyhow::bail!("the broker refused a message"),
+        Confirmation::Ack(Some(_)) => {
+            anyhow::bail!("no queue took a message sent to `{exchange}` with key `{routing_key}`")
+        }
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
     }
-    Ok(())
 }
 
 /// The dead-letter queues of the named services on RabbitMQ.
@@ -737,7 +843,12 @@ pub async fn deliver_to(
         .await?;
     let queue = config.queue(service);
     let records: Vec<&OutboxRecord> = events.iter().collect();
-    publish_confirmed(&channel, &records, |_| (String::new(), queue.clone())).await?;
+    publish_confirmed(&channel, &records, |_| Route {
+        exchange: String::new(),
+        routing_key: queue.clone(),
+        mandatory: true,
+    })
+    .await?;
     close(conn, "done").await;
     Ok(())
 }

@@ -335,6 +335,15 @@ macro_rules! events {
             vec![$(($key, schemars::schema_for!($ty))),*]
         }
 
+        /// The routing keys of the events `source` emits.
+        pub fn routing_keys_emitted_by(source: &str) -> Vec<&'static str> {
+            [$(($source, $key)),*]
+                .into_iter()
+                .filter(|(emitter, _)| *emitter == source)
+                .map(|(_, key)| key)
+                .collect()
+        }
+
         /// The routing key of an event type and version, if it exists.
         pub fn routing_key_of(event_type: &str, version: u32) -> Option<&'static str> {
             match (event_type, version) {

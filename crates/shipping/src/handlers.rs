@@ -12,6 +12,9 @@ use uuid::Uuid;
 use crate::domain::{carrier_for, tracking_number, Shipment, ShipmentStatus};
 use crate::store;
 
+/// The routing keys the shipping service's queue is bound to: what it consumes.
+pub const ROUTING_KEYS: &[&str] = &[ShippingRequested::ROUTING_KEY, OrderCancelled::ROUTING_KEY];
+
 pub struct Handler;
 
 #[async_trait]
@@ -21,7 +24,7 @@ impl EventHandler for Handler {
     }
 
     fn routing_keys(&self) -> &'static [&'static str] {
-        &[ShippingRequested::ROUTING_KEY, OrderCancelled::ROUTING_KEY]
+        ROUTING_KEYS
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {

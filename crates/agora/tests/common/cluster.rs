@@ -13,15 +13,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-pub const SERVICES: [&str; 7] = [
-    "catalog",
-    "inventory",
-    "cart",
-    "order",
-    "payment",
-    "shipping",
-    "notification",
-];
+pub use agora::components::SERVICES;
 
 pub struct Cluster {
     api: super::Api,
@@ -110,94 +102,121 @@ impl Cluster {
     /// Starts every service (`instances` of the named ones, one of the rest)
     /// and the gateway, and waits until the gateway is ready.
     pub async fn start(instances: &[(&str, usize)]) -> Option<Cluster> {
-        let (db_base, amqp_url) = servers()?;
-        let run = Uuid::now_v7().simple().to_string();
-        let prefix = format!("t{}.", &run[run.len() - 10..]);
-        let (server, _) = db_base.rsplit_once('/').expect("a database URL");
-        let mut cluster = Cluster {
-            api: super::Api {
-                base: String::new(),
-                client: reqwest::Client::new(),
-            },
-            prefix: prefix.clone(),
-            amqp_url: amqp_url.clone(),
-            processes: Vec::new(),
-            database_urls: Vec::new(),
-            stopped: false,
-        };
-        let mut urls: Vec<(&str, Vec<String>)> = Vec::new();
-        let mut catalog_url = String::new();
-        let mut inventory_url = String::new();
+        let mut cluster = Cluster::empty()?;
         for service in SERVICES {
             let count = instances
                 .iter()
                 .find(|(s, _)| *s == service)
                 .map_or(1, |(_, n)| *n);
-            let database_url = format!("{server}/agora_{}_{service}", prefix.trim_end_matches('.'));
-            cluster.database_urls.push(database_url.clone());
-            let mut started = Vec::new();
-            let mut pending = Vec::new();
-            for _ in 0..count {
-                let args: Vec<String> = [
-                    "service",
-                    service,
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--db-connections",
-                    "4",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-                let envs = vec![
-                    ("DATABASE_URL", database_url.clone()),
-                    ("AMQP_URL", amqp_url.clone()),
-                    ("AGORA_AMQP_PREFIX", prefix.clone()),
-                    ("AGORA_CATALOG_URL", catalog_url.clone()),
-                    ("AGORA_INVENTORY_URL", inventory_url.clone()),
-                    ("AGORA_PAYMENT_DECLINE_ABOVE", "500000".to_owned()),
-                ];
-                pending.push(async move {
-                    let (child, url, output) = spawn(&args, &envs).await;
-                    Process {
-                        service: service.to_owned(),
-                        child: tokio::sync::Mutex::new(Some(child)),
-                        output: tokio::sync::Mutex::new(Some(output)),
-                        url,
-                        args,
-                        envs,
-                    }
-                });
-            }
-            // Instances of one service start at the same moment, as
-            // `deploy/run-local.sh` starts them: they race to create their
-            // database and declare their queues.
-            for process in futures_util::future::join_all(pending).await {
-                started.push(process.url.clone());
-                cluster.processes.push(process);
-            }
-            match service {
-                "catalog" => catalog_url = started[0].clone(),
-                "inventory" => inventory_url = started[0].clone(),
-                _ => {}
-            }
-            urls.push((service, started));
+            cluster.start_service(service, count).await;
         }
+        cluster.start_gateway().await;
+        cluster.ready().await;
+        Some(cluster)
+    }
+
+    /// A deployment with nothing started yet: its own queue prefix and
+    /// database names on the test servers (`None` to skip, outside CI).
+    pub fn empty() -> Option<Cluster> {
+        let (_, amqp_url) = servers()?;
+        let run = Uuid::now_v7().simple().to_string();
+        let prefix = format!("t{}.", &run[run.len() - 10..]);
+        Some(Cluster {
+            api: super::Api {
+                base: String::new(),
+                client: reqwest::Client::new(),
+            },
+            prefix,
+            amqp_url,
+            processes: Vec::new(),
+            database_urls: Vec::new(),
+            stopped: false,
+        })
+    }
+
+    /// This deployment's database of `service` on the test server.
+    pub fn database_url(&self, service: &str) -> String {
+        let (db_base, _) = servers().expect("servers checked when the cluster was made");
+        let (server, _) = db_base.rsplit_once('/').expect("a database URL");
+        format!(
+            "{server}/agora_{}_{service}",
+            self.prefix.trim_end_matches('.')
+        )
+    }
+
+    /// The instances of `service` started so far.
+    fn instances(&self, service: &str) -> Vec<String> {
+        self.processes
+            .iter()
+            .filter(|p| p.service == service)
+            .map(|p| p.url.clone())
+            .collect()
+    }
+
+    /// Starts `count` instances of `service`, all at the same moment, as
+    /// `deploy/run-local.sh` starts them (they race to create their
+    /// database and declare their queues), pointed at the catalog and
+    /// inventory started before them.
+    pub async fn start_service(&mut self, service: &str, count: usize) {
+        let database_url = self.database_url(service);
+        if !self.database_urls.contains(&database_url) {
+            self.database_urls.push(database_url.clone());
+        }
+        let first = |s: &str| self.instances(s).into_iter().next().unwrap_or_default();
+        let envs = vec![
+            ("DATABASE_URL", database_url),
+            ("AMQP_URL", self.amqp_url.clone()),
+            ("AGORA_AMQP_PREFIX", self.prefix.clone()),
+            ("AGORA_CATALOG_URL", first("catalog")),
+            ("AGORA_INVENTORY_URL", first("inventory")),
+            ("AGORA_PAYMENT_DECLINE_ABOVE", "500000".to_owned()),
+        ];
+        let args: Vec<String> = [
+            "service",
+            service,
+            "--listen",
+            "127.0.0.1:0",
+            "--db-connections",
+            "4",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let pending = (0..count).map(|_| {
+            let (args, envs) = (args.clone(), envs.clone());
+            async move {
+                let (child, url, output) = spawn(&args, &envs).await;
+                Process {
+                    service: service.to_owned(),
+                    child: tokio::sync::Mutex::new(Some(child)),
+                    output: tokio::sync::Mutex::new(Some(output)),
+                    url,
+                    args,
+                    envs,
+                }
+            }
+        });
+        let started = futures_util::future::join_all(pending).await;
+        self.processes.extend(started);
+    }
+
+    /// Starts the gateway in front of every service started so far.
+    pub async fn start_gateway(&mut self) {
         let mut args = vec![
             "gateway".to_owned(),
             "--listen".to_owned(),
             "127.0.0.1:0".to_owned(),
         ];
-        for (service, list) in &urls {
+        for service in SERVICES {
             args.push(format!("--{service}-url"));
-            args.push(list.join(","));
+            args.push(self.instances(service).join(","));
         }
         let envs = [
-            ("AMQP_URL", amqp_url.clone()),
-            ("AGORA_AMQP_PREFIX", prefix.clone()),
+            ("AMQP_URL", self.amqp_url.clone()),
+            ("AGORA_AMQP_PREFIX", self.prefix.clone()),
         ];
         let (child, gateway, output) = spawn(&args, &envs).await;
-        cluster.processes.push(Process {
+        self.processes.push(Process {
             service: "gateway".into(),
             child: tokio::sync::Mutex::new(Some(child)),
             output: tokio::sync::Mutex::new(Some(output)),
@@ -205,9 +224,7 @@ impl Cluster {
             args,
             envs: envs.to_vec(),
         });
-        cluster.api.base = gateway;
-        cluster.ready().await;
-        Some(cluster)
+        self.api.base = gateway;
     }
 
     /// Waits until the gateway and every instance behind it are ready.

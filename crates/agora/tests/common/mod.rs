@@ -116,6 +116,14 @@ impl std::ops::Deref for TestApp {
 }
 
 impl Api {
+    /// The API of the process listening at `base` (`http://host:port`).
+    pub fn at(base: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -1,0 +1,71 @@
+//! The RabbitMQ publisher against the machine's broker (skipped without
+//! `AGORA_TEST_AMQP_URL`, never in CI): an event is confirmed only once a
+//! queue took it.
+
+use agora_platform::amqp::{AmqpConfig, Broker, QueueSpec};
+use agora_platform::bus::Publisher;
+use agora_platform::events::{Envelope, OrderCompleted};
+use agora_platform::outbox::OutboxRecord;
+
+fn broker_url() -> Option<String> {
+    match std::env::var("AGORA_TEST_AMQP_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                !std::env::var("AGORA_REQUIRE_SERVERS").is_ok_and(|v| v == "1"),
+                "AGORA_REQUIRE_SERVERS=1 but AGORA_TEST_AMQP_URL is not set"
+            );
+            None
+        }
+    }
+}
+
+fn completed() -> OutboxRecord {
+    let envelope = Envelope::root(&OrderCompleted {
+        order_id: uuid::Uuid::now_v7(),
+    });
+    OutboxRecord {
+        id: envelope.id.to_string(),
+        routing_key: envelope.routing_key().unwrap().to_owned(),
+        envelope: serde_json::to_string(&envelope).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn an_event_that_no_queue_takes_is_not_confirmed_and_is_published_again_later() {
+    let Some(url) = broker_url() else { return };
+    let mut config = AmqpConfig::new(&url);
+    config.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    config.consumers = vec![QueueSpec::new("inventory", &["order.completed.v1"])];
+    let broker = Broker::new(config.clone());
+
+    // The publisher declared the consumer's queue itself: the event waits
+    // there although no inventory ever ran.
+    broker.publish(&[completed()]).await.unwrap();
+    assert_eq!(broker.message_count("inventory").await.unwrap(), 1);
+
+    // The queue vanishes under a connected publisher: the event comes back
+    // (mandatory) and the publish fails, so the relay keeps it in the outbox.
+    delete_queue(&url, &config.queue("inventory")).await;
+    let lost = broker.publish(&[completed()]).await.unwrap_err();
+    assert!(lost.to_string().contains("reached no queue"), "{lost}");
+
+    // The next attempt reconnects, declares the queue again, and delivers.
+    broker.publish(&[completed()]).await.unwrap();
+    assert_eq!(broker.message_count("inventory").await.unwrap(), 1);
+
+    broker.delete_topology(&["inventory"]).await.unwrap();
+    broker.close().await;
+}
+
+async fn delete_queue(url: &str, queue: &str) {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .queue_delete(queue, Default::default())
+        .await
+        .unwrap();
+    conn.close(200, "done").await.unwrap();
+}
