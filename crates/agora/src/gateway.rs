@@ -80,11 +80,13 @@ struct Gateway {
 }
 
 /// Request and response headers passed through.
-const FORWARDED: [HeaderName; 4] = [
+const FORWARDED: [HeaderName; 6] = [
     header::CONTENT_TYPE,
     header::ACCEPT,
     header::LOCATION,
+    header::RETRY_AFTER,
     HeaderName::from_static("idempotency-key"),
+    HeaderName::from_static("idempotent-replayed"),
 ];
 
 pub struct GatewayApp {

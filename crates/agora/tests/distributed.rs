@@ -442,3 +442,32 @@ async fn events_published_before_their_consumer_first_started_are_delivered() {
     }
     cluster.stop().await;
 }
+
+/// A retry is answered from its key before anything is priced: with the
+/// catalog down (and an order instance that never saw the product), the
+/// client still gets the original 201 and body.
+#[tokio::test]
+async fn an_idempotent_retry_during_a_catalog_outage_gets_the_original_answer() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let product = cluster.create_product(1_000, 5).await;
+    let body = order_body(product, 1, "tok_visa");
+    let (status, first, _) = cluster
+        .post_with_key("/api/v1/orders", "during-outage", &body)
+        .await;
+    assert_eq!(status, 201);
+
+    cluster.kill("catalog").await;
+    // A fresh order process remembers no product: it would have to ask.
+    cluster.kill("order").await;
+    cluster.restart("order").await;
+    cluster.instance_ready("order").await;
+    let (status, again, replayed) = cluster
+        .post_with_key("/api/v1/orders", "during-outage", &body)
+        .await;
+
+    assert_eq!((status, replayed), (201, true));
+    assert_eq!(again, first);
+    cluster.stop().await;
+}

@@ -143,3 +143,26 @@ async fn keys_expire_after_their_time_to_live() {
     );
     assert_ne!(second["id"], first["id"]);
 }
+
+#[tokio::test]
+async fn a_retry_after_the_first_request_took_the_last_units_gets_the_original_answer() {
+    let app = spawn_app().await;
+    let product = app.create_product(1_000, 2).await;
+    let body = order_body(product, 2, "tok_visa");
+    let (status, first, _) = app
+        .post_with_key("/api/v1/orders", "last-units", &body)
+        .await;
+    assert_eq!(status, 201);
+    let id: uuid::Uuid = first["id"].as_str().unwrap().parse().unwrap();
+    app.terminal(id).await;
+    assert_eq!(app.stock(product).await["available"], 0);
+
+    // The stock check would now refuse the same order; the retry must not.
+    let (status, again, replayed) = app
+        .post_with_key("/api/v1/orders", "last-units", &body)
+        .await;
+
+    assert_eq!((status, replayed), (201, true));
+    assert_eq!(again, first);
+    assert_eq!(app.orders_of("cust-1").await, [id]);
+}

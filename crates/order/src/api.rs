@@ -44,6 +44,9 @@ async fn view(orders: &Orders, order: Order) -> Result<OrderView, ApiError> {
     Ok(OrderView { order, timeline })
 }
 
+/// The idempotency scope of `POST /orders`.
+const PLACE: &str = "POST /orders";
+
 /// Creates an order; with an `Idempotency-Key`, at most once per key.
 async fn place(
     State(orders): State<Orders>,
@@ -53,12 +56,26 @@ async fn place(
     let key = idempotency::key_from(&headers)?;
     let fingerprint = idempotency::fingerprint(&req);
     let cmd = PlaceOrder::parse(req)?;
-    let order = orders.priced(Uuid::now_v7(), cmd).await?;
-    orders.precheck(&order.items).await?;
     let db = orders.db.clone();
     let ttl = orders.idempotency_ttl;
-    idempotency::once(&db, "POST /orders", key, fingerprint, ttl, move |tx| {
+    // A retry gets the first answer, whatever prices and stock are now (or
+    // whether the catalog answers at all): the key is looked up before
+    // anything is priced or checked.
+    let replayed = idempotency::replay(&db, PLACE, key.as_deref(), &fingerprint, ttl).await?;
+    if let Some(answer) = replayed {
+        return Ok(answer);
+    }
+    let prepared = async {
+        let order = orders.priced(Uuid::now_v7(), cmd).await?;
+        orders.precheck(&order.items).await?;
+        Ok::<_, ApiError>(order)
+    }
+    .await;
+    idempotency::once(&db, PLACE, key, fingerprint, ttl, move |tx| {
         Box::pin(async move {
+            // Refused only now: if a request in flight with the same key
+            // committed meanwhile, `once` replays its answer instead.
+            let order = prepared?;
             // A new id: the order is created here, its timeline is this entry.
             let timeline = orders
                 .create_in(tx, &order, None)

@@ -107,6 +107,65 @@ pub fn fingerprint(request: &impl serde::Serialize) -> String {
     format!("{:016x}{:08x}", hasher.finish(), canonical.len())
 }
 
+/// The stored answer to `(scope, key)` if the key is known and unexpired,
+/// replayed, without claiming anything: checked before a request does
+/// work whose outcome may have changed since the first attempt (prices,
+/// the stock check), so that a retry gets the original answer rather than
+/// a new one. A key that is still being used by a request in flight is not
+/// seen here; [`once`] waits for it.
+pub async fn replay(
+    db: &Db,
+    scope: &str,
+    key: Option<&str>,
+    fingerprint: &str,
+    ttl: Duration,
+) -> Result<Option<Response>, ApiError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let row = db
+        .query_opt(
+            "SELECT fingerprint, status, location, body FROM idempotency_keys
+             WHERE scope = $1 AND key = $2 AND created_at >= $3 AND status > 0",
+            params![scope, key, now_millis() - ttl.as_millis() as i64],
+        )
+        .await?;
+    row.map(|row| answer_from(&row, fingerprint)).transpose()
+}
+
+/// The answer stored under a claimed key, replayed (`None` if the row is gone).
+async fn stored(
+    tx: &mut Tx,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Option<Response>, ApiError> {
+    let row = tx
+        .query_opt(
+            "SELECT fingerprint, status, location, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            params![scope, key],
+        )
+        .await?;
+    row.map(|row| answer_from(&row, fingerprint)).transpose()
+}
+
+/// A replayed answer from a stored row, or 422 when the key was used with
+/// another request.
+fn answer_from(row: &crate::db::Row, fingerprint: &str) -> Result<Response, ApiError> {
+    if row.str(0)? != fingerprint {
+        return Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "this key was used with a different request",
+        ));
+    }
+    let answer = Answer {
+        status: StatusCode::from_u16(row.i64(1)? as u16).unwrap_or(StatusCode::OK),
+        location: row.opt_text(2)?,
+        body: row.text(3)?,
+    };
+    Ok(answer.into_response_replayed(true))
+}
+
 pub type Operation<'a> = Pin<Box<dyn Future<Output = Result<Answer, ApiError>> + Send + 'a>>;
 
 /// Performs `operation` once per `(scope, key)`: in one transaction with the
@@ -145,25 +204,9 @@ where
         .await?
         == 1;
     if !claimed {
-        let row = tx
-            .query_opt(
-                "SELECT fingerprint, status, location, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
-                params![scope, &key],
-            )
+        return stored(&mut tx, scope, &key, &fingerprint)
             .await?
-            .ok_or_else(|| ApiError::conflict("the idempotency key is being used; try again"))?;
-        if row.str(0)? != fingerprint {
-            return Err(ApiError::invalid_field(
-                "Idempotency-Key",
-                "this key was used with a different request",
-            ));
-        }
-        let answer = Answer {
-            status: StatusCode::from_u16(row.i64(1)? as u16).unwrap_or(StatusCode::OK),
-            location: row.opt_text(2)?,
-            body: row.text(3)?,
-        };
-        return Ok(answer.into_response_replayed(true));
+            .ok_or_else(|| ApiError::conflict("the idempotency key is being used; try again"));
     }
     // Dropping `tx` on an error releases the key along with everything else.
     let answer = operation(&mut tx).await?;

@@ -244,6 +244,19 @@ impl Cluster {
         }
     }
 
+    /// Waits until the first instance of `service` answers `/ready` with 200.
+    pub async fn instance_ready(&self, service: &str) {
+        let url = format!("{}/ready", self.instance_url(service));
+        self.eventually(|| async {
+            self.client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
+
     /// The broker as the services see it (same prefix).
     pub fn broker(&self) -> std::sync::Arc<Broker> {
         let mut config = AmqpConfig::new(&self.amqp_url);
