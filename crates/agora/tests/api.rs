@@ -347,3 +347,11 @@ async fn cart_errors() {
         .unwrap();
     problem(r, 404).await;
 }
+
+#[tokio::test]
+async fn every_text_field_refuses_control_characters_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let product = app.create_product(1_000, 10).await;
+    common::bad_input::every_text_field_is_checked(&app, product).await;
+    common::bad_input::text_is_stored_trimmed(&app, product).await;
+}

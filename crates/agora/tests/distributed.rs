@@ -471,3 +471,16 @@ async fn an_idempotent_retry_during_a_catalog_outage_gets_the_original_answer() 
     assert_eq!(again, first);
     cluster.stop().await;
 }
+
+/// The same answers as the embedded mode, with PostgreSQL behind: a NUL
+/// character is a 422 naming its field, never a 503.
+#[tokio::test]
+async fn every_text_field_refuses_control_characters_on_postgresql_too() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    let product = cluster.create_product(1_000, 10).await;
+    common::bad_input::every_text_field_is_checked(&cluster, product).await;
+    common::bad_input::text_is_stored_trimmed(&cluster, product).await;
+    cluster.stop().await;
+}

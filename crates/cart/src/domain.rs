@@ -2,13 +2,13 @@
 
 use agora_platform::events::{Address, Money};
 use agora_platform::http::ApiError;
-use agora_platform::validate::{self, Errors};
+use agora_platform::validate::{self, Errors, Purchase};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A customer id from the path: 1 to 100 characters.
 pub fn customer_id(raw: &str) -> Result<String, ApiError> {
-    validate::non_empty(raw, 100).map_err(|m| ApiError::bad_request(format!("customer id {m}")))
+    validate::text(raw, 100).map_err(|m| ApiError::bad_request(format!("customer id {m}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,25 +46,17 @@ pub struct CheckoutRequest {
 
 impl CheckoutRequest {
     /// Checks every field, naming each one that is wrong.
-    pub fn parse(self) -> Result<CheckoutRequest, ApiError> {
+    pub fn parse(self) -> Result<Purchase, ApiError> {
         let mut errors = Errors::new();
-        let email = errors.check("email", validate::email(&self.email));
-        let phone = match self.phone.as_deref() {
-            Some(p) if !p.trim().is_empty() => errors.check("phone", validate::phone(p)),
-            _ => None,
-        };
-        validate::address("shipping_address", &self.shipping_address, &mut errors);
-        let token = errors.check(
-            "payment_token",
-            validate::non_empty(&self.payment_token, 200),
+        let purchase = validate::purchase(
+            &self.email,
+            self.phone.as_deref(),
+            &self.shipping_address,
+            &self.payment_token,
+            &mut errors,
         );
         errors.finish()?;
-        Ok(CheckoutRequest {
-            email: email.expect("checked"),
-            phone,
-            shipping_address: self.shipping_address,
-            payment_token: token.expect("checked"),
-        })
+        Ok(purchase.expect("checked"))
     }
 }
 

@@ -46,12 +46,12 @@ pub struct NewProduct {
 impl NewProduct {
     pub fn parse(req: NewProductRequest) -> Result<NewProduct, ApiError> {
         let mut errors = Errors::new();
-        let name = errors.check("name", validate::non_empty(&req.name, 200));
-        let sku = errors.check("sku", sku(&req.sku));
-        let description = req.description.unwrap_or_default();
-        if description.chars().count() > 2_000 {
-            errors.add("description", "must be at most 2000 characters");
-        }
+        let name = errors.check("name", validate::text(&req.name, 200));
+        let sku = errors.check("sku", sku(req.sku.trim()));
+        let description = errors.check(
+            "description",
+            validate::multiline_text(req.description.as_deref().unwrap_or_default(), 2_000),
+        );
         if !(1..=MAX_PRICE).contains(&req.price.amount) {
             errors.add(
                 "price.amount",
@@ -69,7 +69,7 @@ impl NewProduct {
         Ok(NewProduct {
             name: name.expect("checked"),
             sku: sku.expect("checked"),
-            description,
+            description: description.expect("checked"),
             price: Money {
                 amount: req.price.amount,
                 currency: currency.expect("checked"),

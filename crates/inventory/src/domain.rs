@@ -217,13 +217,13 @@ pub struct Adjustment {
 impl Adjustment {
     pub fn parse(req: AdjustmentRequest) -> Result<Adjustment, ApiError> {
         let mut errors = Errors::new();
-        if req.delta == 0 || req.delta.abs() > MAX_ADJUSTMENT {
+        if req.delta == 0 || req.delta.unsigned_abs() > MAX_ADJUSTMENT.unsigned_abs() {
             errors.add(
                 "delta",
                 format!("must be non-zero and at most {MAX_ADJUSTMENT} either way"),
             );
         }
-        let reason = errors.check("reason", validate::non_empty(&req.reason, 500));
+        let reason = errors.check("reason", validate::text(&req.reason, 500));
         errors.finish()?;
         Ok(Adjustment {
             delta: req.delta,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use agora_platform::http::{parse_id, ApiError, Json, Query};
 use agora_platform::idempotency::{self, Answer};
+use agora_platform::validate;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -146,19 +147,14 @@ async fn list(
                 .ok_or_else(|| ApiError::bad_request(format!("unknown status `{s}`")))
         })
         .transpose()?;
+    let customer = validate::optional_text(params.customer_id.as_deref(), 100)
+        .map_err(|message| ApiError::bad_request(format!("customer_id {message}")))?;
     let page = agora_platform::http::Page {
         limit: params.limit,
         offset: params.offset,
     };
     let (limit, offset) = page.bounds();
-    let items = store::list(
-        &orders.db,
-        params.customer_id.as_deref(),
-        status,
-        limit,
-        offset,
-    )
-    .await?;
+    let items = store::list(&orders.db, customer.as_deref(), status, limit, offset).await?;
     Ok(Json(OrderPage {
         items,
         limit,
@@ -189,16 +185,9 @@ async fn cancel(
             .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
         req.reason
     };
-    let reason = reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty())
+    let reason = validate::optional_text(reason.as_deref(), 500)
+        .map_err(|message| ApiError::invalid_field("reason", message))?
         .unwrap_or_else(|| "cancelled by the customer".into());
-    if reason.chars().count() > 500 {
-        return Err(ApiError::invalid_field(
-            "reason",
-            "must be at most 500 characters",
-        ));
-    }
     let fingerprint = idempotency::fingerprint(&(id, &reason));
     let db = orders.db.clone();
     let ttl = orders.idempotency_ttl;

@@ -345,26 +345,24 @@ pub struct PlaceOrder {
 impl PlaceOrder {
     pub fn parse(req: PlaceOrderRequest) -> Result<PlaceOrder, ApiError> {
         let mut errors = Errors::new();
-        let customer_id = errors.check("customer_id", validate::non_empty(&req.customer_id, 100));
-        let email = errors.check("email", validate::email(&req.email));
-        let phone = match req.phone.as_deref() {
-            Some(p) if !p.trim().is_empty() => errors.check("phone", validate::phone(p)),
-            _ => None,
-        };
+        let customer_id = errors.check("customer_id", validate::text(&req.customer_id, 100));
         let items = parse_items(&req.items, &mut errors);
-        validate::address("shipping_address", &req.shipping_address, &mut errors);
-        let payment_token = errors.check(
-            "payment_token",
-            validate::non_empty(&req.payment_token, 200),
+        let purchase = validate::purchase(
+            &req.email,
+            req.phone.as_deref(),
+            &req.shipping_address,
+            &req.payment_token,
+            &mut errors,
         );
         errors.finish()?;
+        let purchase = purchase.expect("checked");
         Ok(PlaceOrder {
             customer_id: customer_id.expect("checked"),
-            email: email.expect("checked"),
-            phone,
+            email: purchase.email,
+            phone: purchase.phone,
             items,
-            shipping_address: req.shipping_address,
-            payment_token: payment_token.expect("checked"),
+            shipping_address: purchase.shipping_address,
+            payment_token: purchase.payment_token,
         })
     }
 }

@@ -39,8 +39,13 @@ impl HandlerError {
 }
 
 impl From<DbError> for HandlerError {
+    /// An event whose data the storage refuses can never be applied: it
+    /// goes to the dead-letter queue at once instead of retrying.
     fn from(e: DbError) -> Self {
-        HandlerError::Transient(e.to_string())
+        match e.fault() {
+            crate::db::Fault::Data => HandlerError::Permanent(e.to_string()),
+            _ => HandlerError::Transient(e.to_string()),
+        }
     }
 }
 

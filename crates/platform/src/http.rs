@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::DbError;
+use crate::db::{DbError, Fault};
 
 /// The largest request body any endpoint accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -37,6 +37,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for 503s.
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -56,6 +58,7 @@ impl ApiError {
             status,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -67,8 +70,13 @@ impl ApiError {
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, detail)
     }
+    /// 503: something this request needs does not answer now; the client
+    /// may retry after a second (`Retry-After`).
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+        }
     }
     /// 422 naming each field that is wrong.
     pub fn invalid(errors: Vec<FieldError>) -> Self {
@@ -76,6 +84,7 @@ impl ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             detail: "the request has invalid fields".into(),
             errors,
+            retry_after: None,
         }
     }
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -89,10 +98,28 @@ impl ApiError {
 }
 
 impl From<DbError> for ApiError {
+    /// Only storage that does not answer is a 503 the client may retry; a
+    /// write the data makes impossible is the client's (422) or a conflict
+    /// (409), never an outage.
     fn from(e: DbError) -> Self {
-        // Storage that does not answer is a 503 the client may retry.
-        tracing::warn!(error = %e, "storage error");
-        Self::unavailable("storage is unavailable; try again")
+        match e.fault() {
+            Fault::Unavailable => {
+                tracing::warn!(error = %e, "storage error");
+                Self::unavailable("storage is unavailable; try again")
+            }
+            Fault::Conflict => {
+                tracing::info!(error = %e, "storage refused a conflicting write");
+                Self::conflict("the request conflicts with what is stored")
+            }
+            Fault::Data => {
+                tracing::info!(error = %e, "storage refused the data");
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "the request holds a value that cannot be stored",
+                )
+            }
+            Fault::Internal => Self::internal(e),
+        }
     }
 }
 
@@ -106,12 +133,18 @@ impl IntoResponse for ApiError {
             errors: &self.errors,
         };
         let json = serde_json::to_vec(&body).expect("problems serialise");
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             json,
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -263,6 +296,19 @@ mod tests {
             Some("email".into())
         );
         assert_eq!(missing_field("something else"), None);
+    }
+
+    #[test]
+    fn storage_that_does_not_answer_is_a_503_with_retry_after() {
+        let down = DbError::Postgres(sqlx::Error::PoolTimedOut);
+        let response = ApiError::from(down).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let bug = DbError::Decode("no column 9".into());
+        assert_eq!(
+            ApiError::from(bug).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -95,3 +95,47 @@ async fn a_service_vacuums_its_database_when_the_server_does_not() {
         t.cleanup().await;
     }
 }
+
+/// What a refused write means is decided by the storage layer: a value the
+/// database cannot store is the client's fault (422), a constraint a
+/// conflict (409), and neither is ever "storage is unavailable" (503).
+#[tokio::test]
+async fn a_write_the_data_makes_impossible_is_never_an_outage() {
+    use agora_platform::db::{Fault, Migration};
+    use agora_platform::http::ApiError;
+    const TABLE: &[Migration] = &[Migration {
+        name: "t_0001",
+        sql: "CREATE TABLE IF NOT EXISTS t (v TEXT PRIMARY KEY, n BIGINT NOT NULL CHECK (n >= 0));",
+    }];
+    for t in backends(&[TABLE]).await {
+        let insert = |v: &'static str, n: i64| {
+            let db = t.db.clone();
+            async move {
+                let mut tx = db.begin().await?;
+                tx.execute("INSERT INTO t (v, n) VALUES ($1, $2)", params![v, n])
+                    .await?;
+                tx.commit().await
+            }
+        };
+        insert("taken", 1).await.unwrap();
+        let twice = insert("taken", 1).await.unwrap_err();
+        assert_eq!(twice.fault(), Fault::Conflict, "{}: {twice}", t.backend);
+        let negative = insert("n", -1).await.unwrap_err();
+        assert_eq!(
+            negative.fault(),
+            Fault::Conflict,
+            "{}: {negative}",
+            t.backend
+        );
+        assert_eq!(ApiError::from(negative).status, 409);
+        if t.backend == "postgres" {
+            // SQLite keeps a NUL in text; PostgreSQL refuses it (22021).
+            let nul = insert("a\u{0}b", 1).await.unwrap_err();
+            assert_eq!(nul.fault(), Fault::Data, "{nul}");
+            let answer = ApiError::from(nul);
+            assert_eq!(answer.status, 422);
+            assert_eq!(answer.retry_after, None);
+        }
+        t.cleanup().await;
+    }
+}

@@ -2,6 +2,7 @@
 //! small clients for the calls the specifications make.
 #![allow(dead_code)]
 
+pub mod bad_input;
 pub mod cluster;
 pub mod outage;
 
