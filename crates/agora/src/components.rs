@@ -39,11 +39,12 @@ pub const SERVICES: [&str; 7] = [
 
 /// The consuming services and the routing keys of their queues: the one
 /// list every process derives the broker topology from.
-pub const CONSUMERS: [(&str, &[&str]); 5] = [
+pub const CONSUMERS: [(&str, &[&str]); 6] = [
     (
         agora_inventory::NAME,
         agora_inventory::handlers::ROUTING_KEYS,
     ),
+    (agora_cart::NAME, agora_cart::handlers::ROUTING_KEYS),
     (agora_order::NAME, agora_order::handlers::ROUTING_KEYS),
     (agora_payment::NAME, agora_payment::handlers::ROUTING_KEYS),
     (agora_shipping::NAME, agora_shipping::handlers::ROUTING_KEYS),
@@ -77,7 +78,7 @@ pub struct Component {
     pub name: &'static str,
     pub db: Db,
     pub router: Router,
-    /// `None` for services that consume nothing (catalog, cart).
+    /// `None` for a service that consumes nothing (catalog).
     pub handler: Option<Arc<dyn EventHandler>>,
     /// Background sweeps (order deadlines, reservation expiry, vacuum where
     /// the PostgreSQL server does not).
@@ -157,7 +158,7 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
                 idempotency_ttl: deps.idempotency_ttl,
                 ..Carts::new(db.clone(), deps.catalog.clone())
             }),
-            None,
+            Some(Arc::new(agora_cart::handlers::Handler)),
         ),
         agora_order::NAME => {
             let mut orders = Orders::new(db.clone(), deps.catalog.clone());
@@ -251,7 +252,7 @@ mod tests {
         assert_eq!(names(agora_cart::NAME), ["order"]);
         assert_eq!(
             names(agora_order::NAME),
-            ["inventory", "payment", "shipping", "notification"]
+            ["inventory", "cart", "payment", "shipping", "notification"]
         );
         assert_eq!(names(agora_notification::NAME), Vec::<String>::new());
         let inventory = &queues_fed_by(agora_catalog::NAME)[0];

@@ -484,3 +484,30 @@ async fn every_text_field_refuses_control_characters_on_postgresql_too() {
     common::bad_input::text_is_stored_trimmed(&cluster, product).await;
     cluster.stop().await;
 }
+
+/// Through RabbitMQ: the order service's refusal of a checked-out cart
+/// reaches the cart service, which takes its lines back.
+#[tokio::test]
+async fn a_checkout_the_order_service_refuses_restores_the_cart_across_processes() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    common::checkout::a_cart_refuses_a_product_in_another_currency(&cluster).await;
+    let eur = cluster.create_product_in(1_000, "EUR", 5).await;
+    let usd = cluster.create_product_in(1_000, "USD", 5).await;
+    let customer = "refused-checkout";
+    let (order_id, envelope) = common::checkout::checked_out(customer, &[eur, usd]);
+    let event = OutboxRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        routing_key: "cart.checked_out.v1".into(),
+        envelope,
+    };
+    cluster.broker().publish(&[event]).await.unwrap();
+
+    common::checkout::the_refused_checkout_is_rejected_and_the_cart_restored(
+        &cluster, order_id, customer, 2,
+    )
+    .await;
+    cluster.assert_audit_clean().await;
+    cluster.stop().await;
+}

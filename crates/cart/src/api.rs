@@ -1,7 +1,8 @@
 //! Cart REST API: `/api/v1/carts/{customer_id}`.
 
-use agora_platform::events::{CartCheckedOut, Envelope, Money};
-use agora_platform::http::{parse_id, ApiError, Json};
+use agora_catalog::PricingError;
+use agora_platform::events::{CartCheckedOut, Envelope, LineItem};
+use agora_platform::http::{parse_id, ApiError, FieldError, Json};
 use agora_platform::idempotency::{self, Answer};
 use agora_platform::validate::MAX_QUANTITY;
 use axum::extract::{Path, State};
@@ -12,7 +13,7 @@ use axum::Router;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{customer_id, AddItem, AddItemRequest, Cart, CartLine, CheckoutRequest};
+use crate::domain::{self, customer_id, AddItem, AddItemRequest, Cart, CheckoutRequest};
 use crate::{store, Carts};
 
 pub fn router(carts: Carts) -> Router {
@@ -35,30 +36,8 @@ async fn priced(carts: &Carts, customer: String) -> Result<Cart, ApiError> {
         .catalog
         .products(&ids)
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let lines: Vec<CartLine> = items
-        .iter()
-        .filter_map(|item| {
-            let p = products.iter().find(|p| p.id == item.product_id)?;
-            Some(CartLine {
-                product_id: p.id,
-                sku: p.sku.clone(),
-                name: p.name.clone(),
-                quantity: item.quantity,
-                unit_price: p.price.amount,
-                line_total: p.price.amount * i64::from(item.quantity),
-            })
-        })
-        .collect();
-    let total = products.first().map(|p| Money {
-        amount: lines.iter().map(|l| l.line_total).sum(),
-        currency: p.price.currency.clone(),
-    });
-    Ok(Cart {
-        customer_id: customer,
-        items: lines,
-        total,
-    })
+        .map_err(PricingError::Unavailable)?;
+    Ok(domain::view(customer, &items, &products))
 }
 
 async fn show(
@@ -76,16 +55,28 @@ async fn add(
 ) -> Result<Json<Cart>, ApiError> {
     let customer = customer_id(&customer)?;
     let item = AddItem::parse(req)?;
-    let known = carts
-        .catalog
-        .products(&[item.product_id])
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    if known.is_empty() {
-        return Err(ApiError::invalid_field(
-            "product_id",
-            format!("product {} does not exist", item.product_id),
-        ));
+    // The cart stays one that can be checked out: the new product must be
+    // known, priced in the cart's currency, and fit an order's line count.
+    let mut lines = store::items(&carts.db, &customer).await?;
+    match lines.iter_mut().find(|l| l.product_id == item.product_id) {
+        Some(line) => line.quantity = line.quantity.saturating_add(item.quantity),
+        None => lines.push(LineItem {
+            product_id: item.product_id,
+            quantity: item.quantity,
+        }),
+    }
+    if let Err(refused) = agora_catalog::price(carts.catalog.as_ref(), &lines).await {
+        return Err(match refused {
+            PricingError::Refused(errors) => ApiError::invalid(
+                errors
+                    .into_iter()
+                    .map(|e| {
+                        FieldError::new(added_field(&e.field, &lines, item.product_id), e.message)
+                    })
+                    .collect(),
+            ),
+            unavailable => unavailable.into(),
+        });
     }
     let mut tx = carts.db.begin().await?;
     let quantity = store::add(&mut tx, &customer, item.product_id, item.quantity).await?;
@@ -98,6 +89,16 @@ async fn add(
     }
     tx.commit().await?;
     Ok(Json(priced(&carts, customer).await?))
+}
+
+/// A pricing error about the line being added is about the request's
+/// `product_id`; one about the cart as a whole stays `items`.
+fn added_field(field: &str, lines: &[LineItem], added: Uuid) -> String {
+    let added_line = lines.iter().position(|l| l.product_id == added);
+    match added_line {
+        Some(i) if field == format!("items[{i}].product_id") => "product_id".into(),
+        _ => field.to_owned(),
+    }
 }
 
 async fn remove(
@@ -124,7 +125,10 @@ struct CheckedOut {
 
 /// Empties the cart and emits `CartCheckedOut` in one transaction; the order
 /// service creates the order from the event (202: it exists shortly after).
-/// With an `Idempotency-Key`, a repeated checkout replays the first answer.
+/// The cart is priced first by the order's own rule, so a cart the order
+/// service would refuse is a 422 here and stays as it is. With an
+/// `Idempotency-Key`, a repeated checkout replays the first answer (looked
+/// up before anything else: the first checkout emptied the cart).
 async fn checkout(
     State(carts): State<Carts>,
     Path(customer): Path<String>,
@@ -134,40 +138,52 @@ async fn checkout(
     let customer = customer_id(&customer)?;
     let key = idempotency::key_from(&headers)?;
     let fingerprint = idempotency::fingerprint(&(&customer, &req));
-    let req = req.parse()?;
+    let purchase = req.parse()?;
     let scope = format!("POST /carts/{customer}/checkout");
-    idempotency::once(
-        &carts.db,
-        &scope,
-        key,
-        fingerprint,
-        carts.idempotency_ttl,
-        move |tx| {
-            Box::pin(async move {
-                let items = store::take_all(tx, &customer).await?;
-                if items.is_empty() {
-                    return Err(ApiError::invalid_field("items", "the cart is empty"));
-                }
-                let order_id = Uuid::now_v7();
-                let event = CartCheckedOut {
-                    order_id,
-                    customer_id: customer.clone(),
-                    email: req.email,
-                    phone: req.phone,
-                    items,
-                    shipping_address: req.shipping_address,
-                    payment_token: req.payment_token,
-                };
-                tx.publish(&Envelope::root(&event)).await?;
-                tracing::info!(order_id = %order_id, customer_id = %customer, "cart checked out");
-                let status_url = format!("/api/v1/orders/{order_id}");
-                let body = CheckedOut {
-                    order_id,
-                    status_url: status_url.clone(),
-                };
-                Ok(Answer::json(StatusCode::ACCEPTED, Some(status_url), &body))
-            })
-        },
-    )
+    let ttl = carts.idempotency_ttl;
+    let replayed =
+        idempotency::replay(&carts.db, &scope, key.as_deref(), &fingerprint, ttl).await?;
+    if let Some(answer) = replayed {
+        return Ok(answer);
+    }
+    let checked = async {
+        let items = store::items(&carts.db, &customer).await?;
+        if items.is_empty() {
+            return Err(ApiError::invalid_field("items", "the cart is empty"));
+        }
+        agora_catalog::price(carts.catalog.as_ref(), &items).await?;
+        Ok(items)
+    }
+    .await;
+    idempotency::once(&carts.db, &scope, key, fingerprint, ttl, move |tx| {
+        Box::pin(async move {
+            // Refused only now, once the key is claimed: a concurrent
+            // checkout with the same key that committed is replayed instead.
+            let items = checked?;
+            if store::take_all(tx, &customer).await? != items {
+                return Err(ApiError::conflict(
+                    "the cart changed during the checkout; try again",
+                ));
+            }
+            let order_id = Uuid::now_v7();
+            let event = CartCheckedOut {
+                order_id,
+                customer_id: customer.clone(),
+                email: purchase.email,
+                phone: purchase.phone,
+                items,
+                shipping_address: purchase.shipping_address,
+                payment_token: purchase.payment_token,
+            };
+            tx.publish(&Envelope::root(&event)).await?;
+            tracing::info!(order_id = %order_id, customer_id = %customer, "cart checked out");
+            let status_url = format!("/api/v1/orders/{order_id}");
+            let body = CheckedOut {
+                order_id,
+                status_url: status_url.clone(),
+            };
+            Ok(Answer::json(StatusCode::ACCEPTED, Some(status_url), &body))
+        })
+    })
     .await
 }

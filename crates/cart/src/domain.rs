@@ -1,7 +1,9 @@
 //! Carts and checkout requests, free of I/O.
 
-use agora_platform::events::{Address, Money};
-use agora_platform::http::ApiError;
+use agora_catalog::domain::price;
+use agora_catalog::Product;
+use agora_platform::events::{Address, LineItem, Money};
+use agora_platform::http::{ApiError, FieldError};
 use agora_platform::validate::{self, Errors, Purchase};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -67,15 +69,53 @@ pub struct CartLine {
     pub name: String,
     pub quantity: u32,
     pub unit_price: i64,
-    pub line_total: i64,
+    /// `None` only if it would not fit a 64-bit amount.
+    pub line_total: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cart {
     pub customer_id: String,
+    /// The lines whose products the catalog knows, with current prices.
     pub items: Vec<CartLine>,
-    /// `None` for an empty cart.
+    /// `None` for an empty cart, or one that cannot be checked out as it is.
     pub total: Option<Money>,
+    /// What keeps the cart from being checked out (a product that is gone,
+    /// mixed currencies), named like the checkout's 422 would name it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<FieldError>,
+}
+
+/// The cart as shown: each line priced by the catalog and, when the whole
+/// cart can be checked out, its total, computed by the same rule as the
+/// order's ([`agora_catalog::domain::price`]): never a sum across
+/// currencies, never an overflow.
+pub fn view(customer_id: String, items: &[LineItem], products: &[Product]) -> Cart {
+    let lines = items
+        .iter()
+        .filter_map(|item| {
+            let p = products.iter().find(|p| p.id == item.product_id)?;
+            Some(CartLine {
+                product_id: p.id,
+                sku: p.sku.clone(),
+                name: p.name.clone(),
+                quantity: item.quantity,
+                unit_price: p.price.amount,
+                line_total: p.price.amount.checked_mul(i64::from(item.quantity)),
+            })
+        })
+        .collect();
+    let (total, problems) = match price(items, products) {
+        Ok(_) if items.is_empty() => (None, Vec::new()),
+        Ok(priced) => (Some(priced.total), Vec::new()),
+        Err(problems) => (None, problems),
+    };
+    Cart {
+        customer_id,
+        items: lines,
+        total,
+        problems,
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +135,43 @@ mod tests {
             quantity: 2
         })
         .is_ok());
+    }
+
+    fn product(currency: &str) -> Product {
+        Product {
+            id: Uuid::now_v7(),
+            sku: "S".into(),
+            name: "N".into(),
+            description: String::new(),
+            price: Money {
+                amount: 300,
+                currency: currency.into(),
+            },
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_cart_never_sums_amounts_of_different_currencies() {
+        let (eur, usd) = (product("EUR"), product("USD"));
+        let lines = [
+            LineItem {
+                product_id: eur.id,
+                quantity: 2,
+            },
+            LineItem {
+                product_id: usd.id,
+                quantity: 1,
+            },
+        ];
+        let cart = view("c".into(), &lines, &[eur.clone(), usd]);
+        assert_eq!(cart.items.len(), 2);
+        assert_eq!(cart.total, None);
+        assert_eq!(cart.problems[0].field, "items");
+        let one = view("c".into(), &lines[..1], &[eur]);
+        assert_eq!(one.total.unwrap().amount, 600);
+        assert!(one.problems.is_empty());
+        assert_eq!(view("c".into(), &[], &[]).total, None);
     }
 
     #[test]

@@ -40,6 +40,24 @@ pub async fn add(
     .map_or(Ok(0), |r| r.i64(0))
 }
 
+/// Adds `quantity` of a product like [`add`], holding at most `max`.
+pub async fn add_at_most(
+    tx: &mut Tx,
+    customer_id: &str,
+    product_id: Uuid,
+    quantity: u32,
+    max: i64,
+) -> Result<(), DbError> {
+    if add(tx, customer_id, product_id, quantity).await? > max {
+        tx.execute(
+            "UPDATE cart_items SET quantity = $3 WHERE customer_id = $1 AND product_id = $2",
+            params![customer_id, product_id, max],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn remove(tx: &mut Tx, customer_id: &str, product_id: Uuid) -> Result<bool, DbError> {
     Ok(tx
         .execute(

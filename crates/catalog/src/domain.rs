@@ -1,7 +1,9 @@
 //! Products and the rules a new product must satisfy.
 
-use agora_platform::events::Money;
-use agora_platform::http::ApiError;
+use std::collections::BTreeMap;
+
+use agora_platform::events::{LineItem, Money, PricedItem};
+use agora_platform::http::{ApiError, FieldError};
 use agora_platform::validate::{self, Errors};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -76,6 +78,82 @@ impl NewProduct {
             },
             initial_stock: req.initial_stock as u32,
         })
+    }
+}
+
+/// Lines priced with the catalog's products, and what they come to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Priced {
+    pub items: Vec<PricedItem>,
+    pub total: Money,
+}
+
+/// Prices lines with the catalog's products: the one rule by which a cart
+/// (shown, filled or checked out) and an order are priced, so that a cart
+/// the checkout accepts is one the order service accepts. Prices never
+/// come from the client. Unknown products, more lines than an order may
+/// have, mixed currencies and a total beyond what a `i64` of minor units
+/// holds are per-field errors; amounts are never summed across currencies
+/// and never overflow.
+pub fn price(items: &[LineItem], products: &[Product]) -> Result<Priced, Vec<FieldError>> {
+    let by_id: BTreeMap<Uuid, &Product> = products.iter().map(|p| (p.id, p)).collect();
+    let mut errors = Vec::new();
+    if items.len() > validate::MAX_ITEMS {
+        errors.push(FieldError::new(
+            "items",
+            format!("must contain at most {} items", validate::MAX_ITEMS),
+        ));
+    }
+    let mut priced = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match by_id.get(&item.product_id) {
+            Some(p) => priced.push(PricedItem {
+                product_id: p.id,
+                sku: p.sku.clone(),
+                name: p.name.clone(),
+                quantity: item.quantity,
+                unit_price: p.price.amount,
+            }),
+            None => errors.push(FieldError::new(
+                format!("items[{i}].product_id"),
+                format!("product {} does not exist", item.product_id),
+            )),
+        }
+    }
+    let mut currencies: Vec<&str> = items
+        .iter()
+        .filter_map(|i| by_id.get(&i.product_id).map(|p| p.price.currency.as_str()))
+        .collect();
+    currencies.sort_unstable();
+    currencies.dedup();
+    if currencies.len() > 1 {
+        errors.push(FieldError::new(
+            "items",
+            format!(
+                "all items must be priced in one currency (found {})",
+                currencies.join(", ")
+            ),
+        ));
+    }
+    let amount = priced.iter().try_fold(0i64, |sum, line| {
+        line.unit_price
+            .checked_mul(i64::from(line.quantity))
+            .and_then(|line_total| sum.checked_add(line_total))
+    });
+    if amount.is_none() {
+        errors.push(FieldError::new("items", "the total is too large"));
+    }
+    match (errors.is_empty(), amount, currencies.first()) {
+        (true, Some(amount), currency) => Ok(Priced {
+            items: priced,
+            total: Money {
+                amount,
+                // No item is no currency (ISO 4217 "XXX"): only an empty
+                // cart is priced without items.
+                currency: currency.copied().unwrap_or("XXX").to_owned(),
+            },
+        }),
+        _ => Err(errors),
     }
 }
 
@@ -204,5 +282,88 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), demo.len());
         assert!(demo.iter().all(|(_, p)| sku(&p.sku).is_ok()));
+    }
+}
+
+#[cfg(test)]
+mod pricing_tests {
+    use super::*;
+
+    fn product(currency: &str, amount: i64) -> Product {
+        Product {
+            id: Uuid::now_v7(),
+            sku: "S".into(),
+            name: "N".into(),
+            description: String::new(),
+            price: Money {
+                amount,
+                currency: currency.into(),
+            },
+            created_at: String::new(),
+        }
+    }
+
+    fn line(p: &Product, quantity: u32) -> LineItem {
+        LineItem {
+            product_id: p.id,
+            quantity,
+        }
+    }
+
+    #[test]
+    fn lines_are_priced_with_catalog_prices_and_unknown_products_are_named() {
+        let p = product("EUR", 250);
+        let priced = price(&[line(&p, 3)], std::slice::from_ref(&p)).unwrap();
+        assert_eq!(priced.items[0].unit_price, 250);
+        assert_eq!(
+            priced.total,
+            Money {
+                amount: 750,
+                currency: "EUR".into()
+            }
+        );
+        let unknown = LineItem {
+            product_id: Uuid::now_v7(),
+            quantity: 1,
+        };
+        let errors = price(&[line(&p, 1), unknown], &[p]).unwrap_err();
+        assert_eq!(errors[0].field, "items[1].product_id");
+    }
+
+    #[test]
+    fn amounts_of_different_currencies_are_never_summed() {
+        let (a, b) = (product("EUR", 100), product("USD", 100));
+        let errors = price(&[line(&a, 1), line(&b, 1)], &[a, b]).unwrap_err();
+        assert_eq!(errors[0].field, "items");
+        assert!(
+            errors[0].message.contains("EUR, USD"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn a_total_that_would_overflow_is_refused() {
+        let dear = product("EUR", i64::MAX / 2);
+        let errors = price(&[line(&dear, 3)], std::slice::from_ref(&dear)).unwrap_err();
+        assert_eq!(errors[0].message, "the total is too large");
+        let (a, b) = (product("EUR", i64::MAX - 1), product("EUR", 2));
+        assert!(price(&[line(&a, 1), line(&b, 1)], &[a, b]).is_err());
+    }
+
+    #[test]
+    fn more_lines_than_an_order_may_have_are_refused() {
+        let products: Vec<Product> = (0..=validate::MAX_ITEMS)
+            .map(|_| product("EUR", 1))
+            .collect();
+        let lines: Vec<LineItem> = products.iter().map(|p| line(p, 1)).collect();
+        let errors = price(&lines, &products).unwrap_err();
+        assert_eq!(errors[0].field, "items");
+        assert!(price(&lines[1..], &products).is_ok());
+    }
+
+    #[test]
+    fn nothing_is_priced_in_no_currency() {
+        assert_eq!(price(&[], &[]).unwrap().total.currency, "XXX");
     }
 }

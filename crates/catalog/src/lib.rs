@@ -9,7 +9,8 @@ pub mod domain;
 pub mod handlers;
 pub mod store;
 
-use agora_platform::http::ApiError;
+use agora_platform::events::LineItem;
+use agora_platform::http::{ApiError, FieldError};
 use agora_platform::Db;
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -52,6 +53,41 @@ impl Catalog {
         }
         Ok(demo.len())
     }
+}
+
+/// Why lines could not be priced.
+#[derive(Debug)]
+pub enum PricingError {
+    /// The catalog did not answer: worth trying again.
+    Unavailable(CatalogError),
+    /// The catalog answered, and the lines cannot make an order.
+    Refused(Vec<FieldError>),
+}
+
+impl From<PricingError> for ApiError {
+    fn from(e: PricingError) -> Self {
+        match e {
+            PricingError::Unavailable(e) => {
+                // The details (an address, a socket error) are for the logs.
+                tracing::warn!(error = %e, "cannot price: the catalog does not answer");
+                ApiError::unavailable("the catalog is unavailable; try again")
+            }
+            PricingError::Refused(errors) => ApiError::invalid(errors),
+        }
+    }
+}
+
+/// Prices `items` with what `catalog` says now ([`domain::price`]).
+pub async fn price(
+    catalog: &dyn CatalogClient,
+    items: &[LineItem],
+) -> Result<domain::Priced, PricingError> {
+    let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+    let products = catalog
+        .products(&ids)
+        .await
+        .map_err(PricingError::Unavailable)?;
+    domain::price(items, &products).map_err(PricingError::Refused)
 }
 
 #[derive(Debug, thiserror::Error)]

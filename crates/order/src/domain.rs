@@ -5,9 +5,6 @@
 //! order service must emit. Everything else in this crate moves data in and
 //! out of storage around it.
 
-use std::collections::BTreeMap;
-
-use agora_catalog::Product;
 use agora_platform::events::{Address, LineItem, Money, PricedItem};
 use agora_platform::http::{ApiError, FieldError};
 use agora_platform::validate::{self, Errors, MAX_ITEMS};
@@ -402,61 +399,6 @@ pub fn parse_items(items: &[ItemRequest], errors: &mut Errors) -> Vec<LineItem> 
     merged
 }
 
-/// Prices lines with the catalog's products. Unknown products and mixed
-/// currencies are per-field errors; prices never come from the client.
-pub fn price(
-    items: &[LineItem],
-    products: &[Product],
-) -> Result<(Vec<PricedItem>, Money), Vec<FieldError>> {
-    let by_id: BTreeMap<Uuid, &Product> = products.iter().map(|p| (p.id, p)).collect();
-    let mut errors = Vec::new();
-    let mut priced = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        match by_id.get(&item.product_id) {
-            Some(p) => priced.push(PricedItem {
-                product_id: p.id,
-                sku: p.sku.clone(),
-                name: p.name.clone(),
-                quantity: item.quantity,
-                unit_price: p.price.amount,
-            }),
-            None => errors.push(FieldError::new(
-                format!("items[{i}].product_id"),
-                format!("product {} does not exist", item.product_id),
-            )),
-        }
-    }
-    let currencies: Vec<&str> = {
-        let mut c: Vec<&str> = items
-            .iter()
-            .filter_map(|i| by_id.get(&i.product_id).map(|p| p.price.currency.as_str()))
-            .collect();
-        c.sort();
-        c.dedup();
-        c
-    };
-    if currencies.len() > 1 {
-        errors.push(FieldError::new(
-            "items",
-            "all items must be priced in one currency",
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let amount = priced
-        .iter()
-        .map(|p| p.unit_price * i64::from(p.quantity))
-        .sum();
-    Ok((
-        priced,
-        Money {
-            amount,
-            currency: currencies.first().copied().unwrap_or("EUR").to_owned(),
-        },
-    ))
-}
-
 /// The lines that ask for more than is available, as per-field errors:
 /// the fast stock check before an order is accepted.
 pub fn shortages(
@@ -785,56 +727,17 @@ mod tests {
         );
     }
 
-    fn product(currency: &str) -> Product {
-        Product {
-            id: Uuid::now_v7(),
-            sku: "S".into(),
-            name: "N".into(),
-            description: String::new(),
-            price: Money {
-                amount: 250,
-                currency: currency.into(),
-            },
-            created_at: String::new(),
-        }
-    }
-
-    #[test]
-    fn pricing_uses_catalog_prices_and_names_unknown_products() {
-        let p = product("EUR");
-        let known = LineItem {
-            product_id: p.id,
-            quantity: 3,
-        };
-        let (items, total) = price(std::slice::from_ref(&known), std::slice::from_ref(&p)).unwrap();
-        assert_eq!(items[0].unit_price, 250);
-        assert_eq!(
-            total,
-            Money {
-                amount: 750,
-                currency: "EUR".into()
-            }
-        );
-
-        let unknown = LineItem {
-            product_id: Uuid::now_v7(),
-            quantity: 1,
-        };
-        let errors = price(&[known, unknown], &[p]).unwrap_err();
-        assert_eq!(errors[0].field, "items[1].product_id");
-    }
-
     #[test]
     fn shortages_name_the_lines_beyond_the_stock() {
-        let p = product("EUR");
+        let product_id = Uuid::now_v7();
         let line = |q| PricedItem {
-            product_id: p.id,
+            product_id,
             sku: "S".into(),
             name: "N".into(),
             quantity: q,
             unit_price: 1,
         };
-        let available = std::collections::HashMap::from([(p.id, 3)]);
+        let available = std::collections::HashMap::from([(product_id, 3)]);
         assert!(shortages(&[line(3)], &available).is_empty());
         let errors = shortages(&[line(4)], &available);
         assert_eq!(errors[0].field, "items[0].quantity");
@@ -844,22 +747,6 @@ mod tests {
             1,
             "unknown stock is none"
         );
-    }
-
-    #[test]
-    fn pricing_refuses_mixed_currencies() {
-        let (a, b) = (product("EUR"), product("USD"));
-        let items = [
-            LineItem {
-                product_id: a.id,
-                quantity: 1,
-            },
-            LineItem {
-                product_id: b.id,
-                quantity: 1,
-            },
-        ];
-        assert_eq!(price(&items, &[a, b]).unwrap_err()[0].field, "items");
     }
 
     #[test]

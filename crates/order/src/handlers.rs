@@ -4,6 +4,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
+use agora_catalog::PricingError;
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
     CartCheckedOut, DomainEvent, Envelope, PaymentFailed, PaymentRefunded, PaymentSucceeded,
@@ -11,7 +12,6 @@ use agora_platform::events::{
 };
 use agora_platform::Tx;
 use async_trait::async_trait;
-use axum::http::StatusCode;
 use uuid::Uuid;
 
 use crate::domain::{Input, PlaceOrder};
@@ -108,7 +108,8 @@ impl Handler {
     }
 
     async fn checkout(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        let e: CartCheckedOut = event.decode()?;
+        let checkout: CartCheckedOut = event.decode()?;
+        let e = checkout.clone();
         let cmd = PlaceOrder {
             customer_id: e.customer_id,
             email: e.email,
@@ -117,17 +118,17 @@ impl Handler {
             shipping_address: e.shipping_address,
             payment_token: e.payment_token,
         };
-        let order = self.orders.priced(e.order_id, cmd).await.map_err(|e| {
-            if e.status == StatusCode::UNPROCESSABLE_ENTITY {
-                HandlerError::permanent(format!(
-                    "checked-out cart cannot become an order: {:?}",
-                    e.errors
-                ))
-            } else {
-                HandlerError::transient(e.detail)
+        match self.orders.priced(e.order_id, cmd).await {
+            Ok(order) => {
+                self.orders.create_in(tx, &order, Some(event)).await?;
             }
-        })?;
-        self.orders.create_in(tx, &order, Some(event)).await?;
+            Err(PricingError::Refused(errors)) => {
+                self.orders
+                    .reject_checkout_in(tx, &checkout, &errors, event)
+                    .await?;
+            }
+            Err(PricingError::Unavailable(e)) => return Err(HandlerError::transient(e)),
+        }
         Ok(())
     }
 }

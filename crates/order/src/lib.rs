@@ -14,16 +14,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agora_catalog::CatalogClient;
+use agora_catalog::{CatalogClient, PricingError};
 use agora_inventory::StockCheck;
 use agora_platform::breaker::Breaker;
 use agora_platform::clock::now_rfc3339;
 use agora_platform::db::DbError;
 use agora_platform::events::{
-    Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, PaymentRequested, PricedItem,
-    ShippingRequested,
+    CartCheckedOut, CheckoutRejected, Envelope, LineItem, Money, OrderCancelled, OrderCompleted,
+    OrderCreated, PaymentRequested, PricedItem, ShippingRequested,
 };
-use agora_platform::http::ApiError;
+use agora_platform::http::{ApiError, FieldError};
+use agora_platform::secrets;
 use agora_platform::{Db, Tx};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -93,14 +94,8 @@ impl Orders {
     }
 
     /// Builds a `PENDING` order whose prices come from the catalog.
-    pub async fn priced(&self, id: Uuid, cmd: PlaceOrder) -> Result<Order, ApiError> {
-        let ids: Vec<Uuid> = cmd.items.iter().map(|i| i.product_id).collect();
-        let products = self
-            .catalog
-            .products(&ids)
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        let (items, total) = domain::price(&cmd.items, &products).map_err(ApiError::invalid)?;
+    pub async fn priced(&self, id: Uuid, cmd: PlaceOrder) -> Result<Order, PricingError> {
+        let priced = agora_catalog::price(self.catalog.as_ref(), &cmd.items).await?;
         let now = now_rfc3339();
         Ok(Order {
             id,
@@ -110,13 +105,77 @@ impl Orders {
             status: OrderStatus::Pending,
             reason: None,
             awaiting: Awaiting::NONE,
-            items,
-            total,
+            items: priced.items,
+            total: priced.total,
             shipping_address: cmd.shipping_address,
             payment_token: cmd.payment_token,
             created_at: now.clone(),
             updated_at: now,
         })
+    }
+
+    /// Records a checked-out cart that cannot become an order (a product
+    /// that vanished, a currency that changed since the cart checked it)
+    /// as a `REJECTED` order with the reason, so that the order id the
+    /// checkout returned answers, and emits `CheckoutRejected` so that the
+    /// cart gets its lines back. Nothing was reserved or charged: nobody
+    /// else hears of it.
+    pub async fn reject_checkout_in(
+        &self,
+        tx: &mut Tx,
+        checkout: &CartCheckedOut,
+        refused: &[FieldError],
+        cause: &Envelope,
+    ) -> Result<(), DbError> {
+        let reason = format!(
+            "the checkout could not become an order: {}",
+            refused
+                .iter()
+                .map(|e| format!("{} {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let now = now_rfc3339();
+        let order = Order {
+            id: checkout.order_id,
+            customer_id: checkout.customer_id.clone(),
+            email: checkout.email.clone(),
+            phone: checkout.phone.clone(),
+            status: OrderStatus::Rejected,
+            reason: Some(reason.clone()),
+            awaiting: Awaiting::NONE,
+            // The lines went back to the cart; nothing was priced.
+            items: Vec::new(),
+            total: Money {
+                amount: 0,
+                currency: "XXX".into(),
+            },
+            shipping_address: checkout.shipping_address.clone(),
+            payment_token: secrets::mask(&checkout.payment_token),
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let inserted = store::insert(
+            tx,
+            &order,
+            &cause.correlationid,
+            &cause.event_type,
+            Some(cause.id),
+            None,
+        )
+        .await?;
+        if inserted.is_none() {
+            return Ok(());
+        }
+        let rejected = CheckoutRejected {
+            order_id: order.id,
+            customer_id: order.customer_id.clone(),
+            items: checkout.items.clone(),
+            reason,
+        };
+        tx.publish(&Envelope::caused_by(&rejected, cause)).await?;
+        tracing::warn!(order_id = %order.id, "order REJECTED (the checked-out cart cannot become an order)");
+        Ok(())
     }
 
     /// Inserts `order` and emits `OrderCreated`, unless it exists already.
@@ -147,7 +206,7 @@ impl Orders {
             &envelope.correlationid,
             cause_name,
             cause.map(|c| c.id),
-            self.deadline(),
+            Some(self.deadline()),
         )
         .await?
         else {

@@ -170,7 +170,7 @@ pub async fn insert(
     correlation_id: &str,
     cause: &str,
     event_id: Option<Uuid>,
-    deadline_at: i64,
+    deadline_at: Option<i64>,
 ) -> Result<Option<TimelineEntry>, DbError> {
     let address = serde_json::to_string(&order.shipping_address).expect("addresses serialise");
     let inserted = tx

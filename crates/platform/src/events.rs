@@ -207,6 +207,17 @@ pub struct CartCheckedOut {
     pub payment_token: String,
 }
 
+/// A checked-out cart could not become an order (`order_id` is REJECTED):
+/// the cart takes its lines back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRejected {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub items: Vec<LineItem>,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCreated {
@@ -357,6 +368,7 @@ macro_rules! events {
 events! {
     ProductCreated => "catalog", "product.created.v1", 1, product_id;
     CartCheckedOut => "cart", "cart.checked_out.v1", 1, order_id;
+    CheckoutRejected => "order", "cart.checkout_rejected.v1", 1, order_id;
     OrderCreated => "order", "order.created.v1", 1, order_id;
     StockReserved => "inventory", "stock.reserved.v1", 1, order_id;
     StockRejected => "inventory", "stock.rejected.v1", 1, order_id;

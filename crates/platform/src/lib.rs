@@ -17,6 +17,7 @@ pub mod memo;
 pub mod outbox;
 pub mod periodic;
 pub mod reconnect;
+pub mod secrets;
 pub mod telemetry;
 pub mod testing;
 pub mod vacuum;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bad_input;
+pub mod checkout;
 pub mod cluster;
 pub mod outage;
 
@@ -190,19 +191,29 @@ impl Api {
 
     /// Creates a product with `stock` units and waits until inventory knows it.
     pub async fn create_product(&self, price: i64, stock: i64) -> Uuid {
+        self.create_product_in(price, "EUR", stock).await
+    }
+
+    /// Creates a product in the catalog only (inventory hears of it later).
+    pub async fn new_product(&self, price: i64, currency: &str, stock: i64) -> Uuid {
         let sku = format!("T-{}", Uuid::now_v7().simple()).to_uppercase();
         let r = self
             .post_json(
                 "/api/v1/products",
-                &json!({ "name": "Test product", "sku": sku, "price": { "amount": price, "currency": "EUR" }, "initial_stock": stock }),
+                &json!({ "name": "Test product", "sku": sku, "price": { "amount": price, "currency": currency }, "initial_stock": stock }),
             )
             .await;
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-        let id: Uuid = r.json::<Value>().await.unwrap()["id"]
+        r.json::<Value>().await.unwrap()["id"]
             .as_str()
             .unwrap()
             .parse()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// [`Api::create_product`] priced in `currency`.
+    pub async fn create_product_in(&self, price: i64, currency: &str, stock: i64) -> Uuid {
+        let id = self.new_product(price, currency, stock).await;
         self.eventually(|| async {
             self.get(&format!("/api/v1/inventory/{id}")).await.status() == 200
         })
