@@ -164,6 +164,16 @@ async fn an_unconfirmed_compensation_requires_attention_until_an_operator_acts()
         refunded == 3
     })
     .await;
+    app.drained("notification").await;
+    // The customer heard of the cancellation once, not again when the
+    // operator sent the compensation a second time.
+    let told = app
+        .list(&format!("/api/v1/notifications?order_id={retried}"))
+        .await
+        .into_iter()
+        .filter(|n| n["kind"] == "ORDER_CANCELLED")
+        .count();
+    assert_eq!(told, 2, "one email and one SMS");
     app.assert_audit_clean().await;
 }
 

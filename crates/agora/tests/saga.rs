@@ -462,3 +462,42 @@ async fn poison_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on() 
     assert!(dead.iter().any(|d| d["routing_key"] == "order.completed.v1"
         && d["error"].as_str().unwrap().contains("schema")));
 }
+
+/// The customer's free-text reason stays with the order (and its
+/// operators); what the customer is sent is a fixed text for the reason's
+/// code, so nobody can make the system send its words to a customer.
+#[tokio::test]
+async fn customers_are_sent_fixed_texts_never_the_free_text_of_a_cancellation() {
+    let app = spawn_app_with(|c| c.paused_consumers = vec!["payment".into()]).await;
+    let product = app.create_product(1_000, 10).await;
+    let id = app.place_order(&order_body(product, 1, "tok_visa")).await;
+    app.reaches(id, "RESERVED").await;
+    let words = "Your account is locked, call +1 900 555 0100 at evil.example";
+
+    let r = app
+        .post_json(
+            &format!("/api/v1/orders/{id}/cancel"),
+            &json!({ "reason": words }),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    app.reaches(id, "CANCELLED").await;
+    app.drained("notification").await;
+
+    assert_eq!(app.order(id).await["reason"], words);
+    let cancelled: Vec<Value> = app
+        .list(&format!("/api/v1/notifications?order_id={id}"))
+        .await
+        .into_iter()
+        .filter(|n| n["kind"] == "ORDER_CANCELLED")
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{cancelled:?}");
+    for n in &cancelled {
+        let message = n["message"].as_str().unwrap();
+        assert!(!message.contains("evil.example"), "{message}");
+        assert!(
+            message.ends_with("was cancelled as you asked."),
+            "{message}"
+        );
+    }
+}

@@ -108,6 +108,7 @@ async fn one_batch_opens_reserves_sells_and_releases_stock_in_event_order() {
         let cancelled = Envelope::root(&OrderCancelled {
             order_id: order_of(&second),
             reason: "changed my mind".into(),
+            code: agora_platform::events::CancelCode::CustomerRequest,
         });
 
         // Act

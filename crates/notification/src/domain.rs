@@ -1,5 +1,6 @@
 //! What is said to the customer, and on which channels, free of I/O.
 
+use agora_platform::events::CancelCode;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -34,8 +35,10 @@ pub enum Moment {
         carrier: String,
         tracking_number: String,
     },
+    /// Said in fixed words chosen by the code: the reason's free text
+    /// (which may be anyone's) is never sent to the customer.
     Cancelled {
-        reason: String,
+        code: CancelCode,
     },
 }
 
@@ -59,8 +62,37 @@ impl Moment {
             } => {
                 format!("Order {order_id} has shipped with {carrier}, tracking {tracking_number}.")
             }
-            Moment::Cancelled { reason } => format!("Order {order_id} was cancelled: {reason}."),
+            Moment::Cancelled { code } => match code {
+                CancelCode::CustomerRequest => {
+                    format!("Order {order_id} was cancelled as you asked.")
+                }
+                CancelCode::OutOfStock => {
+                    format!("Order {order_id} was cancelled: an item is out of stock.")
+                }
+                CancelCode::PaymentDeclined => {
+                    format!("Order {order_id} was cancelled: the payment did not go through.")
+                }
+                CancelCode::TimedOut | CancelCode::ReservationExpired => {
+                    format!("Order {order_id} was cancelled: it could not be completed in time.")
+                }
+                CancelCode::CompensationRetried | CancelCode::Other => {
+                    format!("Order {order_id} was cancelled.")
+                }
+            },
         }
+    }
+}
+
+impl Moment {
+    /// Whether the customer hears of it: not of an operator sending a
+    /// compensation again, which they were told of when it first went out.
+    pub fn is_told(&self) -> bool {
+        !matches!(
+            self,
+            Moment::Cancelled {
+                code: CancelCode::CompensationRetried
+            }
+        )
     }
 }
 
@@ -105,5 +137,20 @@ mod tests {
         assert!(shipped.message(id).contains("AG1"));
         assert!(shipped.message(id).contains(&id.to_string()));
         assert_eq!(Moment::Created.kind(), "ORDER_CREATED");
+    }
+
+    #[test]
+    fn a_cancellation_is_told_in_fixed_words_per_code() {
+        let id = Uuid::now_v7();
+        let said = |code| Moment::Cancelled { code }.message(id);
+        assert!(said(CancelCode::CustomerRequest).contains("as you asked"));
+        assert!(said(CancelCode::OutOfStock).contains("out of stock"));
+        assert!(said(CancelCode::PaymentDeclined).contains("payment"));
+        assert!(said(CancelCode::Other).ends_with("was cancelled."));
+        assert!(!Moment::Cancelled {
+            code: CancelCode::CompensationRetried
+        }
+        .is_told());
+        assert!(Moment::Created.is_told());
     }
 }

@@ -71,13 +71,16 @@ impl EventHandler for Handler {
             (e.order_id, moment, None)
         } else if event.is::<OrderCancelled>() {
             let e: OrderCancelled = event.decode()?;
-            (e.order_id, Moment::Cancelled { reason: e.reason }, None)
+            (e.order_id, Moment::Cancelled { code: e.code }, None)
         } else {
             return Err(HandlerError::permanent(format!(
                 "notification does not handle {}",
                 event.event_type
             )));
         };
+        if !moment.is_told() {
+            return Ok(());
+        }
         // The contact arrives with OrderCreated; an event that overtakes it
         // waits for it through the retry policy.
         let contact = match contact {

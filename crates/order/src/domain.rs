@@ -5,7 +5,7 @@
 //! order service must emit. Everything else in this crate moves data in and
 //! out of storage around it.
 
-use agora_platform::events::{Address, LineItem, Money, PricedItem};
+use agora_platform::events::{Address, CancelCode, LineItem, Money, PricedItem};
 use agora_platform::http::{ApiError, FieldError};
 use agora_platform::validate::{self, Errors, MAX_ITEMS};
 use serde::{Deserialize, Serialize};
@@ -150,7 +150,7 @@ pub enum Emit {
     PaymentRequested,
     ShippingRequested,
     OrderCompleted,
-    OrderCancelled { reason: String },
+    OrderCancelled { reason: String, code: CancelCode },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -180,14 +180,14 @@ pub fn decide(status: OrderStatus, awaiting: Awaiting, input: &Input) -> Decisio
     use OrderStatus::*;
     // Cancelling gives back what is held: stock once reserved, the payment
     // once captured. With nothing to wait for, the order is cancelled at once.
-    let cancel = |reason: String, awaiting: Awaiting| Decision::Transition {
+    let cancel = |reason: String, code: CancelCode, awaiting: Awaiting| Decision::Transition {
         to: if awaiting.is_empty() {
             Cancelled
         } else {
             Compensating
         },
         reason: Some(reason.clone()),
-        emit: vec![Emit::OrderCancelled { reason }],
+        emit: vec![Emit::OrderCancelled { reason, code }],
         awaiting,
         note: None,
     };
@@ -227,18 +227,20 @@ pub fn decide(status: OrderStatus, awaiting: Awaiting, input: &Input) -> Decisio
             reason: Some(format!("stock rejected: {reason}")),
             emit: vec![Emit::OrderCancelled {
                 reason: format!("stock rejected: {reason}"),
+                code: CancelCode::OutOfStock,
             }],
             awaiting: Awaiting::NONE, note: None },
         (Reserved, PaymentSucceeded) => step(Paid, Emit::ShippingRequested),
-        (Reserved, PaymentFailed { reason }) => cancel(format!("payment failed: {reason}"), holds(Reserved)),
+        (Reserved, PaymentFailed { reason }) => cancel(format!("payment failed: {reason}"), CancelCode::PaymentDeclined, holds(Reserved)),
         (Paid, ShippingCreated { .. }) => step(Completed, Emit::OrderCompleted),
-        (Pending | Reserved | Paid, CancelRequested { reason }) => cancel(reason.clone(), holds(status)),
+        (Pending | Reserved | Paid, CancelRequested { reason }) => cancel(reason.clone(), CancelCode::CustomerRequest, holds(status)),
         (Pending | Reserved | Paid, TimedOut) => {
-            cancel(format!("timed out waiting in {}", status.as_str()), holds(status))
+            cancel(format!("timed out waiting in {}", status.as_str()), CancelCode::TimedOut, holds(status))
         }
         // The inventory gave the reservation up (it expired).
         (Reserved | Paid, StockReleased) => cancel(
             "the stock reservation expired".into(),
+            CancelCode::ReservationExpired,
             Awaiting {
                 stock_release: false,
                 ..holds(status)
@@ -277,6 +279,7 @@ pub fn decide(status: OrderStatus, awaiting: Awaiting, input: &Input) -> Decisio
             reason: None,
             emit: vec![Emit::OrderCancelled {
                 reason: "compensation retried by an operator".into(),
+                code: CancelCode::CompensationRetried,
             }],
             awaiting, note: None },
         (Compensating | RequiresAttention, ForceCancel) => Decision::Transition {
@@ -577,33 +580,65 @@ mod tests {
     }
 
     #[test]
-    fn every_failure_emits_order_cancelled_with_a_reason() {
-        for (status, input) in [
+    fn every_failure_emits_order_cancelled_with_a_reason_and_its_code() {
+        let r = |s: &str| s.to_owned();
+        let both = Awaiting {
+            stock_release: true,
+            refund: true,
+        };
+        for (status, awaiting, input, code) in [
             (
                 Pending,
+                Awaiting::NONE,
                 StockRejected {
-                    reason: "no stock".into(),
+                    reason: r("no stock"),
                 },
+                CancelCode::OutOfStock,
             ),
             (
                 Reserved,
+                Awaiting::NONE,
                 PaymentFailed {
-                    reason: "declined".into(),
+                    reason: r("declined"),
                 },
+                CancelCode::PaymentDeclined,
             ),
             (
                 Paid,
+                Awaiting::NONE,
                 CancelRequested {
-                    reason: "changed my mind".into(),
+                    reason: r("changed my mind"),
                 },
+                CancelCode::CustomerRequest,
+            ),
+            (Reserved, Awaiting::NONE, TimedOut, CancelCode::TimedOut),
+            (
+                Paid,
+                Awaiting::NONE,
+                StockReleased,
+                CancelCode::ReservationExpired,
+            ),
+            (
+                RequiresAttention,
+                both,
+                RetryCompensation,
+                CancelCode::CompensationRetried,
             ),
         ] {
-            let Decision::Transition { reason, emit, .. } = decide(status, Awaiting::NONE, &input)
-            else {
+            let Decision::Transition { reason, emit, .. } = decide(status, awaiting, &input) else {
                 panic!("{status:?} + {input:?} should transition");
             };
-            let reason = reason.expect("a reason");
-            assert_eq!(emit, vec![Emit::OrderCancelled { reason }]);
+            let [Emit::OrderCancelled {
+                reason: said,
+                code: coded,
+            }] = emit.as_slice()
+            else {
+                panic!("{status:?} + {input:?} emits {emit:?}");
+            };
+            assert_eq!(*coded, code, "{status:?} + {input:?}");
+            if let Some(reason) = reason {
+                assert_eq!(*said, reason);
+            }
         }
     }
 

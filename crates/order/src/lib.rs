@@ -509,10 +509,11 @@ fn emitted(order: &Order, emit: &Emit, cause: Option<&Envelope>, correlation_id:
             correlation_id,
         ),
         Emit::OrderCompleted => envelope(&OrderCompleted { order_id }, cause, correlation_id),
-        Emit::OrderCancelled { reason } => envelope(
+        Emit::OrderCancelled { reason, code } => envelope(
             &OrderCancelled {
                 order_id,
                 reason: reason.clone(),
+                code: *code,
             },
             cause,
             correlation_id,

@@ -309,7 +309,34 @@ pub struct OrderCompleted {
 #[serde(deny_unknown_fields)]
 pub struct OrderCancelled {
     pub order_id: Uuid,
+    /// For operators and the services: may hold the customer's own words.
     pub reason: String,
+    /// Why, as a code: what the customer is told is chosen by it, never
+    /// taken from `reason`. (Absent in events written before it existed.)
+    #[serde(default)]
+    pub code: CancelCode,
+}
+
+/// Why an order was cancelled, in words fixed by the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelCode {
+    /// The customer asked.
+    CustomerRequest,
+    /// The stock was not there.
+    OutOfStock,
+    /// The payment was declined.
+    PaymentDeclined,
+    /// A step of the saga took too long.
+    TimedOut,
+    /// The stock reservation outlived its time to live.
+    ReservationExpired,
+    /// An operator sent the compensation again (the customer was told
+    /// already).
+    CompensationRetried,
+    /// Anything else.
+    #[default]
+    Other,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

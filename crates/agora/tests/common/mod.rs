@@ -100,6 +100,17 @@ impl TestApp {
         self.data_dir.clone()
     }
 
+    /// Waits until `service`'s queue is empty (the others may be paused).
+    pub async fn drained(&self, service: &str) {
+        self.eventually(|| async {
+            let queues: Vec<Value> = self.list("/api/v1/admin/queues").await;
+            queues
+                .iter()
+                .all(|q| q["service"] != service || q["depth"] == 0)
+        })
+        .await;
+    }
+
     /// Waits until every queue is empty: all published events are handled.
     pub async fn settled(&self) {
         self.eventually(|| async {
