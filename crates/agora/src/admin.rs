@@ -97,7 +97,7 @@ async fn show(
     letters
         .into_iter()
         .next()
-        .map(Json)
+        .map(|letter| Json(letter.redacted()))
         .ok_or_else(|| ApiError::not_found(format!("no dead letter {event_id} for {service}")))
 }
 

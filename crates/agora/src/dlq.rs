@@ -129,7 +129,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 .next();
             let letter =
                 letter.ok_or_else(|| anyhow::anyhow!("no dead letter {event_id} for {service}"))?;
-            println!("{}", serde_json::to_string_pretty(&letter)?);
+            println!("{}", serde_json::to_string_pretty(&letter.redacted())?);
             return Ok(());
         }
         DlqCommand::Replay {

@@ -501,3 +501,105 @@ async fn customers_are_sent_fixed_texts_never_the_free_text_of_a_cancellation() 
         );
     }
 }
+
+/// The tables of `db` (SQLite) and their columns that hold `needle`.
+async fn columns_holding(db: &agora_platform::Db, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let tables = db
+        .query("SELECT name FROM sqlite_master WHERE type = 'table'", &[])
+        .await
+        .unwrap();
+    for table in tables.iter().map(|r| r.text(0).unwrap()) {
+        let columns = db
+            .query(
+                "SELECT name FROM pragma_table_info($1)",
+                agora_platform::params![&table],
+            )
+            .await
+            .unwrap();
+        for column in columns.iter().map(|r| r.text(0).unwrap()) {
+            let sql = format!(
+                "SELECT COUNT(*) FROM \"{table}\" WHERE CAST(\"{column}\" AS TEXT) LIKE $1"
+            );
+            let hits = db
+                .query(&sql, agora_platform::params![format!("%{needle}%")])
+                .await
+                .unwrap();
+            if hits[0].i64(0).unwrap() > 0 {
+                found.push(format!("{table}.{column}"));
+            }
+        }
+    }
+    found
+}
+
+/// A payment token serves the payment step and is kept nowhere in clear
+/// after it: not in the order, not in any service's event log, not in a
+/// dead letter as an operator sees it.
+#[tokio::test]
+async fn a_payment_token_is_kept_only_until_the_payment_step() {
+    let app = spawn_app().await;
+    let product = app.create_product(1_000, 10).await;
+    let ordered = app
+        .place_order(&order_body(product, 1, "tok_live_7777"))
+        .await;
+    let item = json!({ "product_id": product, "quantity": 1 });
+    assert_eq!(
+        app.post_json("/api/v1/carts/secret/items", &item)
+            .await
+            .status(),
+        200
+    );
+    let checkout = json!({ "email": "ada@example.com", "shipping_address": common::address(), "payment_token": "tok_live_8888" });
+    let r = app
+        .post_json("/api/v1/carts/secret/checkout", &checkout)
+        .await;
+    assert_eq!(r.status(), 202);
+    let checked_out: Uuid = r.json::<Value>().await.unwrap()["order_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for id in [ordered, checked_out] {
+        assert_eq!(app.terminal(id).await["status"], "COMPLETED");
+    }
+    app.settled().await;
+
+    for service in agora::components::SERVICES {
+        let db =
+            agora_platform::Db::open_sqlite(&app.data_dir.join(format!("{service}.db")), false)
+                .unwrap();
+        for token in ["tok_live_7777", "tok_live_8888"] {
+            let holding = columns_holding(&db, token).await;
+            assert!(holding.is_empty(), "{service} keeps {token} in {holding:?}");
+        }
+        db.close().await;
+    }
+
+    // A dead-lettered request keeps its token for a replay, but an
+    // operator is shown a mask.
+    let poison = json!({
+        "specversion": "1.0", "id": Uuid::now_v7(), "type": "PaymentRequested",
+        "source": "/agora/order", "subject": Uuid::now_v7(), "time": "2026-01-01T00:00:00Z",
+        "datacontenttype": "application/json", "dataschema": "schemas/events/payment.requested.v1.json",
+        "eventversion": 1, "correlationid": "c", "traceparent": "00-0-0-01",
+        "data": { "order_id": Uuid::now_v7(), "payment_token": "tok_live_9999", "unexpected": true }
+    });
+    let id = app
+        .bus
+        .inject("payment", "payment.requested.v1", &poison.to_string())
+        .await
+        .unwrap();
+    app.eventually(|| async {
+        !app.list("/api/v1/admin/dead-letters?service=payment")
+            .await
+            .is_empty()
+    })
+    .await;
+    let shown = app
+        .get_json(&format!("/api/v1/admin/dead-letters/payment/{id}"))
+        .await;
+    let body = shown["body"].as_str().unwrap();
+    assert!(!body.contains("tok_live_9999"), "{body}");
+    assert!(body.contains("****9999"), "{body}");
+}

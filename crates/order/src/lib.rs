@@ -370,6 +370,11 @@ impl Orders {
                     let envelope = emitted(order, &emit, cause, &found.correlation_id);
                     tx.publish(&envelope).await?;
                 }
+                // The payment token serves once, for `PaymentRequested` as
+                // the order leaves PENDING; the order keeps only a mask.
+                if to != OrderStatus::Pending && !secrets::is_masked(&order.payment_token) {
+                    order.payment_token = secrets::mask(&order.payment_token);
+                }
                 tracing::info!(order_id = %id, from = order.status.as_str(), to = to.as_str(), cause = %cause_name, "order {} -> {}", order.status.as_str(), to.as_str());
                 (order.status, order.awaiting, order.reason, order.updated_at) =
                     (to, awaiting, reason_now, at);

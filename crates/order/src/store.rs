@@ -267,7 +267,7 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Order>, DbError> {
 }
 
 /// Writes the changed orders among `orders` (status, reason, awaited
-/// compensations, deadline), each only if its row still holds the status
+/// compensations, deadline, the payment token once masked), each only if its row still holds the status
 /// and awaited compensations it was read with (two instances confirming
 /// two compensations of one order at once would otherwise each write what
 /// the other no longer awaits): one statement for all on PostgreSQL, in
@@ -292,6 +292,7 @@ pub async fn save<'a>(
                 &l.order.updated_at,
                 l.deadline_at,
                 l.order.awaiting.as_text(),
+                &l.order.payment_token,
             ]
             .to_vec()
         })
@@ -299,7 +300,9 @@ pub async fn save<'a>(
     let mut written = HashSet::new();
     if tx.is_sqlite() {
         for (loaded, row) in changed.iter().zip(&rows) {
-            let sql = "UPDATE orders SET status = $4, reason = $5, updated_at = $6, deadline_at = $7, awaiting = $8
+            let sql =
+                "UPDATE orders SET status = $4, reason = $5, updated_at = $6, deadline_at = $7,
+                    awaiting = $8, payment_token = $9
                  WHERE id = $1 AND status = $2 AND awaiting = $3";
             if tx.execute(sql, row).await? == 1 {
                 written.insert(loaded.order.id);
@@ -307,11 +310,13 @@ pub async fn save<'a>(
         }
     } else {
         let sql = "UPDATE orders AS o SET status = v.status, reason = v.reason,
-                updated_at = v.updated_at, deadline_at = v.deadline_at, awaiting = v.awaiting
+                updated_at = v.updated_at, deadline_at = v.deadline_at, awaiting = v.awaiting,
+                payment_token = v.payment_token
              FROM (SELECT unnest($1::TEXT[]) AS id, unnest($2::TEXT[]) AS stored_status,
                     unnest($3::TEXT[]) AS stored_awaiting, unnest($4::TEXT[]) AS status,
                     unnest($5::TEXT[]) AS reason, unnest($6::TEXT[]) AS updated_at,
-                    unnest($7::BIGINT[]) AS deadline_at, unnest($8::TEXT[]) AS awaiting) AS v
+                    unnest($7::BIGINT[]) AS deadline_at, unnest($8::TEXT[]) AS awaiting,
+                    unnest($9::TEXT[]) AS payment_token) AS v
              WHERE o.id = v.id AND o.status = v.stored_status AND o.awaiting = v.stored_awaiting
              RETURNING o.id";
         for row in tx.query_arrays(sql, &rows).await? {

@@ -30,7 +30,11 @@ pub enum Decision {
 
 impl Gateway {
     pub fn charge(&self, token: &str, amount: &Money) -> Decision {
-        if token == DECLINE_TOKEN {
+        if agora_platform::secrets::is_masked(token) {
+            // A replay of an event kept past its payment: the token it
+            // carried is gone, and a mask can never be charged.
+            Decision::Declined("the payment token is no longer available".into())
+        } else if token == DECLINE_TOKEN {
             Decision::Declined("card declined by the issuer".into())
         } else if amount.amount > self.decline_above {
             Decision::Declined(format!(
@@ -105,6 +109,10 @@ mod tests {
         ));
         assert!(
             matches!(gateway.charge("tok_visa", &eur(10_001)), Decision::Declined(r) if r.contains("limit"))
+        );
+        let masked = agora_platform::secrets::mask("tok_visa");
+        assert!(
+            matches!(gateway.charge(&masked, &eur(1)), Decision::Declined(r) if r.contains("no longer"))
         );
     }
 

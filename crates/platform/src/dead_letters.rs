@@ -30,6 +30,18 @@ pub struct DeadLetter {
     pub body: String,
 }
 
+impl DeadLetter {
+    /// The letter as shown to a person: the secrets its message holds (a
+    /// payment token) masked. The queue keeps the message whole, so that a
+    /// replay still carries what the consumer needs.
+    pub fn redacted(mut self) -> DeadLetter {
+        if let Some(masked) = crate::events::redacted(&self.body) {
+            self.body = masked;
+        }
+        self
+    }
+}
+
 /// Which dead letters an operation applies to; empty matches all.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct Filter {

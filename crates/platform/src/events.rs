@@ -138,6 +138,26 @@ impl Envelope {
     }
 }
 
+/// `json` (an envelope) with the secret fields of its event masked
+/// ([`crate::secrets::mask`]), or `None` when it holds no secret in clear:
+/// what is kept and shown of an event once its secrets have served. A body
+/// that is not an envelope is returned as it is.
+pub fn redacted(json: &str) -> Option<String> {
+    let mut envelope: serde_json::Value = serde_json::from_str(json).ok()?;
+    let event_type = envelope.get("type")?.as_str()?.to_owned();
+    let data = envelope.get_mut("data")?.as_object_mut()?;
+    let mut changed = false;
+    for field in secret_fields(&event_type) {
+        if let Some(serde_json::Value::String(secret)) = data.get_mut(*field) {
+            if !crate::secrets::is_masked(secret) {
+                *secret = crate::secrets::mask(secret);
+                changed = true;
+            }
+        }
+    }
+    changed.then(|| envelope.to_string())
+}
+
 /// Where an event's JSON Schema lives in the repository.
 pub fn schema_path(routing_key: &str) -> String {
     format!("schemas/events/{routing_key}.json")
@@ -355,7 +375,7 @@ pub struct PaymentRefunded {
 }
 
 macro_rules! events {
-    ($($ty:ident => $source:literal, $key:literal, $version:literal, $subject:ident;)*) => {
+    ($($ty:ident => $source:literal, $key:literal, $version:literal, $subject:ident $(, secret $secret:ident)*;)*) => {
         $(
             impl DomainEvent for $ty {
                 const TYPE: &'static str = stringify!($ty);
@@ -382,6 +402,15 @@ macro_rules! events {
                 .collect()
         }
 
+        /// The fields of an event type's payload that hold secrets (a
+        /// payment token): kept in clear only while a step needs them.
+        pub fn secret_fields(event_type: &str) -> &'static [&'static str] {
+            match event_type {
+                $(stringify!($ty) => &[$(stringify!($secret)),*],)*
+                _ => &[],
+            }
+        }
+
         /// The routing key of an event type and version, if it exists.
         pub fn routing_key_of(event_type: &str, version: u32) -> Option<&'static str> {
             match (event_type, version) {
@@ -394,12 +423,12 @@ macro_rules! events {
 
 events! {
     ProductCreated => "catalog", "product.created.v1", 1, product_id;
-    CartCheckedOut => "cart", "cart.checked_out.v1", 1, order_id;
+    CartCheckedOut => "cart", "cart.checked_out.v1", 1, order_id, secret payment_token;
     CheckoutRejected => "order", "cart.checkout_rejected.v1", 1, order_id;
     OrderCreated => "order", "order.created.v1", 1, order_id;
     StockReserved => "inventory", "stock.reserved.v1", 1, order_id;
     StockRejected => "inventory", "stock.rejected.v1", 1, order_id;
-    PaymentRequested => "order", "payment.requested.v1", 1, order_id;
+    PaymentRequested => "order", "payment.requested.v1", 1, order_id, secret payment_token;
     PaymentSucceeded => "payment", "payment.succeeded.v1", 1, order_id;
     PaymentFailed => "payment", "payment.failed.v1", 1, order_id;
     ShippingRequested => "order", "shipping.requested.v1", 1, order_id;
@@ -452,6 +481,30 @@ mod tests {
             env.decode::<OrderCompleted>(),
             Err(DecodeError::Schema(..))
         ));
+    }
+
+    #[test]
+    fn secrets_are_masked_in_redacted_envelopes_and_nothing_else_changes() {
+        let requested = Envelope::root(&PaymentRequested {
+            order_id: Uuid::now_v7(),
+            customer_id: "c".into(),
+            amount: Money {
+                amount: 100,
+                currency: "EUR".into(),
+            },
+            payment_token: "tok_live_4242".into(),
+        });
+        let json = serde_json::to_string(&requested).unwrap();
+        let masked = redacted(&json).expect("a payment token to mask");
+        assert!(!masked.contains("tok_live_4242"));
+        let back: Envelope = serde_json::from_str(&masked).unwrap();
+        assert_eq!(back.data["payment_token"], "****4242");
+        assert_eq!(back.data["customer_id"], "c");
+        assert_eq!(back.id, requested.id);
+        assert_eq!(redacted(&masked), None, "masked once only");
+        let plain = serde_json::to_string(&Envelope::root(&completed())).unwrap();
+        assert_eq!(redacted(&plain), None);
+        assert_eq!(redacted("not json"), None);
     }
 
     #[test]

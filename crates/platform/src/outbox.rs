@@ -18,9 +18,10 @@ use crate::events::Envelope;
 use crate::params;
 use crate::reconnect::Reconnect;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "platform_0001_outbox_inbox",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "platform_0001_outbox_inbox",
+        sql: "
         CREATE TABLE IF NOT EXISTS outbox (
             id TEXT PRIMARY KEY,
             routing_key TEXT NOT NULL,
@@ -37,7 +38,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (consumer, event_id)
         );
     ",
-}];
+    },
+    // `envelope` is what the event log keeps and shows (secrets masked);
+    // `secret_envelope` the event as published, held only until then.
+    Migration {
+        name: "platform_0003_outbox_secret_envelope",
+        sql: "ALTER TABLE outbox ADD COLUMN secret_envelope TEXT;",
+    },
+];
 
 /// An event as stored in the outbox and handed to the bus.
 #[derive(Debug, Clone)]
@@ -56,15 +64,23 @@ impl Tx {
             .routing_key()
             .expect("events built from DomainEvent types have a routing key");
         let json = serde_json::to_string(envelope).expect("envelopes serialise");
+        // An event that carries a secret is kept masked from the start;
+        // the clear copy is for the relay alone, which drops it as it
+        // marks the event published.
+        let (kept, secret) = match crate::events::redacted(&json) {
+            Some(masked) => (masked, Some(json)),
+            None => (json, None),
+        };
         self.insert_at_commit(
             "outbox",
-            "id, routing_key, subject, envelope, created_at",
+            "id, routing_key, subject, envelope, created_at, secret_envelope",
             params![
                 envelope.id,
                 routing_key,
                 &envelope.subject,
-                json,
-                &envelope.time
+                kept,
+                &envelope.time,
+                secret
             ]
             .to_vec(),
         );
@@ -129,7 +145,8 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
     if db.is_sqlite() {
         let rows = db
             .query(
-                "SELECT id, routing_key, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                "SELECT id, routing_key, COALESCE(secret_envelope, envelope) FROM outbox
+                 WHERE published_at IS NULL ORDER BY id LIMIT $1",
                 params![RELAY_BATCH],
             )
             .await?;
@@ -143,7 +160,7 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
         let mut tx = db.begin().await?;
         tx.execute(
             &format!(
-                "UPDATE outbox SET published_at = $1 WHERE id IN ({})",
+                "UPDATE outbox SET published_at = $1, secret_envelope = NULL WHERE id IN ({})",
                 crate::db::placeholders(2, records.len())
             ),
             &values,
@@ -155,9 +172,13 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
     let mut tx = db.begin_relaxed().await?;
     let rows = tx
         .query(
-            "UPDATE outbox SET published_at = $1 WHERE id IN (
-                SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
-             ) RETURNING id, routing_key, envelope",
+            "WITH claimed AS (
+                SELECT id, COALESCE(secret_envelope, envelope) AS envelope FROM outbox
+                WHERE published_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE outbox AS o SET published_at = $1, secret_envelope = NULL
+             FROM claimed WHERE o.id = claimed.id
+             RETURNING o.id, o.routing_key, claimed.envelope",
             params![now, RELAY_BATCH],
         )
         .await?;

@@ -306,3 +306,53 @@ async fn a_batch_applies_each_new_event_once() {
         t.cleanup().await;
     }
 }
+
+/// An event that carries a payment token is published whole, but the
+/// outbox (the service's event log) never keeps the token in clear: it
+/// stores the event masked from the start and drops the clear copy when
+/// the relay marks it published.
+#[tokio::test]
+async fn a_secret_is_published_but_never_kept_in_the_event_log() {
+    use agora_platform::events::{Money, PaymentRequested};
+    for t in backends(&[outbox::MIGRATIONS]).await {
+        let requested = Envelope::root(&PaymentRequested {
+            order_id: Uuid::now_v7(),
+            customer_id: "c".into(),
+            amount: Money {
+                amount: 100,
+                currency: "EUR".into(),
+            },
+            payment_token: "tok_live_5555".into(),
+        });
+        let mut tx = t.db.begin().await.unwrap();
+        tx.publish(&requested).await.unwrap();
+        tx.publish(&completed()).await.unwrap();
+        tx.commit().await.unwrap();
+        let kept = || async {
+            t.db.query(
+                "SELECT envelope, COALESCE(secret_envelope, '') FROM outbox ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.text(0).unwrap(), r.text(1).unwrap()))
+            .collect::<Vec<_>>()
+        };
+        let before = kept().await;
+        assert!(!before[0].0.contains("tok_live_5555"), "{}", t.backend);
+        assert!(before[0].0.contains("****5555"), "{}", t.backend);
+
+        let recorder = Recorder::default();
+        assert_eq!(outbox::relay_once(&t.db, &recorder).await.unwrap(), 2);
+
+        let published = recorder.0.lock().unwrap().clone();
+        let sent: Envelope = serde_json::from_str(&published[0].envelope).unwrap();
+        assert_eq!(sent, requested, "{}: published whole", t.backend);
+        for (envelope, secret) in kept().await {
+            assert!(!envelope.contains("tok_live_5555"), "{}", t.backend);
+            assert_eq!(secret, "", "{}: the clear copy is gone", t.backend);
+        }
+        t.cleanup().await;
+    }
+}

@@ -72,6 +72,9 @@ pub async fn the_refused_checkout_is_rejected_and_the_cart_restored(
     customer: &str,
     lines: usize,
 ) {
+    let path = format!("/api/v1/orders/{order_id}");
+    api.eventually(|| async { api.get(&path).await.status() == 200 })
+        .await;
     let order = api.terminal(order_id).await;
     assert_eq!(order["status"], "REJECTED", "{order}");
     let reason = order["reason"].as_str().unwrap();
