@@ -78,6 +78,7 @@ async fn list(
     State(queues): State<Queues>,
     Query(filter): Query<Filter>,
 ) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+    filter.check().map_err(ApiError::bad_request)?;
     let letters = queues
         .act(Action::List, &filter, true)
         .await
@@ -117,6 +118,7 @@ async fn purge(
 
 async fn act(queues: Queues, action: Action, params: Params) -> Result<Json<Outcome>, ApiError> {
     let f = &params.filter();
+    f.check().map_err(ApiError::bad_request)?;
     let unfiltered = f.is_empty();
     if unfiltered && !params.all {
         return Err(ApiError::bad_request(

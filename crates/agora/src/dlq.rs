@@ -62,8 +62,9 @@ pub struct Selection {
     pub event_type: Option<String>,
     #[arg(long)]
     pub event_id: Option<String>,
-    /// Only letters that failed at least this many seconds ago.
-    #[arg(long)]
+    /// Only letters that failed at least this many seconds ago (1 to ten
+    /// years; to select every letter, say --all).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=agora_platform::dead_letters::MAX_AGE_SECS))]
     pub older_than_secs: Option<u64>,
 }
 
@@ -143,6 +144,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
             all,
         } => (Action::Purge, selection.filter(), *dry_run, *all),
     };
+    filter.check().map_err(|e| anyhow::anyhow!(e))?;
     let unfiltered = filter.is_empty();
     anyhow::ensure!(!unfiltered || all, "select what to act on (--service, --event-type, --event-id, --older-than-secs) or pass --all");
     let mut letters = queues.act(action, &filter, dry_run).await?;

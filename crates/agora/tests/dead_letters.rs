@@ -217,3 +217,55 @@ async fn the_dlq_command_lists_and_purges_on_a_data_directory() {
         0
     );
 }
+
+/// The purge guard cannot be walked around with an age: 0 and ages that
+/// used to wrap around to negative are refused, and nothing is purged.
+#[tokio::test]
+async fn a_purge_by_an_age_of_zero_or_an_overflowing_age_is_refused() {
+    let app = spawn_app_with(|_| {}).await;
+    let body = serde_json::to_string(&payment_succeeded(Uuid::now_v7())).unwrap();
+    app.bus
+        .inject("inventory", "payment.succeeded.v1", &body)
+        .await
+        .unwrap();
+    app.eventually(|| async {
+        app.list("/api/v1/admin/dead-letters?service=inventory")
+            .await
+            .len()
+            == 1
+    })
+    .await;
+
+    for age in [
+        "0",
+        "18446744073709551615",
+        "9223372036854775808",
+        "315360001",
+    ] {
+        let r = app
+            .client
+            .post(app.url(&format!(
+                "/api/v1/admin/dead-letters/purge?older_than_secs={age}"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "older_than_secs={age}");
+        let listed = app
+            .get(&format!("/api/v1/admin/dead-letters?older_than_secs={age}"))
+            .await;
+        assert_eq!(listed.status(), 400, "list older_than_secs={age}");
+    }
+    let dir = app.data_dir.display().to_string();
+    for age in ["0", "18446744073709551615"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(["dlq", "purge", "--older-than-secs", age, "--data-dir", &dir])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "agora dlq purge --older-than-secs {age}"
+        );
+    }
+    assert_eq!(app.list("/api/v1/admin/dead-letters").await.len(), 1);
+}

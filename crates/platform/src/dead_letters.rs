@@ -52,7 +52,23 @@ pub struct Filter {
     pub older_than_secs: Option<u64>,
 }
 
+/// The oldest age a filter may name: ten years, far beyond any dead
+/// letter, and small enough that no conversion can overflow.
+pub const MAX_AGE_SECS: u64 = 10 * 365 * 24 * 3600;
+
 impl Filter {
+    /// Refuses what would select more than it says: an age of 0 (every
+    /// letter: say `all` for that) or beyond [`MAX_AGE_SECS`] (it used to
+    /// wrap around to a negative age, which also matched every letter).
+    pub fn check(&self) -> Result<(), String> {
+        match self.older_than_secs {
+            Some(secs) if !(1..=MAX_AGE_SECS).contains(&secs) => Err(format!(
+                "older_than_secs must be between 1 and {MAX_AGE_SECS} (to select every letter, say all)"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Exactly one letter.
     pub fn one(service: &str, event_id: &str) -> Filter {
         Filter {
@@ -73,8 +89,9 @@ impl Filter {
     pub fn matches(&self, letter: &DeadLetter, now: OffsetDateTime) -> bool {
         let same = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         let old_enough = self.older_than_secs.is_none_or(|secs| {
+            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
             OffsetDateTime::parse(&letter.failed_at, &Rfc3339)
-                .map(|at| (now - at).whole_seconds() >= secs as i64)
+                .map(|at| (now - at).whole_seconds() >= secs)
                 .unwrap_or(true)
         });
         same(&self.service, &letter.service)
@@ -161,6 +178,22 @@ mod tests {
             older_than_secs: Some(601),
             ..Filter::default()
         }));
+    }
+
+    #[test]
+    fn an_age_of_zero_or_beyond_ten_years_is_refused_and_no_age_wraps_around() {
+        let aged = |secs| Filter {
+            older_than_secs: Some(secs),
+            ..Filter::default()
+        };
+        assert!(aged(0).check().is_err());
+        assert!(aged(MAX_AGE_SECS + 1).check().is_err());
+        assert!(aged(u64::MAX).check().is_err());
+        assert!(aged(1).check().is_ok() && aged(MAX_AGE_SECS).check().is_ok());
+        assert!(Filter::default().check().is_ok());
+        // Even unchecked, a huge age matches nothing rather than everything.
+        let now = OffsetDateTime::parse("2026-01-01T00:10:00Z", &Rfc3339).unwrap();
+        assert!(!aged(u64::MAX).matches(&letter("2026-01-01T00:00:00Z"), now));
     }
 
     #[test]
