@@ -64,7 +64,7 @@ struct Outcome {
 
 fn failed(e: anyhow::Error) -> ApiError {
     tracing::warn!(error = %e, "dead-letter operation failed");
-    ApiError::unavailable(format!("the dead-letter queues are unavailable: {e}"))
+    ApiError::unavailable("the dead-letter queues are unavailable; try again")
 }
 
 fn without_bodies(mut letters: Vec<DeadLetter>) -> Vec<DeadLetter> {

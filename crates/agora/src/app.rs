@@ -312,11 +312,18 @@ pub(crate) struct Check {
 }
 
 impl Check {
+    /// A check of `component`; a failure's detail (an address, a driver's
+    /// message) goes to the log, and the public answer says only that it
+    /// does not answer.
     pub(crate) fn new(component: String, result: Result<(), String>) -> Check {
+        let error = result.err().map(|detail| {
+            tracing::warn!(component = %component, error = %detail, "readiness check failed");
+            "does not answer".to_owned()
+        });
         Check {
             component,
-            ok: result.is_ok(),
-            error: result.err(),
+            ok: error.is_none(),
+            error,
             state: None,
         }
     }

@@ -200,7 +200,6 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
     // request, so the next one may take it.
     let n = upstream.instances.len();
     let start = upstream.next.fetch_add(1, Ordering::Relaxed);
-    let mut last_error = String::new();
     for i in 0..n {
         let base = &upstream.instances[(start + i) % n];
         let mut outgoing = gateway
@@ -224,25 +223,31 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
                     Ok(bytes) => response
                         .body(Body::from(bytes))
                         .unwrap_or_else(|e| ApiError::internal(e).into_response()),
-                    Err(e) => ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        format!("{} answered badly: {e}", upstream.service),
-                    )
-                    .into_response(),
+                    Err(e) => {
+                        tracing::warn!(service = upstream.service, instance = %base, error = %e, "an upstream answer broke off");
+                        ApiError::new(
+                            StatusCode::BAD_GATEWAY,
+                            format!("the {} service answered badly", upstream.service),
+                        )
+                        .into_response()
+                    }
                 };
             }
-            Err(e) if e.is_connect() => last_error = e.to_string(),
+            Err(e) if e.is_connect() => {
+                tracing::warn!(service = upstream.service, instance = %base, error = %e, "an upstream instance refused the connection");
+            }
             Err(e) => {
+                tracing::warn!(service = upstream.service, instance = %base, error = %e, "an upstream instance did not answer");
                 return ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    format!("{} did not answer: {e}", upstream.service),
+                    format!("the {} service did not answer", upstream.service),
                 )
-                .into_response()
+                .into_response();
             }
         }
     }
     ApiError::unavailable(format!(
-        "no {} instance is reachable: {last_error}",
+        "the {} service is unavailable; try again",
         upstream.service
     ))
     .into_response()
@@ -252,7 +257,8 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
 async fn ready(State(gateway): State<Gateway>) -> impl IntoResponse {
     let mut checks = Vec::new();
     for upstream in gateway.upstreams.iter() {
-        for base in &upstream.instances {
+        let n = upstream.instances.len();
+        for (i, base) in upstream.instances.iter().enumerate() {
             let answer = gateway
                 .client
                 .get(format!("{base}/ready"))
@@ -261,10 +267,12 @@ async fn ready(State(gateway): State<Gateway>) -> impl IntoResponse {
                 .await;
             let result = match answer {
                 Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("answered {}", r.status())),
-                Err(e) => Err(e.to_string()),
+                Ok(r) => Err(format!("{base} answered {}", r.status())),
+                Err(e) => Err(format!("{base}: {e}")),
             };
-            checks.push(Check::new(format!("{} {base}", upstream.service), result));
+            // Named by service and place, never by its internal address.
+            let name = format!("{} (instance {} of {n})", upstream.service, i + 1);
+            checks.push(Check::new(name, result));
         }
     }
     Readiness::new(checks)
