@@ -19,6 +19,7 @@ use agora_platform::breaker::Breaker;
 use agora_platform::bus::{EmbeddedBus, Publisher};
 use agora_platform::consumer::{self, RetryPolicy};
 use agora_platform::http::{not_found_fallback, ApiError, Json, MAX_BODY_BYTES};
+use agora_platform::supervise::{supervise, Supervised};
 use agora_platform::{outbox, periodic, Db};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -138,6 +139,7 @@ impl Application {
         let publisher: Arc<dyn Publisher> = bus.clone();
         let mut router = Router::new();
         let breakers: Vec<_> = components.iter().flat_map(|c| c.breakers.clone()).collect();
+        let mut supervised = Vec::new();
         for c in components {
             tasks.push(tokio::spawn(outbox::run_relay(
                 c.db.clone(),
@@ -164,12 +166,22 @@ impl Application {
                 );
                 continue;
             }
-            tasks.push(tokio::spawn(consumer::run_embedded(
-                bus.clone(),
-                c.db,
-                handler,
-                config.retry.clone(),
+            let status = Supervised::new(format!("consumer {}", handler.consumer()));
+            supervised.push(status.clone());
+            let (bus, db, retry, stop) =
+                (bus.clone(), c.db, config.retry.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(supervise(
+                status,
                 shutdown.clone(),
+                move || {
+                    consumer::run_embedded(
+                        bus.clone(),
+                        db.clone(),
+                        handler.clone(),
+                        retry.clone(),
+                        stop.clone(),
+                    )
+                },
             )));
         }
         if config.seed_demo {
@@ -180,6 +192,7 @@ impl Application {
             bus: bus.clone(),
             dbs: dbs.clone(),
             breakers,
+            supervised,
         };
         let router = router
             .merge(admin_router(admin))
@@ -257,6 +270,7 @@ struct Admin {
     bus: Arc<EmbeddedBus>,
     dbs: Vec<ServiceDb>,
     breakers: Vec<Arc<Breaker>>,
+    supervised: Vec<Arc<Supervised>>,
 }
 
 fn admin_router(admin: Admin) -> Router {
@@ -309,6 +323,10 @@ pub(crate) struct Check {
     /// make the service unready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<&'static str>,
+    /// How often a supervised task (a consumer) was started again after a
+    /// panic; it is unready only while it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
 }
 
 impl Check {
@@ -325,6 +343,7 @@ impl Check {
             ok: error.is_none(),
             error,
             state: None,
+            restarts: None,
         }
     }
 
@@ -334,6 +353,18 @@ impl Check {
             ok: true,
             error: None,
             state: Some(breaker.state()),
+            restarts: None,
+        }
+    }
+
+    pub(crate) fn supervised(task: &Supervised) -> Check {
+        let running = task.is_running();
+        Check {
+            component: task.name().to_owned(),
+            ok: running,
+            error: (!running).then(|| "restarting after a panic".to_owned()),
+            state: None,
+            restarts: Some(task.restarts()),
         }
     }
 }
@@ -352,6 +383,7 @@ async fn ready(State(admin): State<Admin>) -> impl IntoResponse {
     let bus = admin.bus.ping().await;
     checks.push(Check::new("bus".into(), bus.map_err(|e| e.to_string())));
     checks.extend(admin.breakers.iter().map(|b| Check::breaker(b)));
+    checks.extend(admin.supervised.iter().map(|s| Check::supervised(s)));
     Readiness::new(checks)
 }
 

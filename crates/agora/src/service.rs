@@ -13,6 +13,7 @@ use agora_platform::amqp::{self, AmqpConfig, Broker, QueueType};
 use agora_platform::breaker::Breaker;
 use agora_platform::bus::Publisher;
 use agora_platform::http::{not_found_fallback, Json, MAX_BODY_BYTES};
+use agora_platform::supervise::{supervise, Supervised};
 use agora_platform::{outbox, periodic, Db};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::IntoResponse;
@@ -116,6 +117,7 @@ struct Health {
     db: Db,
     broker: Arc<Broker>,
     breakers: Vec<Arc<Breaker>>,
+    supervised: Vec<Arc<Supervised>>,
 }
 
 impl ServiceApp {
@@ -176,13 +178,28 @@ impl ServiceApp {
         for task in c.background {
             tasks.push(tokio::spawn(task(shutdown.clone())));
         }
+        let mut supervised = Vec::new();
         if let Some(handler) = &c.handler {
             for _ in 0..args.consumers.max(1) {
-                tasks.push(tokio::spawn(amqp::run_consumer(
+                let status = Supervised::new(format!("consumer {}", handler.consumer()));
+                supervised.push(status.clone());
+                let (broker, db, handler, stop) = (
                     broker.clone(),
                     db.clone(),
                     handler.clone(),
                     shutdown.clone(),
+                );
+                tasks.push(tokio::spawn(supervise(
+                    status,
+                    shutdown.clone(),
+                    move || {
+                        amqp::run_consumer(
+                            broker.clone(),
+                            db.clone(),
+                            handler.clone(),
+                            stop.clone(),
+                        )
+                    },
                 )));
             }
         }
@@ -194,6 +211,7 @@ impl ServiceApp {
             db: db.clone(),
             broker: broker.clone(),
             breakers: c.breakers.iter().cloned().chain(breakers).collect(),
+            supervised,
         };
         let router = c
             .router
@@ -267,5 +285,6 @@ async fn ready(State(health): State<Health>) -> impl IntoResponse {
         ),
     ];
     checks.extend(health.breakers.iter().map(|b| Check::breaker(b)));
+    checks.extend(health.supervised.iter().map(|s| Check::supervised(s)));
     Readiness::new(checks)
 }

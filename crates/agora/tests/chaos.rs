@@ -89,3 +89,39 @@ async fn random_crashes_duplicates_and_declines_leave_no_order_behind() {
     api.assert_audit_clean().await;
     eprintln!("{} orders, {crashes} crashes, audit clean", ids.len());
 }
+
+/// Consumer tasks that panic at random while holding a batch are started
+/// again: every order still finishes, `/ready` counts the restarts, and
+/// nothing is lost or applied twice.
+#[tokio::test]
+async fn consumers_that_panic_are_restarted_counted_and_lose_nothing() {
+    let dir = fresh_dir();
+    let (mut server, base) =
+        start_binary(&dir, &[("AGORA_CHAOS_CONSUMER_PANIC_RATE", "0.2")]).await;
+    let api = Api {
+        base,
+        client: reqwest::Client::new(),
+    };
+    let product = api.create_product(900, 100).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(api.place_order(&order_body(product, 1, "tok_visa")).await);
+    }
+    for id in &ids {
+        assert_eq!(api.terminal(*id).await["status"], "COMPLETED");
+    }
+    let ready = api.get_json("/ready").await;
+    let restarts: u64 = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["component"].as_str().unwrap().starts_with("consumer "))
+        .map(|c| c["restarts"].as_u64().unwrap())
+        .sum();
+    assert!(restarts > 0, "no consumer panicked: {ready}");
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(api.stock(product).await["sold"], 20);
+    api.assert_audit_clean().await;
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+}

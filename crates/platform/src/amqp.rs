@@ -617,6 +617,7 @@ async fn consume(
             .await
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
+        crate::chaos::maybe_panic_in_consumer();
         let bodies: Vec<&str> = batch
             .iter()
             .map(|d| std::str::from_utf8(&d.data).unwrap_or(""))

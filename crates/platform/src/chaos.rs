@@ -7,6 +7,7 @@
 //! | `AGORA_CHAOS_HANDLER_DELAY_MS` | pause before each batch of events is handled |
 //! | `AGORA_CHAOS_DUPLICATE_RATE` | share of events delivered twice |
 //! | `AGORA_CHAOS_CRASH_BEFORE_ACK_RATE` | share of handled batches after which the process dies before acknowledging |
+//! | `AGORA_CHAOS_CONSUMER_PANIC_RATE` | share of fetched batches on which the consumer task panics before handling them (it is supervised: started again) |
 //!
 //! They are process-wide by nature (a crash takes the whole process), so
 //! they live in one global set once at start.
@@ -20,6 +21,7 @@ pub struct Chaos {
     pub handler_delay: Duration,
     pub duplicate_rate: f64,
     pub crash_before_ack_rate: f64,
+    pub consumer_panic_rate: f64,
 }
 
 static CHAOS: OnceLock<Chaos> = OnceLock::new();
@@ -53,6 +55,7 @@ impl Chaos {
             handler_delay: Duration::from_millis(delay),
             duplicate_rate: rate("AGORA_CHAOS_DUPLICATE_RATE")?,
             crash_before_ack_rate: rate("AGORA_CHAOS_CRASH_BEFORE_ACK_RATE")?,
+            consumer_panic_rate: rate("AGORA_CHAOS_CONSUMER_PANIC_RATE")?,
         })
     }
 
@@ -88,6 +91,15 @@ pub fn maybe_crash_before_ack() {
         // Like a kill -9: no destructor, no graceful shutdown (and unlike
         // abort(), no core dump left behind).
         std::process::exit(137);
+    }
+}
+
+/// Called when a consumer holds a batch it has not handled: with the
+/// configured probability its task panics there (its deliveries are not
+/// acknowledged, so they come again once the task is started again).
+pub fn maybe_panic_in_consumer() {
+    if roll(get().consumer_panic_rate) {
+        panic!("chaos: the consumer panics holding a batch");
     }
 }
 

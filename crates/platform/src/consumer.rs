@@ -196,18 +196,38 @@ pub async fn handle_batch(
             tx.commit().await?;
             Ok::<_, HandlerError>(())
         };
-        if together.await.is_ok() {
+        if unwound(together).await.is_ok() {
             return parsed.iter().map(|_| Ok(())).collect();
         }
     }
     let mut outcomes = Vec::with_capacity(parsed.len());
     for event in parsed {
         outcomes.push(match event {
-            Ok(event) => apply(db, handler, &event).await.map(|_| ()),
+            Ok(event) => unwound(apply(db, handler, &event)).await.map(|_| ()),
             Err(e) => Err(e),
         });
     }
     outcomes
+}
+
+/// Runs a handler's work so that a panic in it fails that work alone: the
+/// transaction it held is dropped (rolled back), and the event is poison
+/// (a handler that panics on it will do so again), so it goes to the
+/// dead-letter queue while the consumer goes on with the rest.
+async fn unwound<T>(
+    work: impl std::future::Future<Output = Result<T, HandlerError>>,
+) -> Result<T, HandlerError> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = crate::supervise::panic_message(&*payload);
+            tracing::error!(panic = %message, "an event handler panicked");
+            Err(HandlerError::Permanent(format!(
+                "the handler panicked: {message}"
+            )))
+        }
+    }
 }
 
 const BATCH: i64 = 64;
@@ -265,6 +285,7 @@ pub async fn run_embedded(
             }
             continue;
         }
+        crate::chaos::maybe_panic_in_consumer();
         let bodies: Vec<&str> = batch.iter().map(|d| d.envelope.as_str()).collect();
         let results = handle_batch(&db, handler.as_ref(), &bodies).await;
         let outcomes: Vec<(Delivery, Settlement)> = batch

@@ -356,3 +356,62 @@ async fn a_secret_is_published_but_never_kept_in_the_event_log() {
         t.cleanup().await;
     }
 }
+
+/// Writes an effect, then panics on the order it was told to: a bug in a
+/// handler, which must cost that one event and never the consumer.
+struct PanickingHandler(Uuid);
+
+#[async_trait]
+impl EventHandler for PanickingHandler {
+    fn consumer(&self) -> &'static str {
+        "test"
+    }
+    fn routing_keys(&self) -> &'static [&'static str] {
+        &["order.completed.v1"]
+    }
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
+        CountingHandler.handle(tx, event).await?;
+        let e: OrderCompleted = event.decode()?;
+        assert_ne!(e.order_id, self.0, "a bug in the handler");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_fails_its_event_alone_and_writes_nothing_for_it() {
+    for t in backends(&[outbox::MIGRATIONS, EFFECTS]).await {
+        let events: Vec<Envelope> = (0..3).map(|_| completed()).collect();
+        let bodies: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        let doomed: OrderCompleted = events[1].decode().unwrap();
+        let handler = PanickingHandler(doomed.order_id);
+
+        let outcomes = consumer::handle_batch(
+            &t.db,
+            &handler,
+            &bodies.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
+
+        assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{}", t.backend);
+        assert!(
+            matches!(&outcomes[1], Err(HandlerError::Permanent(e)) if e.contains("panicked")),
+            "{}: {:?}",
+            t.backend,
+            outcomes[1]
+        );
+        let effects =
+            t.db.query("SELECT COUNT(*) FROM effects", &[])
+                .await
+                .unwrap();
+        assert_eq!(effects[0].i64(0).unwrap(), 2, "{}", t.backend);
+        // The storage is usable after the unwinding (no lock held, no
+        // transaction left open).
+        let mut tx = t.db.begin().await.unwrap();
+        tx.execute("DELETE FROM effects", &[]).await.unwrap();
+        tx.commit().await.unwrap();
+        t.cleanup().await;
+    }
+}
