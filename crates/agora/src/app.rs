@@ -19,6 +19,7 @@ use agora_platform::breaker::Breaker;
 use agora_platform::bus::{EmbeddedBus, Publisher};
 use agora_platform::consumer::{self, RetryPolicy};
 use agora_platform::http::{not_found_fallback, ApiError, Json, MAX_BODY_BYTES};
+use agora_platform::server::Limits;
 use agora_platform::supervise::{supervise, Supervised};
 use agora_platform::{outbox, periodic, Db};
 use axum::extract::{DefaultBodyLimit, State};
@@ -58,6 +59,11 @@ pub struct Config {
     /// Consumers not started: their queues fill up durably. Tests use this to
     /// hold a saga at a chosen step; a restart without it resumes them.
     pub paused_consumers: Vec<String>,
+    /// The listener's limits (timeouts, requests in flight, per client).
+    pub limits: Limits,
+    /// Clients waiting at once in `GET /orders/{id}?wait_ms`; past it, the
+    /// order is answered as it is, at once.
+    pub max_waiters: usize,
 }
 
 impl Config {
@@ -75,6 +81,8 @@ impl Config {
             stock_precheck: true,
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
             paused_consumers: Vec::new(),
+            limits: Limits::default(),
+            max_waiters: agora_order::DEFAULT_MAX_WAITERS,
         }
     }
 }
@@ -91,6 +99,7 @@ pub struct Application {
     router: Router,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    limits: Limits,
     pub bus: Arc<EmbeddedBus>,
     pub dbs: Vec<ServiceDb>,
 }
@@ -115,6 +124,7 @@ impl Application {
             Arc::new(Inventory::new(inventory_db, config.reservation_ttl)) as Arc<dyn StockCheck>
         });
         let deps = Deps {
+            max_waiters: config.max_waiters,
             catalog: Arc::new(Catalog::new(catalog_db.clone())),
             stock_check,
             payment_gateway: Gateway {
@@ -207,6 +217,7 @@ impl Application {
             router,
             shutdown,
             tasks,
+            limits: config.limits.clone(),
             bus,
             dbs,
         })
@@ -227,6 +238,7 @@ impl Application {
         serve_until(
             self.listener,
             self.router,
+            &self.limits,
             self.shutdown,
             self.tasks,
             dbs,
@@ -242,18 +254,19 @@ impl Application {
 pub(crate) async fn serve_until(
     listener: TcpListener,
     router: Router,
+    limits: &Limits,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     dbs: Vec<Db>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let token = shutdown.clone();
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            stop.await;
-            token.cancel();
-        })
-        .await;
+    let router = agora_platform::server::limited(router, limits);
+    let served = agora_platform::server::serve(listener, router, limits, async move {
+        stop.await;
+        token.cancel();
+    })
+    .await;
     shutdown.cancel();
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;

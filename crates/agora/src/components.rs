@@ -107,6 +107,8 @@ pub struct Deps {
     pub reservation_ttl: Duration,
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// Clients waiting at once for an order to end (order).
+    pub max_waiters: usize,
 }
 
 /// The platform's tables and the service's own, in order.
@@ -164,6 +166,7 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
             let mut orders = Orders::new(db.clone(), deps.catalog.clone());
             orders.step_timeout = deps.step_timeout;
             orders.idempotency_ttl = deps.idempotency_ttl;
+            orders.max_waiters = deps.max_waiters;
             orders.stock = deps.stock_check.clone();
             breakers.push(orders.stock_breaker.clone());
             periodic.push(Arc::new(agora_order::DeadlineSweep(orders.clone())));

@@ -17,6 +17,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::app::{Check, Readiness};
+use crate::limits::LimitArgs;
+use agora_platform::server::Limits;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct GatewayArgs {
@@ -62,6 +64,8 @@ pub struct GatewayArgs {
     pub amqp_url: Option<String>,
     #[arg(long, env = "AGORA_AMQP_PREFIX", default_value = "agora.")]
     pub amqp_prefix: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// The instances of one service.
@@ -92,6 +96,7 @@ const FORWARDED: [HeaderName; 6] = [
 pub struct GatewayApp {
     listener: TcpListener,
     router: Router,
+    limits: Limits,
 }
 
 impl GatewayApp {
@@ -146,9 +151,15 @@ impl GatewayApp {
             let queues = Arc::new(RabbitDeadLetters::new(config, services));
             router = router.merge(crate::admin::dead_letter_router(queues));
         }
-        let router = router.layer(crate::trace::http_trace());
+        let limits = args.limits.limits();
+        let router =
+            agora_platform::server::limited(router, &limits).layer(crate::trace::http_trace());
         let listener = TcpListener::bind(&args.listen).await?;
-        Ok(GatewayApp { listener, router })
+        Ok(GatewayApp {
+            listener,
+            router,
+            limits,
+        })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
@@ -161,9 +172,7 @@ impl GatewayApp {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop)
-            .await?;
+        agora_platform::server::serve(self.listener, self.router, &self.limits, stop).await?;
         Ok(())
     }
 }

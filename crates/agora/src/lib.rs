@@ -9,6 +9,7 @@ pub mod components;
 pub mod dlq;
 pub mod event_log;
 pub mod gateway;
+pub mod limits;
 pub mod loadgen;
 pub mod operator;
 pub mod service;

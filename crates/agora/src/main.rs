@@ -69,6 +69,12 @@ struct RunArgs {
     /// Deliver every event twice, to watch the consumers absorb duplicates.
     #[arg(long, env = "AGORA_DUPLICATE_DELIVERY")]
     duplicate_delivery: bool,
+    /// Clients waiting at once in `GET /orders/{id}?wait_ms`; past it, the
+    /// order is answered as it is, at once.
+    #[arg(long, env = "AGORA_MAX_WAITERS", default_value_t = agora_order::DEFAULT_MAX_WAITERS)]
+    max_waiters: usize,
+    #[command(flatten)]
+    limits: agora::limits::LimitArgs,
 }
 
 #[tokio::main]
@@ -118,6 +124,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.idempotency_ttl = std::time::Duration::from_secs(args.idempotency_ttl_secs);
     config.step_timeout = std::time::Duration::from_secs(args.step_timeout_secs);
     config.reservation_ttl = std::time::Duration::from_secs(args.reservation_ttl_secs);
+    config.max_waiters = args.max_waiters;
+    config.limits = args.limits.limits();
     let app = Application::build(config.clone()).await?;
     // A plain line that scripts (and the kill -9 test) read the port from.
     println!("agora listening on http://{}", app.local_addr());

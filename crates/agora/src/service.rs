@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{serve_until, Check, Readiness};
 use crate::components::{component, migrations, seed_demo, Deps};
+use crate::limits::LimitArgs;
+use agora_platform::server::Limits;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServiceArgs {
@@ -99,6 +101,12 @@ pub struct ServiceArgs {
     /// Do not seed the demo catalog (catalog only).
     #[arg(long, env = "AGORA_NO_SEED")]
     pub no_seed: bool,
+    /// Clients waiting at once in `GET /orders/{id}?wait_ms` (order); past
+    /// it, the order is answered as it is, at once.
+    #[arg(long, env = "AGORA_MAX_WAITERS", default_value_t = agora_order::DEFAULT_MAX_WAITERS)]
+    pub max_waiters: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 pub struct ServiceApp {
@@ -109,6 +117,7 @@ pub struct ServiceApp {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     db: Db,
     broker: Arc<Broker>,
+    limits: Limits,
 }
 
 #[derive(Clone)]
@@ -138,6 +147,7 @@ impl ServiceApp {
         let stock_check: Option<Arc<dyn StockCheck>> = (args.name == agora_order::NAME)
             .then(|| Arc::new(HttpStockCheck::new(&args.inventory_url)) as Arc<dyn StockCheck>);
         let deps = Deps {
+            max_waiters: args.max_waiters,
             catalog,
             stock_check,
             payment_gateway: Gateway {
@@ -236,6 +246,7 @@ impl ServiceApp {
             tasks,
             db,
             broker,
+            limits: args.limits.limits(),
         })
     }
 
@@ -256,6 +267,7 @@ impl ServiceApp {
         serve_until(
             self.listener,
             self.router,
+            &self.limits,
             self.shutdown,
             self.tasks,
             vec![self.db],

@@ -59,8 +59,14 @@ pub struct Orders {
     /// How often a waiter re-reads an order it was told nothing about: a
     /// notice from the instance that moved it normally comes first.
     pub recheck_every: Duration,
+    /// Clients that may wait at once ([`Orders::wait_terminal`]); past it,
+    /// a client is answered at once with the order as it is.
+    pub max_waiters: usize,
     watchers: Arc<Watchers>,
 }
+
+/// How many clients may wait for orders at once, by default.
+pub const DEFAULT_MAX_WAITERS: usize = 1000;
 
 /// What one saga step did.
 #[derive(Debug, PartialEq)]
@@ -89,6 +95,7 @@ impl Orders {
             step_timeout: Duration::from_secs(30),
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
             recheck_every: Duration::from_secs(1),
+            max_waiters: DEFAULT_MAX_WAITERS,
             watchers: Arc::new(Watchers::default()),
         }
     }
@@ -432,40 +439,90 @@ impl Orders {
         self.db.listen(TERMINAL_NOTICES, on_notice, shutdown).await;
     }
 
-    /// The order as it is now, after waiting up to `wait` for it to reach a
-    /// terminal state (no wait when zero).
+    /// The order's status now, after waiting up to `wait` for it to reach
+    /// a terminal state (no wait when zero). At most `max_waiters` clients
+    /// wait at once; past it, the status is read and returned at once. A
+    /// waiter holds no storage connection while it waits, and one whose
+    /// client goes away (its future dropped) leaves at once: the guard,
+    /// not the end of this function, counts it out.
     pub async fn wait_terminal(
         &self,
         id: Uuid,
         wait: Duration,
     ) -> Result<Option<OrderStatus>, DbError> {
+        if wait.is_zero() {
+            return store::status_of(&self.db, id).await;
+        }
+        let Some(mut waiting) = Waiting::admit(&self.watchers, id, self.max_waiters) else {
+            return store::status_of(&self.db, id).await;
+        };
         let deadline = tokio::time::Instant::now() + wait;
         // Subscribed before reading, so a change between the read and the
         // wait still wakes us; a change made here announces its status, so
         // only the first read goes to the database.
-        let mut announced = self.watchers.watch(id);
-        let result = async {
-            let mut status = store::status_of(&self.db, id).await?;
-            loop {
-                match status {
-                    Some(s) if !s.is_terminal() && tokio::time::Instant::now() < deadline => {}
-                    other => return Ok(other),
-                }
-                // A terminal state reached on another instance arrives as a
-                // notice (`follow_other_instances`); the re-read now and then
-                // covers a notice missed while the listener reconnected
-                // (each re-read is a statement per waiting client, so not
-                // too often).
-                let nap = (deadline - tokio::time::Instant::now()).min(self.recheck_every);
-                status = match tokio::time::timeout(nap, announced.changed()).await {
-                    Ok(Ok(())) => announced.borrow_and_update().or(status),
-                    _ => store::status_of(&self.db, id).await?,
-                };
+        let mut status = store::status_of(&self.db, id).await?;
+        loop {
+            match status {
+                Some(s) if !s.is_terminal() && tokio::time::Instant::now() < deadline => {}
+                other => return Ok(other),
             }
+            // A terminal state reached on another instance arrives as a
+            // notice (`follow_other_instances`); the re-read now and then
+            // covers a notice missed while the listener reconnected (each
+            // re-read is a statement per waiting client, so not too often).
+            let nap = (deadline - tokio::time::Instant::now()).min(self.recheck_every);
+            let announced = waiting.announced();
+            status = match tokio::time::timeout(nap, announced.changed()).await {
+                Ok(Ok(())) => announced.borrow_and_update().or(status),
+                _ => store::status_of(&self.db, id).await?,
+            };
         }
-        .await;
-        self.watchers.unwatch(id, announced);
-        result
+    }
+
+    /// Clients waiting for orders to end right now.
+    pub fn waiting(&self) -> usize {
+        self.watchers
+            .waiting
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One client waiting on one order: admitted under the cap, and counted
+/// out (its subscription dropped) whenever it is dropped, at the end of
+/// the wait or when its client disconnects.
+struct Waiting {
+    watchers: Arc<Watchers>,
+    id: Uuid,
+    announced: Option<watch::Receiver<Option<OrderStatus>>>,
+}
+
+impl Waiting {
+    fn admit(watchers: &Arc<Watchers>, id: Uuid, max: usize) -> Option<Waiting> {
+        use std::sync::atomic::Ordering;
+        if watchers.waiting.fetch_add(1, Ordering::AcqRel) >= max {
+            watchers.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Waiting {
+            watchers: watchers.clone(),
+            id,
+            announced: Some(watchers.watch(id)),
+        })
+    }
+
+    fn announced(&mut self) -> &mut watch::Receiver<Option<OrderStatus>> {
+        self.announced.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(announced) = self.announced.take() {
+            self.watchers.unwatch(self.id, announced);
+        }
+        self.watchers
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -530,6 +587,8 @@ fn emitted(order: &Order, emit: &Emit, cause: Option<&Envelope>, correlation_id:
 #[derive(Default)]
 struct Watchers {
     by_order: Mutex<HashMap<Uuid, watch::Sender<Option<OrderStatus>>>>,
+    /// Clients waiting now (see [`Waiting`]).
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Watchers {

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod periodic;
 pub mod reconnect;
 pub mod secrets;
+pub mod server;
 pub mod supervise;
 pub mod telemetry;
 pub mod testing;

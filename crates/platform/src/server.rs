@@ -1,0 +1,202 @@
+//! The HTTP listener every process kind serves from (the embedded app, each
+//! `agora service`, the gateway), and the limits every public API needs:
+//!
+//! - a **header-read timeout**: a client that opens a connection and sends
+//!   its request head slowly (slowloris) is dropped;
+//! - a **request timeout**: a request that takes longer is answered 503;
+//! - a **cap on concurrent requests**: past it, a request is answered at
+//!   once with 503 and `Retry-After` instead of queueing without bound;
+//! - a **per-client rate limit** (by the peer's IP address): past it, 429
+//!   with `Retry-After`.
+//!
+//! `axum::serve` offers none of the connection settings (it builds hyper's
+//! connection with its defaults, and hyper applies a header-read timeout
+//! only with a timer, which it is not given), so [`serve`] drives hyper
+//! itself. The request limits are one middleware ([`limit`]) rather than
+//! tower's `ConcurrencyLimit` and `TimeoutLayer`: applied with
+//! `Router::layer`, a tower layer wraps each route separately (a cap per
+//! route, not per process), and their refusals are plain text, not the
+//! problem+json every other refusal is.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::http::ApiError;
+
+/// The limits of one listener. Every default is documented in the README;
+/// none of them is reached by `agora loadgen` runs.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// How long a client may take to send a request's head.
+    pub header_read_timeout: Duration,
+    /// How long a request may take, body included. Above the longest wait
+    /// a client may ask for (`GET /orders/{id}?wait_ms`, 30 s).
+    pub request_timeout: Duration,
+    /// Requests served at once; past it, 503 at once.
+    pub max_concurrent_requests: usize,
+    /// Requests per second one client (IP address) may make, with bursts
+    /// of as many; 0 turns the limit off.
+    pub requests_per_second_per_client: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(40),
+            max_concurrent_requests: 1024,
+            requests_per_second_per_client: 10_000,
+        }
+    }
+}
+
+/// What [`limit`] needs, shared by every route of a router.
+#[derive(Clone)]
+struct Edge {
+    slots: Arc<Semaphore>,
+    request_timeout: Duration,
+    per_client: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+}
+
+/// `router` with the request limits of `limits` on every route.
+pub fn limited(router: Router, limits: &Limits) -> Router {
+    let per_client = NonZeroU32::new(limits.requests_per_second_per_client).map(|rate| {
+        let limiter = Arc::new(RateLimiter::keyed(Quota::per_second(rate)));
+        forget_idle_clients(Arc::downgrade(&limiter));
+        limiter
+    });
+    let edge = Edge {
+        slots: Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1))),
+        request_timeout: limits.request_timeout,
+        per_client,
+    };
+    router.layer(axum::middleware::from_fn_with_state(edge, limit))
+}
+
+/// Drops the state of clients not seen for a while, once a minute, so that
+/// many clients cannot grow the limiter without bound; ends with it.
+fn forget_idle_clients(limiter: std::sync::Weak<DefaultKeyedRateLimiter<IpAddr>>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let Some(limiter) = limiter.upgrade() else {
+                return;
+            };
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    });
+}
+
+async fn limit(State(edge): State<Edge>, request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    if let (Some(limiter), Some(client)) = (&edge.per_client, client) {
+        if let Err(not_until) = limiter.check_key(&client) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
+            let mut refusal = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this client; slow down",
+            );
+            refusal.retry_after = Some(wait.as_secs().max(1) as u32);
+            return refusal.into_response();
+        }
+    }
+    let Ok(_slot) = edge.slots.clone().try_acquire_owned() else {
+        return ApiError::unavailable(
+            "the server is at its limit of requests in flight; try again",
+        )
+        .into_response();
+    };
+    match tokio::time::timeout(edge.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = edge.request_timeout.as_millis() as u64,
+                "a request took too long"
+            );
+            ApiError::unavailable("the request took too long; try again").into_response()
+        }
+    }
+}
+
+/// How long a stopping server lets requests in flight finish.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `stop` resolves, then stops
+/// accepting, lets the requests in flight finish (10 s at most) and
+/// returns. Each connection reads its request heads within
+/// `limits.header_read_timeout`, and each request carries the peer's
+/// address (`ConnectInfo<SocketAddr>`) for the per-client limit.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &Limits,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, go on.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let request = request.map(Body::new);
+                let router = router.clone();
+                async move {
+                    let response = match router.oneshot(request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after 10 s; stopping anyway");
+    }
+    Ok(())
+}
