@@ -1,7 +1,7 @@
 //! Operator endpoints over the dead-letter queues, served by the embedded
 //! app and by the gateway of the distributed mode:
 //!
-//! - `GET  /api/v1/admin/dead-letters?service&event_type&event_id&older_than_secs`
+//! - `GET  /api/v1/admin/dead-letters?service&event_type&event_id&older_than_secs&limit&after`
 //! - `GET  /api/v1/admin/dead-letters/{service}/{event_id}` (with the message)
 //! - `POST /api/v1/admin/dead-letters/replay?…[&dry_run=true]`
 //! - `POST /api/v1/admin/dead-letters/purge?…[&dry_run=true]`
@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use agora_platform::dead_letters::{Action, DeadLetter, DeadLetterQueues, Filter};
-use agora_platform::http::{ApiError, Json, Query};
+use agora_platform::http::{ApiError, Json, PageParams, Query};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
@@ -74,15 +74,51 @@ fn without_bodies(mut letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
     letters
 }
 
+/// The filter and a page: `limit` (1 to 500, 100 by default) and `after`
+/// (the event id of the last letter of the previous page).
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    service: Option<String>,
+    event_type: Option<String>,
+    event_id: Option<String>,
+    older_than_secs: Option<u64>,
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
 async fn list(
     State(queues): State<Queues>,
-    Query(filter): Query<Filter>,
+    Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+    let filter = Filter {
+        service: params.service,
+        event_type: params.event_type,
+        event_id: params.event_id,
+        older_than_secs: params.older_than_secs,
+    };
     filter.check().map_err(ApiError::bad_request)?;
+    let page = PageParams {
+        limit: params.limit,
+        offset: None,
+        after: params.after,
+    }
+    .page(100)?;
     let letters = queues
         .act(Action::List, &filter, true)
         .await
         .map_err(failed)?;
+    let start = match page.after.map(|after| after.to_string()) {
+        Some(after) => letters
+            .iter()
+            .position(|l| l.event_id == after)
+            .map_or(letters.len(), |i| i + 1),
+        None => 0,
+    };
+    let letters: Vec<DeadLetter> = letters
+        .into_iter()
+        .skip(start)
+        .take(page.limit as usize)
+        .collect();
     Ok(Json(without_bodies(letters)))
 }
 

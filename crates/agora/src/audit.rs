@@ -249,26 +249,18 @@ pub async fn audit(base: &str, stuck_after_secs: i64) -> anyhow::Result<Report> 
             anyhow::Ok(r.json::<serde_json::Value>().await?)
         }
     };
-    let stock: Vec<Stock> = serde_json::from_value(get(format!("{base}/api/v1/inventory")).await?)?;
-    let mut snapshot = Snapshot {
-        stock,
-        ..Snapshot::default()
+    let snapshot = Snapshot {
+        stock: all_pages(&get, &format!("{base}/api/v1/inventory?"), "product_id").await?,
+        orders: all_pages(&get, &format!("{base}/api/v1/orders?"), "id").await?,
+        payments: all_pages(&get, &format!("{base}/api/v1/payments?"), "id").await?,
+        shipments: all_pages(&get, &format!("{base}/api/v1/shipments?"), "id").await?,
+        reservations: all_pages(
+            &get,
+            &format!("{base}/api/v1/inventory/reservations?"),
+            "order_id",
+        )
+        .await?,
     };
-    let mut offset = 0;
-    loop {
-        let page = get(format!("{base}/api/v1/orders?limit=500&offset={offset}")).await?;
-        let orders: Vec<Order> = serde_json::from_value(page["items"].clone())?;
-        let n = orders.len();
-        snapshot.orders.extend(orders);
-        if n < 500 {
-            break;
-        }
-        offset += 500;
-    }
-    snapshot.payments = all_pages(&get, &format!("{base}/api/v1/payments?")).await?;
-    snapshot.shipments = all_pages(&get, &format!("{base}/api/v1/shipments?")).await?;
-    snapshot.reservations =
-        all_pages(&get, &format!("{base}/api/v1/inventory/reservations?")).await?;
     Ok(Report {
         products: snapshot.stock.len(),
         orders: snapshot.orders.len(),
@@ -276,23 +268,35 @@ pub async fn audit(base: &str, stuck_after_secs: i64) -> anyhow::Result<Report> 
     })
 }
 
-async fn all_pages<T, F, Fut>(get: &F, prefix: &str) -> anyhow::Result<Vec<T>>
+/// Every item of a paged list, page by page with its cursor (`after=` the
+/// `key` of the last item), so that items added meanwhile neither shift
+/// nor repeat what was read. A page is a list, or an object with `items`.
+async fn all_pages<T, F, Fut>(get: &F, prefix: &str, key: &str) -> anyhow::Result<Vec<T>>
 where
     T: serde::de::DeserializeOwned,
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>>,
 {
+    const PAGE: usize = 500;
     let mut all = Vec::new();
-    let mut offset = 0;
+    let mut after = String::new();
     loop {
-        let page: Vec<T> =
-            serde_json::from_value(get(format!("{prefix}limit=500&offset={offset}")).await?)?;
-        let n = page.len();
-        all.extend(page);
-        if n < 500 {
+        let mut page = get(format!("{prefix}limit={PAGE}{after}")).await?;
+        let items = match page.get_mut("items") {
+            Some(items) => items.take(),
+            None => page,
+        };
+        let items: Vec<serde_json::Value> = serde_json::from_value(items)?;
+        let n = items.len();
+        if let Some(last) = items.last().and_then(|item| item[key].as_str()) {
+            after = format!("&after={last}");
+        }
+        for item in items {
+            all.push(serde_json::from_value(item)?);
+        }
+        if n < PAGE {
             return Ok(all);
         }
-        offset += 500;
     }
 }
 

@@ -355,3 +355,39 @@ async fn every_text_field_refuses_control_characters_and_nothing_is_written() {
     common::bad_input::every_text_field_is_checked(&app, product).await;
     common::bad_input::text_is_stored_trimmed(&app, product).await;
 }
+
+#[tokio::test]
+async fn every_list_is_paged_with_a_bounded_offset_and_a_cursor() {
+    let app = spawn_app().await;
+    common::paging::every_list_is_paged(&app).await;
+}
+
+#[tokio::test]
+async fn the_dead_letter_list_is_paged() {
+    let app = spawn_app().await;
+    for _ in 0..5 {
+        app.bus
+            .inject("inventory", "order.created.v1", "{ not an event")
+            .await
+            .unwrap();
+    }
+    app.eventually(|| async {
+        app.list("/api/v1/admin/dead-letters?service=inventory")
+            .await
+            .len()
+            == 5
+    })
+    .await;
+    let first = app.list("/api/v1/admin/dead-letters?limit=2").await;
+    assert_eq!(first.len(), 2);
+    let after = first[1]["event_id"].as_str().unwrap();
+    let rest = app
+        .list(&format!(
+            "/api/v1/admin/dead-letters?limit=10&after={after}"
+        ))
+        .await;
+    assert_eq!(rest.len(), 3);
+    assert!(rest
+        .iter()
+        .all(|l| l["event_id"] != first[0]["event_id"] && l["event_id"] != first[1]["event_id"]));
+}

@@ -511,3 +511,13 @@ async fn a_checkout_the_order_service_refuses_restores_the_cart_across_processes
     cluster.assert_audit_clean().await;
     cluster.stop().await;
 }
+
+/// The same paging on PostgreSQL.
+#[tokio::test]
+async fn every_list_is_paged_on_postgresql_too() {
+    let Some(cluster) = Cluster::start(&[]).await else {
+        return;
+    };
+    common::paging::every_list_is_paged(&cluster).await;
+    cluster.stop().await;
+}

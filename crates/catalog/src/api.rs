@@ -1,6 +1,6 @@
 //! Catalog REST API: `/api/v1/products`.
 
-use agora_platform::http::{parse_id, ApiError, Json, Page, Query};
+use agora_platform::http::{parse_id, parse_ids, ApiError, Json, PageParams, Query};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -24,6 +24,9 @@ struct ProductPage {
     items: Vec<Product>,
     limit: i64,
     offset: i64,
+    /// The cursor of the next page (`after=`), when this one is full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Uuid>,
 }
 
 #[derive(Deserialize)]
@@ -32,33 +35,31 @@ struct ListParams {
     ids: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    after: Option<String>,
 }
 
 async fn list(
     State(catalog): State<Catalog>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<ProductPage>, ApiError> {
-    let page = Page {
+    let page = PageParams {
         limit: params.limit,
         offset: params.offset,
-    };
-    let (limit, offset) = page.bounds();
+        after: params.after,
+    }
+    .page(50)?;
     let items = match params.ids.as_deref() {
-        Some(ids) => {
-            let ids = ids
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .take(limit as usize)
-                .map(|id| parse_id(id, "product id"))
-                .collect::<Result<Vec<Uuid>, _>>()?;
-            store::find_many(&catalog.db, &ids).await?
-        }
-        None => store::list(&catalog.db, limit, offset).await?,
+        Some(ids) => store::find_many(&catalog.db, &parse_ids(ids)?).await?,
+        None => store::list(&catalog.db, &page).await?,
     };
+    let next = (items.len() as i64 == page.limit && params.ids.is_none())
+        .then(|| items.last().map(|p| p.id))
+        .flatten();
     Ok(Json(ProductPage {
         items,
-        limit,
-        offset,
+        limit: page.limit,
+        offset: page.offset,
+        next,
     }))
 }
 

@@ -1,7 +1,8 @@
 //! Catalog storage: the `products` table.
 
-use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::db::{placeholders, Db, DbError, Migration, Row, Tx, Value};
 use agora_platform::events::{Envelope, Money, ProductCreated};
+use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
 
@@ -78,20 +79,30 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<Product>, DbError> {
     .transpose()
 }
 
+/// The products among `ids` that exist, in one statement.
 pub async fn find_many(db: &Db, ids: &[Uuid]) -> Result<Vec<Product>, DbError> {
-    let mut found = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(p) = find(db, *id).await? {
-            found.push(p);
-        }
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(found)
+    let values: Vec<Value> = ids.iter().map(Value::from).collect();
+    db.query(
+        &format!(
+            "SELECT {COLUMNS} FROM products WHERE id IN ({})",
+            placeholders(1, ids.len())
+        ),
+        &values,
+    )
+    .await?
+    .iter()
+    .map(product)
+    .collect()
 }
 
-pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<Product>, DbError> {
+/// A page of products, in the order they were created.
+pub async fn list(db: &Db, page: &Page) -> Result<Vec<Product>, DbError> {
     db.query(
-        &format!("SELECT {COLUMNS} FROM products ORDER BY sku LIMIT $1 OFFSET $2"),
-        params![limit, offset],
+        &format!("SELECT {COLUMNS} FROM products WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2 OFFSET $3"),
+        &page.params(),
     )
     .await?
     .iter()

@@ -1,6 +1,6 @@
 //! Inventory REST API: `/api/v1/inventory`.
 
-use agora_platform::http::{parse_id, ApiError, Json, Page, Query};
+use agora_platform::http::{parse_id, parse_ids, ApiError, Json, PageParams, Query};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
@@ -24,22 +24,29 @@ struct ListParams {
     /// Comma-separated product ids: only these (the order service's fast
     /// stock check).
     ids: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    after: Option<String>,
 }
 
+/// A page of stock by product id (`after` = the last product id seen), or
+/// the stock of the products `ids` names (one query, at most 500 ids).
 async fn list(
     State(inventory): State<Inventory>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<Stock>>, ApiError> {
-    let Some(ids) = params.ids else {
-        return Ok(Json(store::all(&inventory.db).await?));
-    };
-    let mut found = Vec::new();
-    for id in ids.split(',').filter(|s| !s.is_empty()).take(500) {
-        if let Some(stock) = store::find(&inventory.db, parse_id(id, "product id")?).await? {
-            found.push(stock);
-        }
+    if let Some(ids) = params.ids.as_deref() {
+        return Ok(Json(
+            store::find_many(&inventory.db, &parse_ids(ids)?).await?,
+        ));
     }
-    Ok(Json(found))
+    let page = PageParams {
+        limit: params.limit,
+        offset: params.offset,
+        after: params.after,
+    }
+    .page(100)?;
+    Ok(Json(store::list(&inventory.db, &page).await?))
 }
 
 #[derive(Deserialize)]
@@ -48,6 +55,7 @@ struct ReservationParams {
     order_id: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    after: Option<String>,
 }
 
 /// Reservations, filtered by status (RESERVED, REJECTED, RELEASED, SOLD,
@@ -69,12 +77,14 @@ async fn reservations(
         .as_deref()
         .map(|id| parse_id(id, "order_id"))
         .transpose()?;
-    let page = Page {
+    let page = PageParams {
         limit: params.limit,
         offset: params.offset,
-    };
+        after: params.after,
+    }
+    .page(50)?;
     Ok(Json(
-        store::reservations(&inventory.db, status, order_id, page.bounds()).await?,
+        store::reservations(&inventory.db, status, order_id, &page).await?,
     ))
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use agora_platform::db::{placeholders, Db, DbError, Migration, Row, Tx, Value};
 use agora_platform::events::{LineItem, Shortage};
+use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
 
@@ -381,12 +382,35 @@ pub async fn find_in(tx: &mut Tx, product_id: Uuid) -> Result<Option<Stock>, DbE
     .transpose()
 }
 
-pub async fn all(db: &Db) -> Result<Vec<Stock>, DbError> {
-    db.query(&format!("{STOCK} ORDER BY s.sku"), &[])
-        .await?
-        .iter()
-        .map(stock)
-        .collect()
+/// A page of every product's stock, by product id.
+pub async fn list(db: &Db, page: &Page) -> Result<Vec<Stock>, DbError> {
+    db.query(
+        &format!("{STOCK} WHERE ($1 IS NULL OR s.product_id > $1) ORDER BY s.product_id LIMIT $2 OFFSET $3"),
+        &page.params(),
+    )
+    .await?
+    .iter()
+    .map(stock)
+    .collect()
+}
+
+/// The stock of the products among `ids` that have some, in one statement.
+pub async fn find_many(db: &Db, ids: &[Uuid]) -> Result<Vec<Stock>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<Value> = ids.iter().map(Value::from).collect();
+    db.query(
+        &format!(
+            "{STOCK} WHERE s.product_id IN ({}) ORDER BY s.product_id",
+            placeholders(1, ids.len())
+        ),
+        &values,
+    )
+    .await?
+    .iter()
+    .map(stock)
+    .collect()
 }
 
 /// Returns false when the order has a reservation record already.
@@ -433,17 +457,19 @@ pub async fn reservations(
     db: &Db,
     status: Option<ReservationStatus>,
     order_id: Option<Uuid>,
-    (limit, offset): (i64, i64),
+    page: &Page,
 ) -> Result<Vec<Reservation>, DbError> {
+    let [after, limit, offset] = page.params();
     db.query(
         "SELECT order_id, status, items, created_at, updated_at FROM reservations
          WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR order_id = $2)
-         ORDER BY order_id LIMIT $3 OFFSET $4",
-        params![
-            status.map(|s| s.as_str()),
-            order_id.map(|id| id.to_string()),
+         AND ($3 IS NULL OR order_id > $3) ORDER BY order_id LIMIT $4 OFFSET $5",
+        &[
+            status.map(|s| s.as_str()).into(),
+            order_id.map(|id| id.to_string()).into(),
+            after,
             limit,
-            offset
+            offset,
         ],
     )
     .await?

@@ -1,6 +1,7 @@
 //! Notification storage: `contacts` and `notifications`.
 
 use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
 
@@ -93,12 +94,13 @@ fn notification(row: &Row) -> Result<Notification, DbError> {
 pub async fn list(
     db: &Db,
     order_id: Option<Uuid>,
-    (limit, offset): (i64, i64),
+    page: &Page,
 ) -> Result<Vec<Notification>, DbError> {
+    let [after, limit, offset] = page.params();
     db.query(
         "SELECT id, order_id, channel, recipient, kind, message, created_at FROM notifications
-         WHERE ($1 IS NULL OR order_id = $1) ORDER BY id LIMIT $2 OFFSET $3",
-        params![order_id.map(|id| id.to_string()), limit, offset],
+         WHERE ($1 IS NULL OR order_id = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3 OFFSET $4",
+        &[order_id.map(|id| id.to_string()).into(), after, limit, offset],
     )
     .await?
     .iter()

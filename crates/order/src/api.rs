@@ -126,6 +126,7 @@ struct ListParams {
     status: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -133,6 +134,9 @@ struct OrderPage {
     items: Vec<OrderSummary>,
     limit: i64,
     offset: i64,
+    /// The cursor of the next page (`after=`), when this one is full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Uuid>,
 }
 
 async fn list(
@@ -149,16 +153,21 @@ async fn list(
         .transpose()?;
     let customer = validate::optional_text(params.customer_id.as_deref(), 100)
         .map_err(|message| ApiError::bad_request(format!("customer_id {message}")))?;
-    let page = agora_platform::http::Page {
+    let page = agora_platform::http::PageParams {
         limit: params.limit,
         offset: params.offset,
-    };
-    let (limit, offset) = page.bounds();
-    let items = store::list(&orders.db, customer.as_deref(), status, limit, offset).await?;
+        after: params.after,
+    }
+    .page(50)?;
+    let items = store::list(&orders.db, customer.as_deref(), status, &page).await?;
+    let next = (items.len() as i64 == page.limit)
+        .then(|| items.last().map(|o| o.id))
+        .flatten();
     Ok(Json(OrderPage {
         items,
-        limit,
-        offset,
+        limit: page.limit,
+        offset: page.offset,
+        next,
     }))
 }
 

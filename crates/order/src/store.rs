@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use agora_platform::db::{placeholders, Db, DbError, Migration, Row, Tx, Value};
 use agora_platform::events::{Money, PricedItem};
+use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
 
@@ -411,14 +412,20 @@ pub async fn list(
     db: &Db,
     customer_id: Option<&str>,
     status_filter: Option<OrderStatus>,
-    limit: i64,
-    offset: i64,
+    page: &Page,
 ) -> Result<Vec<OrderSummary>, DbError> {
+    let [after, limit, offset] = page.params();
     db.query(
         "SELECT id, customer_id, status, reason, total_amount, currency, created_at, updated_at FROM orders
          WHERE ($1 IS NULL OR customer_id = $1) AND ($2 IS NULL OR status = $2)
-         ORDER BY id DESC LIMIT $3 OFFSET $4",
-        params![customer_id, status_filter.map(|s| s.as_str()), limit, offset],
+         AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4 OFFSET $5",
+        &[
+            customer_id.into(),
+            status_filter.map(|s| s.as_str()).into(),
+            after,
+            limit,
+            offset,
+        ],
     )
     .await?
     .iter()

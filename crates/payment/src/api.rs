@@ -19,5 +19,5 @@ async fn list(
     Query(filter): Query<OrderFilter>,
 ) -> Result<Json<Vec<Payment>>, ApiError> {
     let (order_id, page) = filter.parse()?;
-    Ok(Json(store::list(&payments.db, order_id, page).await?))
+    Ok(Json(store::list(&payments.db, order_id, &page).await?))
 }

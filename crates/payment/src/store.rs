@@ -2,6 +2,7 @@
 
 use agora_platform::db::{Db, DbError, Migration, Row, Tx};
 use agora_platform::events::Money;
+use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
 
@@ -84,14 +85,12 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: PaymentStatus) -> Result<
     Ok(())
 }
 
-pub async fn list(
-    db: &Db,
-    order_id: Option<Uuid>,
-    (limit, offset): (i64, i64),
-) -> Result<Vec<Payment>, DbError> {
+pub async fn list(db: &Db, order_id: Option<Uuid>, page: &Page) -> Result<Vec<Payment>, DbError> {
+    let [after, limit, offset] = page.params();
     db.query(
-        &format!("SELECT {COLUMNS} FROM payments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED' ORDER BY id DESC LIMIT $2 OFFSET $3"),
-        params![order_id.map(|id| id.to_string()), limit, offset],
+        &format!("SELECT {COLUMNS} FROM payments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED'
+                  AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3 OFFSET $4"),
+        &[order_id.map(|id| id.to_string()).into(), after, limit, offset],
     )
     .await?
     .iter()

@@ -239,49 +239,113 @@ pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::bad_request(format!("{what} `{raw}` is not a UUID")))
 }
 
+/// The most ids one `?ids=` may name.
+pub const MAX_IDS: usize = MAX_PAGE as usize;
+
+/// A comma-separated list of ids (`?ids=a,b,c`): each one a UUID, at most
+/// [`MAX_IDS`] of them (else 400).
+pub fn parse_ids(raw: &str) -> Result<Vec<Uuid>, ApiError> {
+    let ids: Vec<&str> = raw.split(',').filter(|s| !s.is_empty()).collect();
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::bad_request(format!(
+            "ids may name at most {MAX_IDS} ids"
+        )));
+    }
+    ids.into_iter().map(|id| parse_id(id, "id")).collect()
+}
+
 /// The answer for routes that do not exist.
 pub async fn not_found_fallback() -> ApiError {
     ApiError::not_found("no such resource")
 }
 
-/// Paging parameters shared by list endpoints.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Page {
+/// The most items one page holds.
+pub const MAX_PAGE: i64 = 500;
+/// The deepest `offset` a list accepts: a deeper page is read with `after`
+/// (a cursor), whose cost does not grow with the depth.
+pub const MAX_OFFSET: i64 = 10_000;
+
+/// Paging parameters shared by list endpoints, as sent: `limit` (1 to
+/// 500), then either `offset` (at most 10,000) or `after`, the key of the
+/// last item of the previous page (a cursor: the next page holds what
+/// comes after it in the list's order).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct PageParams {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+    pub after: Option<String>,
 }
 
-impl Page {
-    /// `(limit, offset)` clamped to sane bounds.
-    pub fn bounds(&self) -> (i64, i64) {
-        (
-            self.limit.unwrap_or(50).clamp(1, 500),
-            self.offset.unwrap_or(0).max(0),
-        )
+/// A checked page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+    pub after: Option<Uuid>,
+}
+
+impl PageParams {
+    /// The page asked for, `default_limit` items long unless told; a limit
+    /// out of bounds is brought within them, an offset beyond
+    /// [`MAX_OFFSET`] or a malformed cursor is a 400.
+    pub fn page(&self, default_limit: i64) -> Result<Page, ApiError> {
+        let offset = self.offset.unwrap_or(0).max(0);
+        if offset > MAX_OFFSET {
+            return Err(ApiError::bad_request(format!(
+                "offset must be at most {MAX_OFFSET}; read deeper pages with after=<the last key of the previous page>"
+            )));
+        }
+        Ok(Page {
+            limit: self.limit.unwrap_or(default_limit).clamp(1, MAX_PAGE),
+            offset,
+            after: self
+                .after
+                .as_deref()
+                .map(|raw| parse_id(raw, "after"))
+                .transpose()?,
+        })
     }
 }
 
-/// `?order_id=…` on the list endpoints of payment, shipping and notification.
+impl Page {
+    /// `after`, `limit` and `offset` as statement parameters, in that
+    /// order (a query reads `($n IS NULL OR key > $n)`, or `<` when its
+    /// list runs newest first, then `LIMIT $n+1 OFFSET $n+2`).
+    pub fn params(&self) -> [crate::db::Value; 3] {
+        [
+            self.after.map(|key| key.to_string()).into(),
+            self.limit.into(),
+            self.offset.into(),
+        ]
+    }
+}
+
+/// `?order_id=…` on the list endpoints of payment, shipping and
+/// notification, with the paging parameters (spelled out: query strings
+/// and `#[serde(flatten)]` do not mix).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct OrderFilter {
     pub order_id: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
+    pub after: Option<String>,
 }
 
 impl OrderFilter {
-    /// The order id, if given and well-formed, and clamped `(limit, offset)`.
-    pub fn parse(&self) -> Result<(Option<Uuid>, (i64, i64)), ApiError> {
+    /// The order id, if given and well-formed, and the page (100 items).
+    pub fn parse(&self) -> Result<(Option<Uuid>, Page), ApiError> {
         let order_id = self
             .order_id
             .as_deref()
             .map(|raw| parse_id(raw, "order_id"))
             .transpose()?;
-        let page = Page {
-            limit: Some(self.limit.unwrap_or(100)),
+        let page = PageParams {
+            limit: self.limit,
             offset: self.offset,
-        };
-        Ok((order_id, page.bounds()))
+            after: self.after.clone(),
+        }
+        .page(100)?;
+        Ok((order_id, page))
     }
 }
 
@@ -308,6 +372,34 @@ mod tests {
         assert_eq!(
             ApiError::from(bug).status,
             StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn pages_are_bounded_and_deep_pages_need_a_cursor() {
+        let params = |limit, offset, after: Option<&str>| PageParams {
+            limit,
+            offset,
+            after: after.map(str::to_owned),
+        };
+        let page = params(Some(10_000), Some(-5), None).page(50).unwrap();
+        assert_eq!((page.limit, page.offset), (MAX_PAGE, 0));
+        assert_eq!(params(None, None, None).page(50).unwrap().limit, 50);
+        assert_eq!(
+            params(None, Some(MAX_OFFSET + 1), None)
+                .page(50)
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert!(params(None, None, Some("nope")).page(50).is_err());
+        let key = Uuid::now_v7();
+        assert_eq!(
+            params(None, None, Some(&key.to_string()))
+                .page(50)
+                .unwrap()
+                .after,
+            Some(key)
         );
     }
 

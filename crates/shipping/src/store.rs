@@ -1,6 +1,7 @@
 //! Shipping storage: `shipments`, at most one per order.
 
 use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
 
@@ -91,14 +92,12 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: ShipmentStatus) -> Result
     Ok(())
 }
 
-pub async fn list(
-    db: &Db,
-    order_id: Option<Uuid>,
-    (limit, offset): (i64, i64),
-) -> Result<Vec<Shipment>, DbError> {
+pub async fn list(db: &Db, order_id: Option<Uuid>, page: &Page) -> Result<Vec<Shipment>, DbError> {
+    let [after, limit, offset] = page.params();
     db.query(
-        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED' ORDER BY id DESC LIMIT $2 OFFSET $3"),
-        params![order_id.map(|id| id.to_string()), limit, offset],
+        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED'
+                  AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3 OFFSET $4"),
+        &[order_id.map(|id| id.to_string()).into(), after, limit, offset],
     )
     .await?
     .iter()

@@ -6,6 +6,7 @@ pub mod bad_input;
 pub mod checkout;
 pub mod cluster;
 pub mod outage;
+pub mod paging;
 
 use std::path::PathBuf;
 use std::time::Duration;
