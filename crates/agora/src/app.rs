@@ -19,6 +19,7 @@ use agora_platform::breaker::Breaker;
 use agora_platform::bus::{EmbeddedBus, Publisher};
 use agora_platform::consumer::{self, RetryPolicy};
 use agora_platform::http::{not_found_fallback, ApiError, Json, MAX_BODY_BYTES};
+use agora_platform::retention::Keep;
 use agora_platform::server::Limits;
 use agora_platform::supervise::{supervise, Supervised};
 use agora_platform::{outbox, periodic, Db};
@@ -64,6 +65,11 @@ pub struct Config {
     /// Clients waiting at once in `GET /orders/{id}?wait_ms`; past it, the
     /// order is answered as it is, at once.
     pub max_waiters: usize,
+    /// How long what only grows is kept (idempotency keys: see
+    /// `idempotency_ttl`).
+    pub keep: Keep,
+    /// Dead letters kept per service.
+    pub dead_letter_max: u32,
 }
 
 impl Config {
@@ -83,6 +89,8 @@ impl Config {
             paused_consumers: Vec::new(),
             limits: Limits::default(),
             max_waiters: agora_order::DEFAULT_MAX_WAITERS,
+            keep: Keep::default(),
+            dead_letter_max: agora_platform::dead_letters::DEFAULT_MAX,
         }
     }
 }
@@ -118,6 +126,7 @@ impl Application {
         }
         let bus =
             EmbeddedBus::open(&config.data_dir.join("bus.db"), config.duplicate_delivery).await?;
+        bus.keep_dead_letters(config.dead_letter_max);
         let catalog_db = dbs[0].db.clone();
         let stock_check: Option<Arc<dyn StockCheck>> = config.stock_precheck.then(|| {
             let inventory_db = dbs[1].db.clone();
@@ -133,6 +142,7 @@ impl Application {
             step_timeout: config.step_timeout,
             reservation_ttl: config.reservation_ttl,
             idempotency_ttl: config.idempotency_ttl,
+            keep: config.keep.clone(),
         };
         let components = dbs
             .iter()

@@ -20,6 +20,7 @@ use agora_platform::breaker::Breaker;
 use agora_platform::consumer::EventHandler;
 use agora_platform::db::Migration;
 use agora_platform::periodic::Periodic;
+use agora_platform::retention::{self, Keep, Records, Retention};
 use agora_platform::vacuum::Vacuum;
 use agora_platform::{idempotency, outbox, Db};
 use agora_shipping::Shipping;
@@ -107,12 +108,15 @@ pub struct Deps {
     pub reservation_ttl: Duration,
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// How long what only grows is kept (idempotency keys for
+    /// `idempotency_ttl`).
+    pub keep: Keep,
     /// Clients waiting at once for an order to end (order).
     pub max_waiters: usize,
 }
 
 /// The platform's tables and the service's own, in order.
-pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 3]> {
+pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 4]> {
     let own = match name {
         agora_catalog::NAME => agora_catalog::MIGRATIONS,
         agora_inventory::NAME => agora_inventory::MIGRATIONS,
@@ -126,7 +130,12 @@ pub fn migrations(name: &str) -> anyhow::Result<[&'static [Migration]; 3]> {
             SERVICES.join(", ")
         ),
     };
-    Ok([outbox::MIGRATIONS, idempotency::MIGRATIONS, own])
+    Ok([
+        outbox::MIGRATIONS,
+        idempotency::MIGRATIONS,
+        retention::MIGRATIONS,
+        own,
+    ])
 }
 
 /// Opens (migrates) nothing: builds service `name` on an open, migrated `db`.
@@ -204,6 +213,30 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
     };
     // It finds out at its first pass whether the server vacuums by itself.
     periodic.push(Arc::new(Vacuum::new(db.clone())));
+    let records = match name {
+        agora_notification::NAME => vec![
+            Records {
+                table: "notifications",
+                key: "id",
+            },
+            // Keyed by order id: an order's contact goes with its messages.
+            Records {
+                table: "contacts",
+                key: "order_id",
+            },
+        ],
+        _ => Vec::new(),
+    };
+    let keep = Keep {
+        idempotency_keys: deps.idempotency_ttl,
+        ..deps.keep.clone()
+    };
+    periodic.push(Arc::new(Retention::new(
+        db.clone(),
+        keep,
+        handler.as_ref().map(|h| h.consumer()),
+        records,
+    )));
     Ok(Component {
         name,
         db,

@@ -55,6 +55,12 @@ pub enum EventsCommand {
         range: Range,
         #[arg(long)]
         dry_run: bool,
+        /// The consumers' replay window in days (their
+        /// --inbox-retention-days): an older event is not replayed, since
+        /// the record that it was handled may be gone and a replay could
+        /// then have a second effect.
+        #[arg(long, default_value_t = 7)]
+        inbox_retention_days: u64,
     },
 }
 
@@ -163,11 +169,28 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
             }
             println!("{} events", events.len());
         }
-        EventsCommand::Replay { to, dry_run, .. } => {
+        EventsCommand::Replay {
+            to,
+            dry_run,
+            inbox_retention_days,
+            ..
+        } => {
             anyhow::ensure!(
                 crate::components::consumer_names().contains(to),
                 "`{to}` consumes no events"
             );
+            let window = std::time::Duration::from_secs(inbox_retention_days * 24 * 3600);
+            let floor = agora_platform::retention::uuid_v7_floor(
+                agora_platform::clock::now_millis() - window.as_millis() as i64,
+            );
+            let before = events.len();
+            events.retain(|e| e.id >= floor);
+            if events.len() < before {
+                println!(
+                    "{} events older than the {inbox_retention_days}-day replay window are not replayed",
+                    before - events.len()
+                );
+            }
             if !dry_run {
                 replay(&args, to, &events).await?;
             }

@@ -1,8 +1,11 @@
-//! The listener limits of every process kind, as command-line flags (the
-//! same for `agora run`, `agora service` and `agora gateway`).
+//! The limits of every process kind as command-line flags: what a listener
+//! accepts (the same for `agora run`, `agora service` and `agora
+//! gateway`) and how long a service keeps what only grows (`agora run`
+//! and `agora service`).
 
 use std::time::Duration;
 
+use agora_platform::retention::Keep;
 use agora_platform::server::Limits;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -30,6 +33,37 @@ impl LimitArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             max_concurrent_requests: self.max_concurrent_requests.max(1),
             requests_per_second_per_client: self.rate_limit,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RetentionArgs {
+    /// Days a consumer remembers the events it handled: a redelivery within
+    /// them has no second effect, and `agora events replay` replays only
+    /// events younger than them.
+    #[arg(long, env = "AGORA_INBOX_RETENTION_DAYS", default_value_t = 7)]
+    pub inbox_retention_days: u64,
+    /// Days published events are kept in each service's event log.
+    #[arg(long, env = "AGORA_EVENT_LOG_RETENTION_DAYS", default_value_t = 30)]
+    pub event_log_retention_days: u64,
+    /// Days sent notifications are kept (notification).
+    #[arg(long, env = "AGORA_NOTIFICATION_RETENTION_DAYS", default_value_t = 90)]
+    pub notification_retention_days: u64,
+    /// Dead letters kept per service; past it, the oldest go.
+    #[arg(long, env = "AGORA_DEAD_LETTER_MAX", default_value_t = agora_platform::dead_letters::DEFAULT_MAX)]
+    pub dead_letter_max: u32,
+}
+
+impl RetentionArgs {
+    /// What is kept, with idempotency keys for `idempotency_ttl`.
+    pub fn keep(&self, idempotency_ttl: Duration) -> Keep {
+        let days = |n: u64| Duration::from_secs(n.max(1) * 24 * 3600);
+        Keep {
+            idempotency_keys: idempotency_ttl,
+            inbox: days(self.inbox_retention_days),
+            event_log: days(self.event_log_retention_days),
+            records: days(self.notification_retention_days),
         }
     }
 }

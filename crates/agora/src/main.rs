@@ -75,6 +75,8 @@ struct RunArgs {
     max_waiters: usize,
     #[command(flatten)]
     limits: agora::limits::LimitArgs,
+    #[command(flatten)]
+    retention: agora::limits::RetentionArgs,
 }
 
 #[tokio::main]
@@ -126,6 +128,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.reservation_ttl = std::time::Duration::from_secs(args.reservation_ttl_secs);
     config.max_waiters = args.max_waiters;
     config.limits = args.limits.limits();
+    config.keep = args.retention.keep(config.idempotency_ttl);
+    config.dead_letter_max = args.retention.dead_letter_max;
     let app = Application::build(config.clone()).await?;
     // A plain line that scripts (and the kill -9 test) read the port from.
     println!("agora listening on http://{}", app.local_addr());

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{serve_until, Check, Readiness};
 use crate::components::{component, migrations, seed_demo, Deps};
-use crate::limits::LimitArgs;
+use crate::limits::{LimitArgs, RetentionArgs};
 use agora_platform::server::Limits;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -107,6 +107,8 @@ pub struct ServiceArgs {
     pub max_waiters: usize,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 pub struct ServiceApp {
@@ -156,6 +158,9 @@ impl ServiceApp {
             step_timeout: Duration::from_secs(args.step_timeout_secs),
             reservation_ttl: Duration::from_secs(args.reservation_ttl_secs),
             idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
+            keep: args
+                .retention
+                .keep(Duration::from_secs(args.idempotency_ttl_secs)),
         };
         let c = component(&args.name, db.clone(), &deps)?;
 
@@ -167,6 +172,7 @@ impl ServiceApp {
         amqp_config.retry.max_attempts = args.max_attempts.max(1);
         amqp_config.retry.base_delay = Duration::from_millis(args.retry_base_ms);
         amqp_config.consumers = crate::components::queues_fed_by(c.name);
+        amqp_config.dead_letter_max = args.retention.dead_letter_max;
         let broker = Broker::new(amqp_config);
 
         let shutdown = CancellationToken::new();

@@ -110,6 +110,15 @@ async fn consumers_that_panic_are_restarted_counted_and_lose_nothing() {
     for id in &ids {
         assert_eq!(api.terminal(*id).await["status"], "COMPLETED");
     }
+    // Between a panic and its restart a consumer is down and `/ready` says
+    // so; once the queues are worked off, every consumer runs again.
+    api.eventually(|| async {
+        let queues = api.get_json("/api/v1/admin/queues").await;
+        queues.as_array().unwrap().iter().all(|q| q["depth"] == 0)
+    })
+    .await;
+    api.eventually(|| async { api.get("/ready").await.status() == 200 })
+        .await;
     let ready = api.get_json("/ready").await;
     let restarts: u64 = ready["checks"]
         .as_array()

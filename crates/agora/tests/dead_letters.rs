@@ -269,3 +269,22 @@ async fn a_purge_by_an_age_of_zero_or_an_overflowing_age_is_refused() {
     }
     assert_eq!(app.list("/api/v1/admin/dead-letters").await.len(), 1);
 }
+
+/// The embedded dead-letter table keeps at most its maximum per service.
+#[tokio::test]
+async fn the_dead_letters_of_a_service_are_kept_up_to_their_maximum() {
+    let app = spawn_app_with(|c| c.dead_letter_max = 3).await;
+    for _ in 0..5 {
+        app.bus
+            .inject("inventory", "order.created.v1", "{ not an event")
+            .await
+            .unwrap();
+        // One at a time, so that the oldest are the first injected.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    app.drained("inventory").await;
+    let letters = app
+        .list("/api/v1/admin/dead-letters?service=inventory")
+        .await;
+    assert_eq!(letters.len(), 3, "{letters:?}");
+}

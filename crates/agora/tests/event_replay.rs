@@ -106,3 +106,35 @@ async fn effects(api: &Api, id: uuid::Uuid) -> (usize, usize, usize) {
             .len(),
     )
 }
+
+/// A replay is bounded by the consumers' replay window: an event older
+/// than it is not replayed (the record that it was handled may be swept).
+#[tokio::test]
+async fn events_older_than_the_replay_window_are_not_replayed() {
+    let app = spawn_app().await;
+    let product = app.create_product(1_000, 5).await;
+    let id = app.place_order(&order_body(product, 1, "tok_visa")).await;
+    app.terminal(id).await;
+    app.settled().await;
+    let dir = app.stop().await;
+
+    let out = agora(
+        &dir,
+        &[
+            "events",
+            "replay",
+            "--to",
+            "notification",
+            "--type",
+            "OrderCreated",
+            "--inbox-retention-days",
+            "0",
+        ],
+    );
+
+    assert!(
+        out.contains("1 events older than the 0-day replay window are not replayed"),
+        "{out}"
+    );
+    assert!(out.contains("0 events replayed to notification"), "{out}");
+}

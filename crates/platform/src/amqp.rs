@@ -109,6 +109,9 @@ pub struct AmqpConfig {
     /// (with their bindings) before its first publish, whether or not those
     /// consumers ever started, so that start order cannot lose an event.
     pub consumers: Vec<QueueSpec>,
+    /// Messages a service's dead-letter queue keeps; past it, the oldest
+    /// are dropped (`x-max-length`, overflow `drop-head`).
+    pub dead_letter_max: u32,
 }
 
 impl AmqpConfig {
@@ -121,6 +124,7 @@ impl AmqpConfig {
             retry: RetryPolicy::default(),
             batch_linger: Duration::from_millis(DEFAULT_BATCH_LINGER_MS),
             consumers: Vec::new(),
+            dead_letter_max: crate::dead_letters::DEFAULT_MAX,
         }
     }
 
@@ -302,8 +306,15 @@ impl Broker {
                 .await?;
         }
         let dlq = c.dead_letter_queue(service);
+        let bounded = vec![
+            (
+                "x-max-length",
+                AMQPValue::LongLongInt(i64::from(c.dead_letter_max.max(1))),
+            ),
+            ("x-overflow", long_string("drop-head")),
+        ];
         channel
-            .queue_declare(&dlq, durable_queue(), self.queue_args(vec![]))
+            .queue_declare(&dlq, durable_queue(), self.queue_args(bounded))
             .await?;
         channel
             .queue_bind(

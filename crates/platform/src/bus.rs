@@ -89,6 +89,8 @@ pub struct EmbeddedBus {
     /// Copies of each event delivered to each subscriber: 1, or 2 to prove
     /// that consumers absorb duplicates.
     copies: i64,
+    /// Dead letters kept per subscriber; past it, the oldest go.
+    dead_letter_max: std::sync::atomic::AtomicU32,
 }
 
 impl EmbeddedBus {
@@ -100,7 +102,14 @@ impl EmbeddedBus {
             bindings: RwLock::new(HashMap::new()),
             wakers: RwLock::new(HashMap::new()),
             copies: if duplicate_delivery { 2 } else { 1 },
+            dead_letter_max: std::sync::atomic::AtomicU32::new(crate::dead_letters::DEFAULT_MAX),
         }))
+    }
+
+    /// Keeps at most `max` dead letters per subscriber (the oldest go).
+    pub fn keep_dead_letters(&self, max: u32) {
+        self.dead_letter_max
+            .store(max.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Binds `subscriber`'s queue to `routing_keys`; returns the notifier that
@@ -185,6 +194,16 @@ impl EmbeddedBus {
                     tx.execute(
                         "DELETE FROM deliveries WHERE subscriber = $1 AND event_id = $2 AND copy = $3",
                         key,
+                    )
+                    .await?;
+                    let max = self
+                        .dead_letter_max
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    tx.execute(
+                        "DELETE FROM dead_letters WHERE subscriber = $1 AND event_id IN (
+                            SELECT event_id FROM dead_letters WHERE subscriber = $1
+                            ORDER BY failed_at DESC, event_id DESC LIMIT -1 OFFSET $2)",
+                        params![subscriber, max],
                     )
                     .await?;
                 }

@@ -52,6 +52,10 @@ pub struct Filter {
     pub older_than_secs: Option<u64>,
 }
 
+/// Dead letters kept per service by default; past it, the oldest go (on
+/// RabbitMQ the DLQ's `x-max-length`, dropping from its head).
+pub const DEFAULT_MAX: u32 = 10_000;
+
 /// The oldest age a filter may name: ten years, far beyond any dead
 /// letter, and small enough that no conversion can overflow.
 pub const MAX_AGE_SECS: u64 = 10 * 365 * 24 * 3600;

@@ -17,6 +17,7 @@ pub mod memo;
 pub mod outbox;
 pub mod periodic;
 pub mod reconnect;
+pub mod retention;
 pub mod secrets;
 pub mod server;
 pub mod supervise;

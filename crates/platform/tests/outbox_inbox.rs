@@ -415,3 +415,113 @@ async fn a_handler_that_panics_fails_its_event_alone_and_writes_nothing_for_it()
         t.cleanup().await;
     }
 }
+
+/// The tables that only grow are swept past what they keep, through their
+/// time-ordered keys and in batches; what is kept, or still unpublished,
+/// stays.
+#[tokio::test]
+async fn retention_sweeps_what_is_past_its_time_and_nothing_else() {
+    use agora_platform::retention::{uuid_v7_floor, Keep, Records, Retention, BATCH};
+    use std::time::Duration;
+    const NOTES: &[Migration] = &[Migration {
+        name: "test_notes",
+        sql: "CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY);",
+    }];
+    for t in backends(&[
+        outbox::MIGRATIONS,
+        agora_platform::idempotency::MIGRATIONS,
+        agora_platform::retention::MIGRATIONS,
+        NOTES,
+    ])
+    .await
+    {
+        let now = agora_platform::clock::now_millis();
+        let day = 24 * 3600 * 1000;
+        // An id of `days_ago` (the floor of that millisecond, plus `n`).
+        let id_at = |days_ago: i64, n: u128| {
+            let floor: Uuid = uuid_v7_floor(now - days_ago * day).parse().unwrap();
+            Uuid::from_u128(floor.as_u128() + n).to_string()
+        };
+        let mut tx = t.db.begin().await.unwrap();
+        let old_inbox = BATCH as u128 * 2 + 5;
+        for n in 0..old_inbox {
+            tx.execute(
+                "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ('c', $1, 'x')",
+                params![id_at(8, n)],
+            )
+            .await
+            .unwrap();
+        }
+        tx.execute(
+            "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ('c', $1, 'x')",
+            params![id_at(6, 0)],
+        )
+        .await
+        .unwrap();
+        for (id, published) in [
+            (id_at(31, 0), Some("t")),
+            (id_at(31, 1), None),
+            (id_at(29, 0), Some("t")),
+        ] {
+            tx.execute(
+                "INSERT INTO outbox (id, routing_key, subject, envelope, created_at, published_at)
+                 VALUES ($1, 'k', 's', '{}', 'x', $2)",
+                params![id, published],
+            )
+            .await
+            .unwrap();
+        }
+        for (key, created_at) in [("old", now - 2 * day), ("new", now)] {
+            tx.execute(
+                "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)
+                 VALUES ('s', $1, 'f', 201, '', $2)",
+                params![key, created_at],
+            )
+            .await
+            .unwrap();
+        }
+        for id in [id_at(91, 0), id_at(89, 0)] {
+            tx.execute("INSERT INTO notes (id) VALUES ($1)", params![id])
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let keep = Keep {
+            idempotency_keys: Duration::from_secs(24 * 3600),
+            ..Keep::default()
+        };
+        let notes = Records {
+            table: "notes",
+            key: "id",
+        };
+        let retention = Retention::new(t.db.clone(), keep, Some("c"), vec![notes]);
+        let deleted = retention.sweep_all().await.unwrap();
+
+        assert_eq!(deleted, old_inbox as usize + 1 + 1 + 1, "{}", t.backend);
+        let count = |sql: &'static str| {
+            let db = t.db.clone();
+            async move { db.query(sql, &[]).await.unwrap()[0].i64(0).unwrap() }
+        };
+        assert_eq!(
+            count("SELECT COUNT(*) FROM inbox").await,
+            1,
+            "{}",
+            t.backend
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM outbox").await,
+            2,
+            "{}: the unpublished and the recent one stay",
+            t.backend
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await,
+            1
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys").await, 1);
+        assert_eq!(count("SELECT COUNT(*) FROM notes").await, 1);
+        assert_eq!(retention.sweep_all().await.unwrap(), 0, "{}", t.backend);
+        t.cleanup().await;
+    }
+}

@@ -69,3 +69,39 @@ async fn delete_queue(url: &str, queue: &str) {
         .unwrap();
     conn.close(200, "done").await.unwrap();
 }
+
+/// A service's dead-letter queue keeps at most its maximum: the oldest go.
+#[tokio::test]
+async fn a_dead_letter_queue_keeps_at_most_its_maximum() {
+    let Some(url) = broker_url() else { return };
+    let mut config = AmqpConfig::new(&url);
+    config.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    config.dead_letter_max = 2;
+    let broker = Broker::new(config.clone());
+    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    broker
+        .declare(&channel, "inventory", &["order.completed.v1"])
+        .await
+        .unwrap();
+    for n in 0..3 {
+        channel
+            .basic_publish(
+                &config.dead_letter_exchange(),
+                "inventory",
+                Default::default(),
+                format!("letter {n}").as_bytes(),
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    assert_eq!(broker.dead_letter_count("inventory").await.unwrap(), 2);
+    conn.close(200, "done").await.unwrap();
+    broker.delete_topology(&["inventory"]).await.unwrap();
+    broker.close().await;
+}
