@@ -62,6 +62,9 @@ pub struct GatewayArgs {
     /// The broker, for the dead-letter admin endpoints (off without it).
     #[arg(long, env = "AMQP_URL")]
     pub amqp_url: Option<String>,
+    /// A file holding the broker password, put into --amqp-url.
+    #[arg(long, env = "AMQP_PASSWORD_FILE")]
+    pub amqp_password_file: Option<std::path::PathBuf>,
     #[arg(long, env = "AGORA_AMQP_PREFIX", default_value = "agora.")]
     pub amqp_prefix: String,
     #[command(flatten)]
@@ -145,7 +148,9 @@ impl GatewayApp {
             .fallback(proxy)
             .with_state(gateway);
         if let Some(url) = &args.amqp_url {
-            let mut config = AmqpConfig::new(url);
+            let url =
+                crate::secrets::url_with_password_file(url, args.amqp_password_file.as_deref())?;
+            let mut config = AmqpConfig::new(&url);
             config.prefix = args.amqp_prefix.clone();
             let services = crate::components::consumer_names();
             let queues = Arc::new(RabbitDeadLetters::new(config, services));

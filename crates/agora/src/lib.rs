@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod limits;
 pub mod loadgen;
 pub mod operator;
+pub mod secrets;
 pub mod service;
 pub mod trace;
 

@@ -37,6 +37,13 @@ pub struct ServiceArgs {
     /// This service's own PostgreSQL database (created if missing).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
+    /// A file holding the database password (a Docker or Kubernetes
+    /// secret), put into --database-url.
+    #[arg(long, env = "DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<std::path::PathBuf>,
+    /// A file holding the broker password, put into --amqp-url.
+    #[arg(long, env = "AMQP_PASSWORD_FILE")]
+    pub amqp_password_file: Option<std::path::PathBuf>,
     #[arg(
         long,
         env = "AMQP_URL",
@@ -134,7 +141,15 @@ struct Health {
 impl ServiceApp {
     pub async fn build(args: ServiceArgs) -> anyhow::Result<ServiceApp> {
         let migrations = migrations(&args.name)?;
-        let db = Db::connect_postgres(&args.database_url, args.db_connections).await?;
+        let database_url = crate::secrets::url_with_password_file(
+            &args.database_url,
+            args.database_password_file.as_deref(),
+        )?;
+        let amqp_url = crate::secrets::url_with_password_file(
+            &args.amqp_url,
+            args.amqp_password_file.as_deref(),
+        )?;
+        let db = Db::connect_postgres(&database_url, args.db_connections).await?;
         db.migrate(&migrations).await?;
         let mut breakers = Vec::new();
         let catalog: Arc<dyn CatalogClient> = if args.name == agora_catalog::NAME {
@@ -164,7 +179,7 @@ impl ServiceApp {
         };
         let c = component(&args.name, db.clone(), &deps)?;
 
-        let mut amqp_config = AmqpConfig::new(&args.amqp_url);
+        let mut amqp_config = AmqpConfig::new(&amqp_url);
         amqp_config.prefix = args.amqp_prefix.clone();
         amqp_config.prefetch = args.prefetch;
         amqp_config.batch_linger = Duration::from_millis(args.consumer_linger_ms);

@@ -959,10 +959,23 @@ fn pg_row(row: &PgRow) -> Result<Row, DbError> {
     Ok(Row(cells))
 }
 
+/// Creates the database `options` names unless it exists. A first
+/// connection goes to that database itself, so that a role allowed to
+/// reach only its own database (as a deployment should give each
+/// service) never needs the server's `postgres` database; only when it is
+/// missing (3D000) does a second one create it from there.
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), DbError> {
     let Some(name) = options.get_database().map(str::to_owned) else {
         return Ok(());
     };
+    match sqlx::ConnectOptions::connect(options).await {
+        Ok(conn) => {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(());
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {}
+        Err(e) => return Err(e.into()),
+    }
     let admin = options.clone().database("postgres");
     let mut conn = sqlx::ConnectOptions::connect(&admin).await?;
     let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Writes the passwords docker-compose.yml mounts as secrets into
+# deploy/secrets/ (created mode 700, files 600; never committed), one
+# random password each, without overwriting any that exist.
+set -euo pipefail
+cd "$(dirname "$0")"
+umask 077
+mkdir -p secrets
+new_password() { head -c 24 /dev/urandom | base64 | tr -d '/+=\n'; }
+for name in postgres rabbitmq catalog_db inventory_db cart_db order_db payment_db shipping_db notification_db; do
+  file="secrets/${name}_password"
+  [ -s "$file" ] || new_password > "$file"
+done
+if [ ! -s secrets/rabbitmq.conf ]; then
+  printf 'default_user = agora\ndefault_pass = %s\n' \
+    "$(cat secrets/rabbitmq_password)" > secrets/rabbitmq.conf
+fi
+echo "secrets in $(pwd)/secrets"
