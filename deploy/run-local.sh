@@ -11,7 +11,9 @@
 # Unix socket, postgres://postgres@%2Fvar%2Frun%2Fpostgresql), AMQP_URL, AGORA_BIN (a built binary;
 # default: cargo build --release), RUN_DIR (pids and logs; default
 # ./agora-distributed), INSTANCES (instances of order, inventory and
-# payment; default 1).
+# payment; default 1), DB_PREFIX (of every database name; default agora_).
+# AGORA_AMQP_PREFIX and the other AGORA_* settings pass through to every
+# process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,7 @@ PG_URL=${PG_URL:-postgres://postgres@%2Fvar%2Frun%2Fpostgresql}
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 RUN_DIR=${RUN_DIR:-./agora-distributed}
 INSTANCES=${INSTANCES:-1}
+DB_PREFIX=${DB_PREFIX:-agora_}
 SERVICES=(catalog inventory cart order payment shipping notification)
 declare -A PORT=([catalog]=8081 [inventory]=8082 [cart]=8083 [order]=8084 [payment]=8085 [shipping]=8086 [notification]=8087)
 
@@ -35,7 +38,7 @@ start() {
     case $s in order|inventory|payment) n=$INSTANCES ;; esac
     for i in $(seq 1 "$n"); do
       port=$(( PORT[$s] + (i - 1) * 100 ))
-      DATABASE_URL="$PG_URL/agora_$s" AGORA_LISTEN="127.0.0.1:$port" \
+      DATABASE_URL="$PG_URL/$DB_PREFIX$s" AGORA_LISTEN="127.0.0.1:$port" \
         nohup "$AGORA_BIN" service "$s" >"$RUN_DIR/$s-$i.log" 2>&1 &
       echo $! >"$RUN_DIR/$s-$i.pid"
       urls="${urls_of[$s]:-}"
