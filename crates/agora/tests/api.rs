@@ -371,13 +371,7 @@ async fn the_dead_letter_list_is_paged() {
             .await
             .unwrap();
     }
-    app.eventually(|| async {
-        app.list("/api/v1/admin/dead-letters?service=inventory")
-            .await
-            .len()
-            == 5
-    })
-    .await;
+    app.dead_lettered("inventory", 5).await;
     let first = app.list("/api/v1/admin/dead-letters?limit=2").await;
     assert_eq!(first.len(), 2);
     let after = first[1]["event_id"].as_str().unwrap();

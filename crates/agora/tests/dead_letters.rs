@@ -53,13 +53,7 @@ async fn an_exhausted_event_is_replayed_once_its_cause_is_fixed_and_replaying_tw
         .inject("notification", "payment.succeeded.v1", &body)
         .await
         .unwrap();
-    app.eventually(|| async {
-        app.list("/api/v1/admin/dead-letters?service=notification")
-            .await
-            .len()
-            == 1
-    })
-    .await;
+    app.dead_lettered("notification", 1).await;
     let letter = &app
         .list("/api/v1/admin/dead-letters?service=notification")
         .await[0];
@@ -228,13 +222,7 @@ async fn a_purge_by_an_age_of_zero_or_an_overflowing_age_is_refused() {
         .inject("inventory", "payment.succeeded.v1", &body)
         .await
         .unwrap();
-    app.eventually(|| async {
-        app.list("/api/v1/admin/dead-letters?service=inventory")
-            .await
-            .len()
-            == 1
-    })
-    .await;
+    app.dead_lettered("inventory", 1).await;
 
     for age in [
         "0",

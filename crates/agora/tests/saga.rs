@@ -437,13 +437,7 @@ async fn poison_messages_go_to_the_dead_letter_queue_and_the_consumer_goes_on() 
     let id = app.place_order(&order_body(product, 1, "tok_visa")).await;
 
     assert_eq!(app.terminal(id).await["status"], "COMPLETED");
-    app.eventually(|| async {
-        app.list("/api/v1/admin/dead-letters?service=inventory")
-            .await
-            .len()
-            == 2
-    })
-    .await;
+    app.dead_lettered("inventory", 2).await;
     let dead = app
         .list("/api/v1/admin/dead-letters?service=inventory")
         .await;
@@ -590,12 +584,7 @@ async fn a_payment_token_is_kept_only_until_the_payment_step() {
         .inject("payment", "payment.requested.v1", &poison.to_string())
         .await
         .unwrap();
-    app.eventually(|| async {
-        !app.list("/api/v1/admin/dead-letters?service=payment")
-            .await
-            .is_empty()
-    })
-    .await;
+    app.dead_lettered("payment", 1).await;
     let shown = app
         .get_json(&format!("/api/v1/admin/dead-letters/payment/{id}"))
         .await;

@@ -101,6 +101,13 @@ impl TestApp {
         self.data_dir.clone()
     }
 
+    /// Waits until `service` has `count` dead letters.
+    pub async fn dead_lettered(&self, service: &str, count: usize) {
+        let path = format!("/api/v1/admin/dead-letters?service={service}");
+        self.eventually(|| async { self.list(&path).await.len() == count })
+            .await;
+    }
+
     /// Waits until `service`'s queue is empty (the others may be paused).
     pub async fn drained(&self, service: &str) {
         self.eventually(|| async {
