@@ -158,6 +158,74 @@ pub fn redacted(json: &str) -> Option<String> {
     changed.then(|| envelope.to_string())
 }
 
+/// `envelope` serialised as it is kept once published, its secret fields
+/// masked, and the secrets alone (a JSON object, field to value) to put
+/// back for the one publish that needs them (`None` when it carries
+/// none). The fields are masked in the serialised text, where serde wrote
+/// them as `"field":"value"`: no second serialisation, no parse.
+pub fn split_secrets(envelope: &Envelope) -> (String, Option<String>) {
+    let mut json = serde_json::to_string(envelope).expect("envelopes serialise");
+    let mut secrets = serde_json::Map::new();
+    for field in secret_fields(&envelope.event_type) {
+        let Some(serde_json::Value::String(clear)) = envelope.data.get(*field) else {
+            continue;
+        };
+        if crate::secrets::is_masked(clear) {
+            continue;
+        }
+        let masked = crate::secrets::mask(clear);
+        if let Some(replaced) = replace_field(&json, field, clear, &masked) {
+            json = replaced;
+            secrets.insert((*field).to_owned(), clear.clone().into());
+        }
+    }
+    let secrets = (!secrets.is_empty()).then(|| serde_json::Value::Object(secrets).to_string());
+    (json, secrets)
+}
+
+/// `json` with the string member `"field":"from"` turned into
+/// `"field":"to"`, if it holds it.
+fn replace_field(json: &str, field: &str, from: &str, to: &str) -> Option<String> {
+    let member = |value: &str| {
+        format!(
+            "\"{field}\":{}",
+            serde_json::to_string(value).expect("strings serialise")
+        )
+    };
+    let needle = member(from);
+    let at = json.find(&needle)?;
+    let mut out = String::with_capacity(json.len());
+    out.push_str(&json[..at]);
+    out.push_str(&member(to));
+    out.push_str(&json[at + needle.len()..]);
+    Some(out)
+}
+
+/// The envelope `masked` (JSON, from [`split_secrets`]) with its
+/// `secrets` put back.
+pub fn with_secrets(masked: &str, secrets: &str) -> Result<String, serde_json::Error> {
+    let secrets: serde_json::Map<String, serde_json::Value> = serde_json::from_str(secrets)?;
+    let mut json = masked.to_owned();
+    for (field, clear) in &secrets {
+        let Some(clear) = clear.as_str() else {
+            continue;
+        };
+        let mask = crate::secrets::mask(clear);
+        json = match replace_field(&json, field, &mask, clear) {
+            Some(restored) => restored,
+            // Not where it was written: put it back through a parse.
+            None => {
+                let mut envelope: serde_json::Value = serde_json::from_str(&json)?;
+                if let Some(data) = envelope.get_mut("data").and_then(|d| d.as_object_mut()) {
+                    data.insert(field.clone(), clear.into());
+                }
+                envelope.to_string()
+            }
+        };
+    }
+    Ok(json)
+}
+
 /// Where an event's JSON Schema lives in the repository.
 pub fn schema_path(routing_key: &str) -> String {
     format!("schemas/events/{routing_key}.json")
@@ -502,6 +570,22 @@ mod tests {
         assert_eq!(back.data["customer_id"], "c");
         assert_eq!(back.id, requested.id);
         assert_eq!(redacted(&masked), None, "masked once only");
+        let (kept, secrets) = split_secrets(&requested);
+        let secrets = secrets.expect("a secret to keep apart");
+        let kept_envelope: Envelope = serde_json::from_str(&kept).unwrap();
+        assert_eq!(kept_envelope.data["payment_token"], "****4242");
+        assert!(!kept.contains("tok_live_4242"));
+        assert!(!secrets.contains("customer_id"));
+        let whole: Envelope =
+            serde_json::from_str(&with_secrets(&kept, &secrets).unwrap()).unwrap();
+        assert_eq!(whole, requested);
+        // Put back through a parse where the text is not as serde wrote it.
+        let spaced = kept.replace("\"payment_token\":", "\"payment_token\": ");
+        let whole: Envelope =
+            serde_json::from_str(&with_secrets(&spaced, &secrets).unwrap()).unwrap();
+        assert_eq!(whole, requested);
+        let (plain, none) = split_secrets(&Envelope::root(&completed()));
+        assert!(none.is_none() && plain.contains("OrderCompleted"));
         let plain = serde_json::to_string(&Envelope::root(&completed())).unwrap();
         assert_eq!(redacted(&plain), None);
         assert_eq!(redacted("not json"), None);

@@ -40,10 +40,10 @@ pub const MIGRATIONS: &[Migration] = &[
     ",
     },
     // `envelope` is what the event log keeps and shows (secrets masked);
-    // `secret_envelope` the event as published, held only until then.
+    // `secrets` the masked fields' values, held only until the publish.
     Migration {
-        name: "platform_0003_outbox_secret_envelope",
-        sql: "ALTER TABLE outbox ADD COLUMN secret_envelope TEXT;",
+        name: "platform_0003_outbox_secrets",
+        sql: "ALTER TABLE outbox ADD COLUMN secrets TEXT;",
     },
 ];
 
@@ -63,24 +63,20 @@ impl Tx {
         let routing_key = envelope
             .routing_key()
             .expect("events built from DomainEvent types have a routing key");
-        let json = serde_json::to_string(envelope).expect("envelopes serialise");
         // An event that carries a secret is kept masked from the start;
-        // the clear copy is for the relay alone, which drops it as it
-        // marks the event published.
-        let (kept, secret) = match crate::events::redacted(&json) {
-            Some(masked) => (masked, Some(json)),
-            None => (json, None),
-        };
+        // the secret itself is for the relay alone, which puts it back for
+        // the publish and drops it as it marks the event published.
+        let (json, secrets) = crate::events::split_secrets(envelope);
         self.insert_at_commit(
             "outbox",
-            "id, routing_key, subject, envelope, created_at, secret_envelope",
+            "id, routing_key, subject, envelope, created_at, secrets",
             params![
                 envelope.id,
                 routing_key,
                 &envelope.subject,
-                kept,
+                json,
                 &envelope.time,
-                secret
+                secrets
             ]
             .to_vec(),
         );
@@ -145,7 +141,7 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
     if db.is_sqlite() {
         let rows = db
             .query(
-                "SELECT id, routing_key, COALESCE(secret_envelope, envelope) FROM outbox
+                "SELECT id, routing_key, envelope, secrets FROM outbox
                  WHERE published_at IS NULL ORDER BY id LIMIT $1",
                 params![RELAY_BATCH],
             )
@@ -160,7 +156,7 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
         let mut tx = db.begin().await?;
         tx.execute(
             &format!(
-                "UPDATE outbox SET published_at = $1, secret_envelope = NULL WHERE id IN ({})",
+                "UPDATE outbox SET published_at = $1, secrets = NULL WHERE id IN ({})",
                 crate::db::placeholders(2, records.len())
             ),
             &values,
@@ -173,12 +169,12 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
     let rows = tx
         .query(
             "WITH claimed AS (
-                SELECT id, COALESCE(secret_envelope, envelope) AS envelope FROM outbox
+                SELECT id, secrets FROM outbox
                 WHERE published_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
              )
-             UPDATE outbox AS o SET published_at = $1, secret_envelope = NULL
+             UPDATE outbox AS o SET published_at = $1, secrets = NULL
              FROM claimed WHERE o.id = claimed.id
-             RETURNING o.id, o.routing_key, claimed.envelope",
+             RETURNING o.id, o.routing_key, o.envelope, claimed.secrets",
             params![now, RELAY_BATCH],
         )
         .await?;
@@ -193,13 +189,21 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
     Ok(records.len())
 }
 
+/// Rows of `id, routing_key, envelope, secrets` as the events to publish:
+/// whole again, with their secrets put back.
 fn records(rows: &[crate::db::Row]) -> Result<Vec<OutboxRecord>, DbError> {
     rows.iter()
         .map(|r| {
+            let kept = r.text(2)?;
+            let envelope = match r.opt_text(3)? {
+                Some(secrets) => crate::events::with_secrets(&kept, &secrets)
+                    .map_err(|e| DbError::Decode(format!("outbox secrets: {e}")))?,
+                None => kept,
+            };
             Ok(OutboxRecord {
                 id: r.text(0)?,
                 routing_key: r.text(1)?,
-                envelope: r.text(2)?,
+                envelope,
             })
         })
         .collect()

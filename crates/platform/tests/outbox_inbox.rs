@@ -330,7 +330,7 @@ async fn a_secret_is_published_but_never_kept_in_the_event_log() {
         tx.commit().await.unwrap();
         let kept = || async {
             t.db.query(
-                "SELECT envelope, COALESCE(secret_envelope, '') FROM outbox ORDER BY id",
+                "SELECT envelope, COALESCE(secrets, '') FROM outbox ORDER BY id",
                 &[],
             )
             .await
@@ -351,7 +351,7 @@ async fn a_secret_is_published_but_never_kept_in_the_event_log() {
         assert_eq!(sent, requested, "{}: published whole", t.backend);
         for (envelope, secret) in kept().await {
             assert!(!envelope.contains("tok_live_5555"), "{}", t.backend);
-            assert_eq!(secret, "", "{}: the clear copy is gone", t.backend);
+            assert_eq!(secret, "", "{}: the secret is gone", t.backend);
         }
         t.cleanup().await;
     }
