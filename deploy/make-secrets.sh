@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Writes the passwords docker-compose.yml mounts as secrets into
-# deploy/secrets/ (created mode 700, files 600; never committed), one
-# random password each, without overwriting any that exist.
+# deploy/secrets/ (never committed), one random password each, without
+# overwriting any that exist. The folder is mode 700, so nobody else on
+# this machine reaches the files; the files themselves are 644, because a
+# compose secret is mounted with the file's own mode and owner and must be
+# readable by the container's user (postgres, rabbitmq, agora).
 set -euo pipefail
 cd "$(dirname "$0")"
-umask 077
 mkdir -p secrets
+chmod 700 secrets
+umask 022
 new_password() { head -c 24 /dev/urandom | base64 | tr -d '/+=\n'; }
 for name in postgres rabbitmq catalog_db inventory_db cart_db order_db payment_db shipping_db notification_db; do
   file="secrets/${name}_password"

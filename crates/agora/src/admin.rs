@@ -75,7 +75,8 @@ fn without_bodies(mut letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
 }
 
 /// The filter and a page: `limit` (1 to 500, 100 by default) and `after`
-/// (the event id of the last letter of the previous page).
+/// (`<service>/<event_id>` of the last letter of the previous page: one
+/// event may be dead-lettered by several services).
 #[derive(Debug, Deserialize)]
 struct ListParams {
     service: Option<String>,
@@ -99,24 +100,33 @@ async fn list(
     filter.check().map_err(ApiError::bad_request)?;
     let page = PageParams {
         limit: params.limit,
-        offset: None,
-        after: params.after,
+        ..PageParams::default()
     }
     .page(100)?;
-    let letters = queues
+    let after = params
+        .after
+        .as_deref()
+        .map(|raw| {
+            raw.split_once('/')
+                .map(|(service, id)| (service.to_owned(), id.to_owned()))
+                .ok_or_else(|| ApiError::bad_request("after must be <service>/<event_id>"))
+        })
+        .transpose()?;
+    let mut letters = queues
         .act(Action::List, &filter, true)
         .await
         .map_err(failed)?;
-    let start = match page.after.map(|after| after.to_string()) {
-        Some(after) => letters
-            .iter()
-            .position(|l| l.event_id == after)
-            .map_or(letters.len(), |i| i + 1),
-        None => 0,
-    };
+    // By service, then event id (UUID v7: the order they were made): a
+    // cursor past a letter that was purged or replayed meanwhile still
+    // knows where to go on.
+    letters.sort_by(|a, b| (&a.service, &a.event_id).cmp(&(&b.service, &b.event_id)));
     let letters: Vec<DeadLetter> = letters
         .into_iter()
-        .skip(start)
+        .filter(|l| {
+            after
+                .as_ref()
+                .is_none_or(|(service, id)| (&l.service, &l.event_id) > (service, id))
+        })
         .take(page.limit as usize)
         .collect();
     Ok(Json(without_bodies(letters)))

@@ -211,6 +211,22 @@ pub fn component(name: &str, db: Db, deps: &Deps) -> anyhow::Result<Component> {
             SERVICES.join(", ")
         ),
     };
+    // Secrets an earlier release kept in clear are masked once, at start.
+    let (masking, service) = (db.clone(), name);
+    background.push(Box::new(move |_| {
+        Box::pin(async move {
+            let masked = async {
+                let mut n = outbox::mask_kept_secrets(&masking).await?;
+                if service == agora_order::NAME {
+                    n += agora_order::store::mask_spent_tokens(&masking).await?;
+                }
+                Ok::<_, agora_platform::DbError>(n)
+            };
+            if let Err(e) = masked.await {
+                tracing::warn!(error = %e, "could not mask the secrets an earlier release kept");
+            }
+        })
+    }));
     // It finds out at its first pass whether the server vacuums by itself.
     periodic.push(Arc::new(Vacuum::new(db.clone())));
     let records = match name {

@@ -59,7 +59,7 @@ pub enum EventsCommand {
         /// --inbox-retention-days): an older event is not replayed, since
         /// the record that it was handled may be gone and a replay could
         /// then have a second effect.
-        #[arg(long, default_value_t = 7)]
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(0..=36_500))]
         inbox_retention_days: u64,
     },
 }

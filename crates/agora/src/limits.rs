@@ -20,6 +20,10 @@ pub struct LimitArgs {
     /// Requests served at once; past it, 503 with Retry-After at once.
     #[arg(long, env = "AGORA_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
+    /// Requests one client (IP address) may have in flight at once; past
+    /// it, 429 with Retry-After at once.
+    #[arg(long, env = "AGORA_MAX_REQUESTS_PER_CLIENT", default_value_t = 256)]
+    pub max_requests_per_client: usize,
     /// Requests per second one client (IP address) may make; past it, 429
     /// with Retry-After. 0 turns it off.
     #[arg(long, env = "AGORA_RATE_LIMIT", default_value_t = 10_000)]
@@ -32,6 +36,7 @@ impl LimitArgs {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             max_concurrent_requests: self.max_concurrent_requests.max(1),
+            max_concurrent_per_client: self.max_requests_per_client.max(1),
             requests_per_second_per_client: self.rate_limit,
         }
     }
@@ -42,13 +47,13 @@ pub struct RetentionArgs {
     /// Days a consumer remembers the events it handled: a redelivery within
     /// them has no second effect, and `agora events replay` replays only
     /// events younger than them.
-    #[arg(long, env = "AGORA_INBOX_RETENTION_DAYS", default_value_t = 7)]
+    #[arg(long, env = "AGORA_INBOX_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub inbox_retention_days: u64,
     /// Days published events are kept in each service's event log.
-    #[arg(long, env = "AGORA_EVENT_LOG_RETENTION_DAYS", default_value_t = 30)]
+    #[arg(long, env = "AGORA_EVENT_LOG_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub event_log_retention_days: u64,
     /// Days sent notifications are kept (notification).
-    #[arg(long, env = "AGORA_NOTIFICATION_RETENTION_DAYS", default_value_t = 90)]
+    #[arg(long, env = "AGORA_NOTIFICATION_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub notification_retention_days: u64,
     /// Dead letters kept per service; past it, the oldest go.
     #[arg(long, env = "AGORA_DEAD_LETTER_MAX", default_value_t = agora_platform::dead_letters::DEFAULT_MAX)]

@@ -174,3 +174,31 @@ async fn more_waiters_than_the_cap_leave_the_saga_its_pace() {
         "40 orders paid after {paid_after:?}"
     );
 }
+
+#[tokio::test]
+async fn one_client_cannot_hold_every_slot() {
+    let app = spawn_app_with(|c| {
+        c.paused_consumers = vec!["inventory".into()];
+        c.stock_precheck = false;
+        c.limits = limits(|l| l.max_concurrent_per_client = 2);
+    })
+    .await;
+    let product = app.new_product(1_000, "EUR", 5).await;
+    let id = app.place_order(&order_body(product, 1, "tok_visa")).await;
+    let wait = format!("GET /api/v1/orders/{id}?wait_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(address(&app.base)).await.unwrap();
+        c.write_all(wait.as_bytes()).await.unwrap();
+        holders.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let r = app.get("/health").await;
+
+    assert_eq!(r.status(), 429, "a third request from the same client");
+    assert_eq!(r.headers()["retry-after"], "1");
+    drop(holders);
+    app.eventually(|| async { app.get("/health").await.status() == 200 })
+        .await;
+}

@@ -84,3 +84,50 @@ async fn past_the_cap_a_waiter_is_answered_at_once_and_a_gone_one_leaves_at_once
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn tokens_an_earlier_release_kept_past_pending_are_masked_at_start() {
+    for t in dbs().await {
+        let catalog = Arc::new(Catalog::new(t.db.clone()));
+        let product = mug(&catalog).await;
+        let orders = Orders::new(t.db.clone(), catalog);
+        let pending = pending_order(&orders, product.id, 1).await;
+        let paid = pending_order(&orders, product.id, 1).await;
+        let mut tx = t.db.begin().await.unwrap();
+        tx.execute(
+            "UPDATE orders SET status = 'PAID' WHERE id = $1",
+            agora_platform::params![paid.id],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        assert_eq!(
+            agora_order::store::mask_spent_tokens(&t.db).await.unwrap(),
+            1
+        );
+
+        let token = |id: uuid::Uuid| {
+            let db = t.db.clone();
+            async move {
+                db.query_opt(
+                    "SELECT payment_token FROM orders WHERE id = $1",
+                    agora_platform::params![id],
+                )
+                .await
+                .unwrap()
+                .unwrap()
+                .text(0)
+                .unwrap()
+            }
+        };
+        assert_eq!(token(paid.id).await, "****visa", "{}", t.backend);
+        assert_eq!(
+            token(pending.id).await,
+            "tok_visa",
+            "{}: still needed",
+            t.backend
+        );
+        t.cleanup().await;
+    }
+}

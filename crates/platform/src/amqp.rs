@@ -183,6 +183,45 @@ fn durable() -> ExchangeDeclareOptions {
     }
 }
 
+/// A dead-letter queue's bound: at most `max` messages, the oldest
+/// dropped first.
+fn bounded_by(max: u32) -> Vec<(&'static str, AMQPValue)> {
+    vec![
+        (
+            "x-max-length",
+            AMQPValue::LongLongInt(i64::from(max.max(1))),
+        ),
+        ("x-overflow", long_string("drop-head")),
+    ]
+}
+
+/// Declares a dead-letter queue with `args` on a channel of its own: one
+/// made before it had a maximum (or by an instance with another) refuses
+/// other arguments (406), which closes the channel it was asked on; such a
+/// queue is taken as it is, with a warning, instead of stopping the
+/// consumer.
+async fn declare_dead_letter_queue(
+    conn: &Connection,
+    queue: &str,
+    args: FieldTable,
+) -> lapin::Result<()> {
+    let own = conn.create_channel().await?;
+    match own.queue_declare(queue, durable_queue(), args).await {
+        Ok(_) => {
+            let _ = own.close(200, "declared").await;
+            Ok(())
+        }
+        Err(lapin::Error::ProtocolError(e)) if e.get_id() == 406 => {
+            tracing::warn!(
+                queue,
+                "the dead-letter queue exists with other arguments (no maximum?): taken as it is"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn durable_queue() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
@@ -272,9 +311,11 @@ impl Broker {
         }
     }
 
-    /// Declares `service`'s queue, its bindings, retry queues and DLQ.
+    /// Declares `service`'s queue, its bindings, retry queues and DLQ (on
+    /// `channel`, of `conn`).
     pub async fn declare(
         &self,
+        conn: &Connection,
         channel: &Channel,
         service: &str,
         routing_keys: &[&str],
@@ -306,15 +347,7 @@ impl Broker {
                 .await?;
         }
         let dlq = c.dead_letter_queue(service);
-        let bounded = vec![
-            (
-                "x-max-length",
-                AMQPValue::LongLongInt(i64::from(c.dead_letter_max.max(1))),
-            ),
-            ("x-overflow", long_string("drop-head")),
-        ];
-        channel
-            .queue_declare(&dlq, durable_queue(), self.queue_args(bounded))
+        declare_dead_letter_queue(conn, &dlq, self.queue_args(bounded_by(c.dead_letter_max)))
             .await?;
         channel
             .queue_bind(
@@ -597,7 +630,7 @@ async fn consume(
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     broker
-        .declare(&channel, name, handler.routing_keys())
+        .declare(&conn, &channel, name, handler.routing_keys())
         .await?;
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())

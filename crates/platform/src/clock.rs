@@ -17,3 +17,10 @@ pub fn to_rfc3339(at: OffsetDateTime) -> String {
 pub fn now_millis() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// The RFC 3339 text of `unix_millis` (before 1970 or beyond 9999: the
+/// nearest of those ends).
+pub fn rfc3339_at(unix_millis: i64) -> String {
+    let nanos = i128::from(unix_millis.clamp(0, 253_402_300_799_000)) * 1_000_000;
+    to_rfc3339(OffsetDateTime::from_unix_timestamp_nanos(nanos).expect("within the clamp"))
+}

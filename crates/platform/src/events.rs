@@ -479,6 +479,15 @@ macro_rules! events {
             }
         }
 
+        /// The routing keys of the events that carry secrets.
+        pub fn routing_keys_with_secrets() -> Vec<&'static str> {
+            [$(($key, &[$(stringify!($secret)),*] as &[&str])),*]
+                .into_iter()
+                .filter(|(_, secrets)| !secrets.is_empty())
+                .map(|(key, _)| key)
+                .collect()
+        }
+
         /// The routing key of an event type and version, if it exists.
         pub fn routing_key_of(event_type: &str, version: u32) -> Option<&'static str> {
             match (event_type, version) {

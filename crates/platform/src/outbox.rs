@@ -85,6 +85,54 @@ impl Tx {
     }
 }
 
+/// Brings events written before their secrets were kept apart (by an
+/// earlier release) to today's form: masked in the log, the secret kept
+/// only while the event is unpublished. Run at start; returns how many
+/// it changed (none, once done).
+pub async fn mask_kept_secrets(db: &Db) -> Result<usize, DbError> {
+    let keys = crate::events::routing_keys_with_secrets();
+    let mut values: Vec<crate::db::Value> = vec![r#"%"payment_token":"****%"#.into()];
+    values.extend(keys.iter().map(|k| crate::db::Value::from(*k)));
+    let rows = db
+        .query(
+            &format!(
+                "SELECT id, envelope, published_at FROM outbox
+                 WHERE secrets IS NULL AND envelope NOT LIKE $1 AND routing_key IN ({})",
+                crate::db::placeholders(2, keys.len())
+            ),
+            &values,
+        )
+        .await?;
+    let mut changed = 0;
+    for chunk in rows.chunks(500) {
+        let mut tx = db.begin().await?;
+        for row in chunk {
+            let Ok(envelope) = serde_json::from_str::<Envelope>(row.str(1)?) else {
+                continue;
+            };
+            let (masked, secrets) = crate::events::split_secrets(&envelope);
+            if secrets.is_none() {
+                continue;
+            }
+            let unpublished = row.opt_text(2)?.is_none();
+            tx.execute(
+                "UPDATE outbox SET envelope = $1, secrets = $2 WHERE id = $3",
+                params![masked, secrets.filter(|_| unpublished), row.text(0)?],
+            )
+            .await?;
+            changed += 1;
+        }
+        tx.commit().await?;
+    }
+    if changed > 0 {
+        tracing::info!(
+            events = changed,
+            "masked the secrets of events logged by an earlier release"
+        );
+    }
+    Ok(changed)
+}
+
 const RELAY_BATCH: i64 = 512;
 
 /// Publishes committed outbox rows until `shutdown`, in batches, woken by

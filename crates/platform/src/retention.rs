@@ -4,7 +4,7 @@
 //! | table | kept | why that long |
 //! |---|---|---|
 //! | `idempotency_keys` | the key TTL (24 h) | a retry after that is a new request |
-//! | `inbox` | the replay window (7 days) | a redelivery within it has no second effect; `agora events replay` replays only events younger than it |
+//! | `inbox` | the replay window (7 days), counted from the event's making and from its handling | a redelivery within it has no second effect; `agora events replay` replays only events younger than it; an old event handled lately (a dead letter replayed) is kept for the window after its handling |
 //! | `outbox`, published rows | 30 days | the event log `agora events` reads; unpublished rows are never swept |
 //! | a service's own records (notifications, and the contacts they were sent to) | its setting (90 days) | |
 //!
@@ -120,8 +120,13 @@ impl Retention {
                 .sweep(
                     "DELETE FROM inbox WHERE consumer = $1 AND event_id IN (
                         SELECT event_id FROM inbox WHERE consumer = $1 AND event_id < $2
-                        ORDER BY event_id LIMIT $3)",
-                    params![consumer, uuid_v7_floor(before(self.keep.inbox)), BATCH],
+                        AND handled_at < $3 ORDER BY event_id LIMIT $4)",
+                    params![
+                        consumer,
+                        uuid_v7_floor(before(self.keep.inbox)),
+                        crate::clock::rfc3339_at(before(self.keep.inbox)),
+                        BATCH
+                    ],
                 )
                 .await?;
         }

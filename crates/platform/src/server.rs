@@ -6,8 +6,10 @@
 //! - a **request timeout**: a request that takes longer is answered 503;
 //! - a **cap on concurrent requests**: past it, a request is answered at
 //!   once with 503 and `Retry-After` instead of queueing without bound;
-//! - a **per-client rate limit** (by the peer's IP address): past it, 429
-//!   with `Retry-After`.
+//! - a **per-client rate limit** and **cap on a client's requests in
+//!   flight** (by the peer's IP address, an IPv6 one by its /64): past
+//!   either, 429 with `Retry-After`. Behind a proxy every client is the
+//!   proxy, so there they cap everyone together.
 //!
 //! `axum::serve` offers none of the connection settings (it builds hyper's
 //! connection with its defaults, and hyper applies a header-read timeout
@@ -50,6 +52,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Requests served at once; past it, 503 at once.
     pub max_concurrent_requests: usize,
+    /// Requests one client (IP address) may have in flight at once; past
+    /// it, 429 at once, so that no one client can hold every slot.
+    pub max_concurrent_per_client: usize,
     /// Requests per second one client (IP address) may make, with bursts
     /// of as many; 0 turns the limit off.
     pub requests_per_second_per_client: u32,
@@ -61,6 +66,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(40),
             max_concurrent_requests: 1024,
+            max_concurrent_per_client: 256,
             requests_per_second_per_client: 10_000,
         }
     }
@@ -70,6 +76,7 @@ impl Default for Limits {
 #[derive(Clone)]
 struct Edge {
     slots: Arc<Semaphore>,
+    per_client_slots: Arc<ClientSlots>,
     request_timeout: Duration,
     per_client: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
@@ -83,6 +90,10 @@ pub fn limited(router: Router, limits: &Limits) -> Router {
     });
     let edge = Edge {
         slots: Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1))),
+        per_client_slots: Arc::new(ClientSlots {
+            max: limits.max_concurrent_per_client.max(1),
+            taken: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }),
         request_timeout: limits.request_timeout,
         per_client,
     };
@@ -104,11 +115,66 @@ fn forget_idle_clients(limiter: std::sync::Weak<DefaultKeyedRateLimiter<IpAddr>>
     });
 }
 
+/// Requests in flight per client, under a cap.
+struct ClientSlots {
+    max: usize,
+    taken: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// One client's request in flight; gives its slot back when dropped.
+struct ClientSlot {
+    slots: Arc<ClientSlots>,
+    client: IpAddr,
+}
+
+impl ClientSlots {
+    fn take(self: &Arc<Self>, client: IpAddr) -> Option<ClientSlot> {
+        let mut taken = self.taken.lock().expect("client slots lock");
+        let n = taken.entry(client).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            slots: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut taken = self.slots.taken.lock().expect("client slots lock");
+        if let Some(n) = taken.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                taken.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// The key a client is limited by: its address, or for IPv6 its /64 (one
+/// host usually holds a whole /64, and could otherwise take a new address
+/// for every request).
+fn client_key(peer: &SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 async fn limit(State(edge): State<Edge>, request: Request, next: Next) -> Response {
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip());
+        .map(|ConnectInfo(peer)| client_key(peer));
     if let (Some(limiter), Some(client)) = (&edge.per_client, client) {
         if let Err(not_until) = limiter.check_key(&client) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
@@ -120,6 +186,20 @@ async fn limit(State(edge): State<Edge>, request: Request, next: Next) -> Respon
             return refusal.into_response();
         }
     }
+    let _client_slot = match client {
+        Some(client) => match edge.per_client_slots.take(client) {
+            Some(slot) => Some(slot),
+            None => {
+                let mut refusal = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many requests in flight from this client; wait for some to end",
+                );
+                refusal.retry_after = Some(1);
+                return refusal.into_response();
+            }
+        },
+        None => None,
+    };
     let Ok(_slot) = edge.slots.clone().try_acquire_owned() else {
         return ApiError::unavailable(
             "the server is at its limit of requests in flight; try again",
@@ -199,4 +279,35 @@ pub async fn serve(
         tracing::warn!("requests still in flight after 10 s; stopping anyway");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_one_key_for_its_whole_64() {
+        let a: SocketAddr = "[2001:db8:1:2:aaaa::1]:5000".parse().unwrap();
+        let b: SocketAddr = "[2001:db8:1:2:bbbb::9]:6000".parse().unwrap();
+        let other: SocketAddr = "[2001:db8:1:3::1]:5000".parse().unwrap();
+        assert_eq!(client_key(&a), client_key(&b));
+        assert_ne!(client_key(&a), client_key(&other));
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:1".parse().unwrap();
+        assert_eq!(client_key(&mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_slots_and_gives_them_back() {
+        let slots = Arc::new(ClientSlots {
+            max: 2,
+            taken: std::sync::Mutex::new(std::collections::HashMap::new()),
+        });
+        let me: IpAddr = "192.0.2.1".parse().unwrap();
+        let you: IpAddr = "192.0.2.2".parse().unwrap();
+        let (first, _second) = (slots.take(me).unwrap(), slots.take(me).unwrap());
+        assert!(slots.take(me).is_none());
+        assert!(slots.take(you).is_some(), "another client is not held back");
+        drop(first);
+        assert!(slots.take(me).is_some());
+    }
 }

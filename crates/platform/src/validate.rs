@@ -99,6 +99,9 @@ pub fn multiline_text(value: &str, max_len: usize) -> Result<String, String> {
 /// characters.
 pub fn token(value: &str, max_len: usize) -> Result<String, String> {
     let value = value.trim();
+    if crate::secrets::is_masked(value) {
+        return Err("must be a token, not a masked one".into());
+    }
     if (1..=max_len).contains(&value.len()) && value.chars().all(|c| c.is_ascii_graphic()) {
         Ok(value.to_owned())
     } else {
@@ -247,6 +250,10 @@ mod tests {
         assert!(token("tok_visa", 200).is_ok());
         assert!(token("tok visa", 200).is_err());
         assert!(token("tok\u{0}", 200).is_err());
+        assert!(
+            token("****4111111111111111", 200).is_err(),
+            "would never be masked"
+        );
     }
 
     #[test]

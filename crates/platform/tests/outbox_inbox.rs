@@ -444,20 +444,25 @@ async fn retention_sweeps_what_is_past_its_time_and_nothing_else() {
         };
         let mut tx = t.db.begin().await.unwrap();
         let old_inbox = BATCH as u128 * 2 + 5;
+        let handled = |days_ago: i64| agora_platform::clock::rfc3339_at(now - days_ago * day);
         for n in 0..old_inbox {
             tx.execute(
-                "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ('c', $1, 'x')",
-                params![id_at(8, n)],
+                "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ('c', $1, $2)",
+                params![id_at(8, n), handled(8)],
             )
             .await
             .unwrap();
         }
-        tx.execute(
-            "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ('c', $1, 'x')",
-            params![id_at(6, 0)],
-        )
-        .await
-        .unwrap();
+        // A recent event, and an old one handled lately (a dead letter
+        // replayed): both within the window.
+        for (id, at) in [(id_at(6, 0), handled(6)), (id_at(9, 0), handled(0))] {
+            tx.execute(
+                "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ('c', $1, $2)",
+                params![id, at],
+            )
+            .await
+            .unwrap();
+        }
         for (id, published) in [
             (id_at(31, 0), Some("t")),
             (id_at(31, 1), None),
@@ -505,7 +510,7 @@ async fn retention_sweeps_what_is_past_its_time_and_nothing_else() {
         };
         assert_eq!(
             count("SELECT COUNT(*) FROM inbox").await,
-            1,
+            2,
             "{}",
             t.backend
         );
@@ -522,6 +527,74 @@ async fn retention_sweeps_what_is_past_its_time_and_nothing_else() {
         assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys").await, 1);
         assert_eq!(count("SELECT COUNT(*) FROM notes").await, 1);
         assert_eq!(retention.sweep_all().await.unwrap(), 0, "{}", t.backend);
+        t.cleanup().await;
+    }
+}
+
+/// Events an earlier release logged with their secrets in clear are
+/// brought to today's form at start: masked in the log, the secret kept
+/// apart only while unpublished, and published whole.
+#[tokio::test]
+async fn secrets_an_earlier_release_kept_in_clear_are_masked_at_start() {
+    use agora_platform::events::{Money, PaymentRequested};
+    for t in backends(&[outbox::MIGRATIONS]).await {
+        let requested = |token: &str| {
+            Envelope::root(&PaymentRequested {
+                order_id: Uuid::now_v7(),
+                customer_id: "c".into(),
+                amount: Money {
+                    amount: 100,
+                    currency: "EUR".into(),
+                },
+                payment_token: token.into(),
+            })
+        };
+        let (published, pending) = (requested("tok_old_1111"), requested("tok_old_2222"));
+        let mut tx = t.db.begin().await.unwrap();
+        for (envelope, published_at) in [(&published, Some("t")), (&pending, None)] {
+            tx.execute(
+                "INSERT INTO outbox (id, routing_key, subject, envelope, created_at, published_at)
+                 VALUES ($1, 'payment.requested.v1', 's', $2, 'x', $3)",
+                params![
+                    envelope.id,
+                    serde_json::to_string(envelope).unwrap(),
+                    published_at
+                ],
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        assert_eq!(
+            outbox::mask_kept_secrets(&t.db).await.unwrap(),
+            2,
+            "{}",
+            t.backend
+        );
+        assert_eq!(
+            outbox::mask_kept_secrets(&t.db).await.unwrap(),
+            0,
+            "done once"
+        );
+
+        let rows =
+            t.db.query("SELECT envelope, secrets FROM outbox ORDER BY id", &[])
+                .await
+                .unwrap();
+        for row in &rows {
+            let envelope = row.text(0).unwrap();
+            assert!(!envelope.contains("tok_old_"), "{}: {envelope}", t.backend);
+        }
+        assert_eq!(
+            rows[0].opt_text(1).unwrap(),
+            None,
+            "published: nothing kept"
+        );
+        let recorder = Recorder::default();
+        assert_eq!(outbox::relay_once(&t.db, &recorder).await.unwrap(), 1);
+        let sent: Envelope = serde_json::from_str(&recorder.0.lock().unwrap()[0].envelope).unwrap();
+        assert_eq!(sent, pending, "{}: published whole", t.backend);
         t.cleanup().await;
     }
 }

@@ -83,7 +83,7 @@ async fn a_dead_letter_queue_keeps_at_most_its_maximum() {
         .unwrap();
     let channel = conn.create_channel().await.unwrap();
     broker
-        .declare(&channel, "inventory", &["order.completed.v1"])
+        .declare(&conn, &channel, "inventory", &["order.completed.v1"])
         .await
         .unwrap();
     for n in 0..3 {
@@ -101,6 +101,44 @@ async fn a_dead_letter_queue_keeps_at_most_its_maximum() {
             .unwrap();
     }
     assert_eq!(broker.dead_letter_count("inventory").await.unwrap(), 2);
+    conn.close(200, "done").await.unwrap();
+    broker.delete_topology(&["inventory"]).await.unwrap();
+    broker.close().await;
+}
+
+/// A dead-letter queue made before it had a maximum is taken as it is:
+/// declaring it again with other arguments would fail, and the consumer
+/// with it.
+#[tokio::test]
+async fn a_dead_letter_queue_made_without_a_maximum_is_taken_as_it_is() {
+    let Some(url) = broker_url() else { return };
+    let mut config = AmqpConfig::new(&url);
+    config.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
+    let broker = Broker::new(config.clone());
+    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let mut classic = lapin::types::FieldTable::default();
+    classic.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("classic".into()),
+    );
+    channel
+        .queue_declare(&config.dead_letter_queue("inventory"), durable, classic)
+        .await
+        .unwrap();
+
+    broker
+        .declare(&conn, &channel, "inventory", &["order.completed.v1"])
+        .await
+        .unwrap();
+
+    assert_eq!(broker.dead_letter_count("inventory").await.unwrap(), 0);
     conn.close(200, "done").await.unwrap();
     broker.delete_topology(&["inventory"]).await.unwrap();
     broker.close().await;
