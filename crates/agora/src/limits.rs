@@ -21,9 +21,11 @@ pub struct LimitArgs {
     #[arg(long, env = "AGORA_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
     /// Requests one client (IP address) may have in flight at once; past
-    /// it, 429 with Retry-After at once.
-    #[arg(long, env = "AGORA_MAX_REQUESTS_PER_CLIENT", default_value_t = 256)]
-    pub max_requests_per_client: usize,
+    /// it, 429 with Retry-After at once. Default: 256 for `agora run` and
+    /// `agora gateway`; for `agora service` its whole cap, since behind
+    /// the gateway every request comes from the gateway.
+    #[arg(long, env = "AGORA_MAX_REQUESTS_PER_CLIENT")]
+    pub max_requests_per_client: Option<usize>,
     /// Requests per second one client (IP address) may make; past it, 429
     /// with Retry-After. 0 turns it off.
     #[arg(long, env = "AGORA_RATE_LIMIT", default_value_t = 10_000)]
@@ -31,12 +33,27 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// The limits of a listener that faces clients (`agora run`, the
+    /// gateway).
     pub fn limits(&self) -> Limits {
+        self.limits_per_client(agora_platform::server::Limits::default().max_concurrent_per_client)
+    }
+
+    /// The limits of a service's listener, which the gateway's requests
+    /// reach as one client.
+    pub fn service_limits(&self) -> Limits {
+        self.limits_per_client(self.max_concurrent_requests)
+    }
+
+    fn limits_per_client(&self, default_per_client: usize) -> Limits {
         Limits {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             max_concurrent_requests: self.max_concurrent_requests.max(1),
-            max_concurrent_per_client: self.max_requests_per_client.max(1),
+            max_concurrent_per_client: self
+                .max_requests_per_client
+                .unwrap_or(default_per_client)
+                .max(1),
             requests_per_second_per_client: self.rate_limit,
         }
     }

@@ -267,7 +267,7 @@ impl ServiceApp {
             tasks,
             db,
             broker,
-            limits: args.limits.limits(),
+            limits: args.limits.service_limits(),
         })
     }
 
