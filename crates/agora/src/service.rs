@@ -61,7 +61,7 @@ pub struct ServiceArgs {
     pub queue_type: QueueType,
     /// Consumers of this service's queue inside this process. One: on a
     /// busy machine fewer, larger batches beat parallel small ones (more
-    /// throughput, see ARCHITECTURE.md); scale out with instances.
+    /// throughput, see docs/performance.md); scale out with instances.
     #[arg(long, env = "AGORA_CONSUMERS", default_value_t = 1)]
     pub consumers: usize,
     /// How long a consumer waits for more deliveries to join a batch (one
