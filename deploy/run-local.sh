@@ -23,16 +23,20 @@ export AMQP_URL=${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 RUN_DIR=${RUN_DIR:-./agora-distributed}
 INSTANCES=${INSTANCES:-1}
 DB_PREFIX=${DB_PREFIX:-agora_}
-SERVICES=(catalog inventory cart order payment shipping notification)
-declare -A PORT=([catalog]=8081 [inventory]=8082 [cart]=8083 [order]=8084 [payment]=8085 [shipping]=8086 [notification]=8087)
+declare -A PORT=()
+SERVICES=()
 
 start() {
   if [ -z "${AGORA_BIN:-}" ]; then
     cargo build --release --quiet
     AGORA_BIN=./target/release/agora
   fi
+  # The services and their ports, in start order, from the binary's own list.
+  while read -r name port _paths; do
+    SERVICES+=("$name")
+    PORT[$name]=$port
+  done < <("$AGORA_BIN" services)
   mkdir -p "$RUN_DIR"
-  export AGORA_CATALOG_URL="http://127.0.0.1:${PORT[catalog]}"
   for s in "${SERVICES[@]}"; do
     n=1
     case $s in order|inventory|payment) n=$INSTANCES ;; esac
@@ -45,11 +49,10 @@ start() {
       urls_of[$s]="${urls:+$urls,}http://127.0.0.1:$port"
     done
   done
-  AGORA_INVENTORY_URL=${urls_of[inventory]} AGORA_CART_URL=${urls_of[cart]} \
-  AGORA_ORDER_URL=${urls_of[order]} AGORA_PAYMENT_URL=${urls_of[payment]} \
-  AGORA_SHIPPING_URL=${urls_of[shipping]} AGORA_NOTIFICATION_URL=${urls_of[notification]} \
+  upstreams=()
+  for s in "${SERVICES[@]}"; do upstreams+=(--url "$s=${urls_of[$s]}"); done
   AGORA_LISTEN=${AGORA_LISTEN:-127.0.0.1:8080} \
-    nohup "$AGORA_BIN" gateway >"$RUN_DIR/gateway.log" 2>&1 &
+    nohup "$AGORA_BIN" gateway "${upstreams[@]}" >"$RUN_DIR/gateway.log" 2>&1 &
   echo $! >"$RUN_DIR/gateway.pid"
   for _ in $(seq 1 60); do
     if curl -fs "http://${AGORA_LISTEN:-127.0.0.1:8080}/ready" >/dev/null; then

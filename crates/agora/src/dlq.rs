@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use agora_platform::amqp::{AmqpConfig, RabbitDeadLetters};
+use agora_platform::amqp::{AmqpConfig, Broker};
 use agora_platform::bus::EmbeddedBus;
-use agora_platform::dead_letters::{Action, DeadLetter, DeadLetterQueues, Filter};
+use agora_platform::dead_letters::{Action, DeadLetter, Filter};
+use agora_platform::transport::Transport;
 
 /// Where the queues and logs are: the embedded data directory, or RabbitMQ.
 #[derive(clap::Args, Debug, Clone)]
@@ -108,17 +109,15 @@ pub enum DlqCommand {
 }
 
 pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
-    let queues: Arc<dyn DeadLetterQueues> = match args.deployment.amqp() {
-        Some(config) => Arc::new(RabbitDeadLetters::new(
-            config,
-            crate::components::consumer_names(),
-        )),
+    let transport: Arc<dyn Transport> = match args.deployment.amqp() {
+        Some(config) => Broker::new(config),
         None => {
             let path = args.deployment.data_dir.join("bus.db");
             anyhow::ensure!(path.exists(), "no embedded bus at {}", path.display());
-            EmbeddedBus::open(&path, false).await?
+            EmbeddedBus::open(&path, Default::default()).await?
         }
     };
+    let queues = transport.dead_letters(crate::services::consumer_names());
     let (action, filter, dry_run, all) = match &args.command {
         DlqCommand::List(selection) => (Action::List, selection.filter(), true, true),
         DlqCommand::Show { service, event_id } => {

@@ -11,7 +11,6 @@ use agora_platform::outbox::OutboxRecord;
 use agora_platform::{params, Db};
 use serde::Serialize;
 
-use crate::components::SERVICES;
 use crate::dlq::Deployment;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -121,7 +120,7 @@ fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
 pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
     let mut sources: Vec<(String, Db)> = Vec::new();
     if args.database_urls.is_empty() {
-        for name in SERVICES {
+        for name in crate::services::names() {
             let path = args.deployment.data_dir.join(format!("{name}.db"));
             anyhow::ensure!(path.exists(), "no {} at {}", name, path.display());
             sources.push((name.to_owned(), Db::open_sqlite(&path, false)?));
@@ -176,7 +175,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
             ..
         } => {
             anyhow::ensure!(
-                crate::components::consumer_names().contains(to),
+                crate::services::consumer_names().contains(to),
                 "`{to}` consumes no events"
             );
             let window = std::time::Duration::from_secs(inbox_retention_days * 24 * 3600);
@@ -222,7 +221,9 @@ async fn replay(args: &EventsArgs, to: &str, events: &[LoggedEvent]) -> anyhow::
             deliver_to(&config, to, &records).await
         }
         None => {
-            let bus = EmbeddedBus::open(&args.deployment.data_dir.join("bus.db"), false).await?;
+            let bus =
+                EmbeddedBus::open(&args.deployment.data_dir.join("bus.db"), Default::default())
+                    .await?;
             for e in events {
                 bus.deliver(to, &e.id, &e.routing_key, &e.envelope).await?;
             }

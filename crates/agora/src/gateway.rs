@@ -6,59 +6,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_platform::amqp::{AmqpConfig, RabbitDeadLetters};
-use agora_platform::http::{ApiError, Json, MAX_BODY_BYTES};
+use agora_platform::amqp::{AmqpConfig, Broker};
+use agora_platform::http::{ApiError, MAX_BODY_BYTES};
+use agora_platform::server::Limits;
+use agora_platform::transport::Transport;
+use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::app::{Check, Readiness};
+use crate::host::health::{self, Check, Probe};
 use crate::limits::LimitArgs;
-use agora_platform::server::Limits;
+use crate::services::{self, ServiceUrls};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct GatewayArgs {
     #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Base URLs of the catalog instances, comma-separated.
-    #[arg(
-        long,
-        env = "AGORA_CATALOG_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    pub catalog_url: String,
-    #[arg(
-        long,
-        env = "AGORA_INVENTORY_URL",
-        default_value = "http://127.0.0.1:8082"
-    )]
-    pub inventory_url: String,
-    #[arg(long, env = "AGORA_CART_URL", default_value = "http://127.0.0.1:8083")]
-    pub cart_url: String,
-    #[arg(long, env = "AGORA_ORDER_URL", default_value = "http://127.0.0.1:8084")]
-    pub order_url: String,
-    #[arg(
-        long,
-        env = "AGORA_PAYMENT_URL",
-        default_value = "http://127.0.0.1:8085"
-    )]
-    pub payment_url: String,
-    #[arg(
-        long,
-        env = "AGORA_SHIPPING_URL",
-        default_value = "http://127.0.0.1:8086"
-    )]
-    pub shipping_url: String,
-    #[arg(
-        long,
-        env = "AGORA_NOTIFICATION_URL",
-        default_value = "http://127.0.0.1:8087"
-    )]
-    pub notification_url: String,
+    /// Where each service's instances are (see `agora services`).
+    #[command(flatten)]
+    pub urls: ServiceUrls,
     /// The broker, for the dead-letter admin endpoints (off without it).
     #[arg(long, env = "AMQP_URL")]
     pub amqp_url: Option<String>,
@@ -74,8 +44,8 @@ pub struct GatewayArgs {
 /// The instances of one service.
 struct Upstream {
     service: &'static str,
-    /// The first path segment after `/api/v1/` that this service owns.
-    prefix: &'static str,
+    /// The first path segments after `/api/v1/` that this service owns.
+    paths: &'static [&'static str],
     instances: Vec<String>,
     next: AtomicUsize,
 }
@@ -104,34 +74,18 @@ pub struct GatewayApp {
 
 impl GatewayApp {
     pub async fn build(args: GatewayArgs) -> anyhow::Result<GatewayApp> {
-        let split = |urls: &str| -> Vec<String> {
-            urls.split(',')
-                .map(|u| u.trim().trim_end_matches('/').to_owned())
-                .filter(|u| !u.is_empty())
-                .collect()
-        };
-        let upstream = |service, prefix, urls: &str| Upstream {
-            service,
-            prefix,
-            instances: split(urls),
-            next: AtomicUsize::new(0),
-        };
-        let upstreams = vec![
-            upstream("catalog", "products", &args.catalog_url),
-            upstream("inventory", "inventory", &args.inventory_url),
-            upstream("cart", "carts", &args.cart_url),
-            upstream("order", "orders", &args.order_url),
-            upstream("payment", "payments", &args.payment_url),
-            upstream("shipping", "shipments", &args.shipping_url),
-            upstream("notification", "notifications", &args.notification_url),
-        ];
-        for u in &upstreams {
-            anyhow::ensure!(
-                !u.instances.is_empty(),
-                "no URL given for the {} service",
-                u.service
-            );
-        }
+        args.urls.check()?;
+        let upstreams = services::ALL
+            .iter()
+            .map(|service| {
+                Ok(Upstream {
+                    service: service.name(),
+                    paths: service.paths(),
+                    instances: args.urls.of(service.name())?,
+                    next: AtomicUsize::new(0),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let gateway = Gateway {
             upstreams: Arc::new(upstreams),
             client: reqwest::Client::builder()
@@ -139,26 +93,21 @@ impl GatewayApp {
                 .pool_max_idle_per_host(256)
                 .build()?,
         };
+        let probe: Arc<dyn Probe> = Arc::new(gateway.clone());
         let mut router = Router::new()
-            .route(
-                "/health",
-                get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
-            )
-            .route("/ready", get(ready))
             .fallback(proxy)
-            .with_state(gateway);
+            .with_state(gateway)
+            .merge(health::router(probe));
         if let Some(url) = &args.amqp_url {
             let url =
                 crate::secrets::url_with_password_file(url, args.amqp_password_file.as_deref())?;
             let mut config = AmqpConfig::new(&url);
             config.prefix = args.amqp_prefix.clone();
-            let services = crate::components::consumer_names();
-            let queues = Arc::new(RabbitDeadLetters::new(config, services));
+            let queues = Broker::new(config).dead_letters(services::consumer_names());
             router = router.merge(crate::admin::dead_letter_router(queues));
         }
         let limits = args.limits.limits();
-        let router =
-            agora_platform::server::limited(router, &limits).layer(crate::trace::http_trace());
+        let router = crate::host::edge(router, &limits);
         let listener = TcpListener::bind(&args.listen).await?;
         Ok(GatewayApp {
             listener,
@@ -177,15 +126,14 @@ impl GatewayApp {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        agora_platform::server::serve(self.listener, self.router, &self.limits, stop).await?;
-        Ok(())
+        crate::host::serve(self.listener, self.router, &self.limits, stop).await
     }
 }
 
 impl Gateway {
     fn route(&self, path: &str) -> Option<&Upstream> {
         let segment = path.strip_prefix("/api/v1/")?.split('/').next()?;
-        self.upstreams.iter().find(|u| u.prefix == segment)
+        self.upstreams.iter().find(|u| u.paths.contains(&segment))
     }
 }
 
@@ -268,26 +216,29 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
 }
 
 /// Ready when every instance of every service is ready.
-async fn ready(State(gateway): State<Gateway>) -> impl IntoResponse {
-    let mut checks = Vec::new();
-    for upstream in gateway.upstreams.iter() {
-        let n = upstream.instances.len();
-        for (i, base) in upstream.instances.iter().enumerate() {
-            let answer = gateway
-                .client
-                .get(format!("{base}/ready"))
-                .timeout(Duration::from_secs(3))
-                .send()
-                .await;
-            let result = match answer {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("{base} answered {}", r.status())),
-                Err(e) => Err(format!("{base}: {e}")),
-            };
-            // Named by service and place, never by its internal address.
-            let name = format!("{} (instance {} of {n})", upstream.service, i + 1);
-            checks.push(Check::new(name, result));
+#[async_trait]
+impl Probe for Gateway {
+    async fn checks(&self) -> Vec<Check> {
+        let mut checks = Vec::new();
+        for upstream in self.upstreams.iter() {
+            let n = upstream.instances.len();
+            for (i, base) in upstream.instances.iter().enumerate() {
+                let answer = self
+                    .client
+                    .get(format!("{base}/ready"))
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await;
+                let result = match answer {
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!("{base} answered {}", r.status())),
+                    Err(e) => Err(format!("{base}: {e}")),
+                };
+                // Named by service and place, never by its internal address.
+                let name = format!("{} (instance {} of {n})", upstream.service, i + 1);
+                checks.push(Check::new(name, result));
+            }
         }
+        checks
     }
-    Readiness::new(checks)
 }

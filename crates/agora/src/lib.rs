@@ -5,15 +5,16 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
-pub mod components;
 pub mod dlq;
 pub mod event_log;
 pub mod gateway;
+pub mod host;
 pub mod limits;
 pub mod loadgen;
 pub mod operator;
 pub mod secrets;
 pub mod service;
+pub mod services;
 pub mod trace;
 
 pub use app::{Application, Config};

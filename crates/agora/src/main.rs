@@ -19,6 +19,8 @@ enum Command {
     Service(agora::service::ServiceArgs),
     /// Run the public entry point of the distributed mode.
     Gateway(agora::gateway::GatewayArgs),
+    /// List the services (name, default port, the paths each serves).
+    Services,
     /// Push orders through a running instance and report throughput and latency.
     Loadgen(loadgen::Args),
     /// List the event log, or replay part of it to a consumer.
@@ -105,6 +107,13 @@ async fn main() -> anyhow::Result<()> {
             let app = agora::gateway::GatewayApp::build(args).await?;
             println!("agora gateway listening on http://{}", app.local_addr());
             app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Services => {
+            for service in agora::services::ALL {
+                let port = agora::services::default_port(service.name()).unwrap_or_default();
+                println!("{} {} {}", service.name(), port, service.paths().join(","));
+            }
+            Ok(())
         }
         Command::Loadgen(args) => loadgen::run(args).await,
         Command::Dlq(args) => agora::dlq::run(args).await,

@@ -3,33 +3,20 @@
 //! start), talking to the others over RabbitMQ. Start several of one service
 //! for competing consumers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use agora_catalog::{Catalog, CatalogClient, HttpCatalog};
-use agora_inventory::{HttpStockCheck, StockCheck};
-use agora_payment::Gateway;
-use agora_platform::amqp::{self, AmqpConfig, Broker, QueueType};
-use agora_platform::breaker::Breaker;
-use agora_platform::bus::Publisher;
-use agora_platform::http::{not_found_fallback, Json, MAX_BODY_BYTES};
-use agora_platform::supervise::{supervise, Supervised};
-use agora_platform::{outbox, periodic, Db};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use agora_platform::amqp::{AmqpConfig, Broker, QueueType};
+use agora_platform::service::{Peer, Settings};
+use agora_platform::Db;
+use axum::http::Extensions;
 
-use crate::app::{serve_until, Check, Readiness};
-use crate::components::{component, migrations, seed_demo, Deps};
+use crate::host::{Host, Member, Plan};
 use crate::limits::{LimitArgs, RetentionArgs};
-use agora_platform::server::Limits;
+use crate::services::{self, ServiceUrls};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServiceArgs {
-    /// catalog, inventory, cart, order, payment, shipping or notification.
+    /// The service to run (`agora services` lists them).
     pub name: String,
     /// Address of this service's HTTP listener.
     #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:0")]
@@ -71,23 +58,9 @@ pub struct ServiceArgs {
     /// Attempts before a failing event goes to the dead-letter queue.
     #[arg(long, env = "AGORA_MAX_ATTEMPTS", default_value_t = 8)]
     pub max_attempts: u32,
-    /// Where the order service checks stock before accepting an order.
-    #[arg(
-        long,
-        env = "AGORA_INVENTORY_URL",
-        default_value = "http://127.0.0.1:8082"
-    )]
-    pub inventory_url: String,
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
     #[arg(long, env = "AGORA_RETRY_BASE_MS", default_value_t = 100)]
     pub retry_base_ms: u64,
-    /// Where order and cart ask the catalog for prices.
-    #[arg(
-        long,
-        env = "AGORA_CATALOG_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    pub catalog_url: String,
     #[arg(long, env = "AGORA_PAYMENT_DECLINE_ABOVE", default_value_t = 1_000_000)]
     pub payment_decline_above: i64,
     /// PostgreSQL connections of this process.
@@ -113,6 +86,8 @@ pub struct ServiceArgs {
     #[arg(long, env = "AGORA_MAX_WAITERS", default_value_t = agora_order::DEFAULT_MAX_WAITERS)]
     pub max_waiters: usize,
     #[command(flatten)]
+    pub urls: ServiceUrls,
+    #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
     pub retention: RetentionArgs,
@@ -120,27 +95,13 @@ pub struct ServiceArgs {
 
 pub struct ServiceApp {
     name: &'static str,
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    db: Db,
-    broker: Arc<Broker>,
-    limits: Limits,
-}
-
-#[derive(Clone)]
-struct Health {
-    name: &'static str,
-    db: Db,
-    broker: Arc<Broker>,
-    breakers: Vec<Arc<Breaker>>,
-    supervised: Vec<Arc<Supervised>>,
+    host: Host,
 }
 
 impl ServiceApp {
     pub async fn build(args: ServiceArgs) -> anyhow::Result<ServiceApp> {
-        let migrations = migrations(&args.name)?;
+        let service = services::find(&args.name)?;
+        args.urls.check()?;
         let database_url = crate::secrets::url_with_password_file(
             &args.database_url,
             args.database_password_file.as_deref(),
@@ -150,131 +111,55 @@ impl ServiceApp {
             args.amqp_password_file.as_deref(),
         )?;
         let db = Db::connect_postgres(&database_url, args.db_connections).await?;
-        db.migrate(&migrations).await?;
-        let mut breakers = Vec::new();
-        let catalog: Arc<dyn CatalogClient> = if args.name == agora_catalog::NAME {
-            Arc::new(Catalog::new(db.clone()))
-        } else {
-            let http = HttpCatalog::new(&args.catalog_url);
-            if matches!(args.name.as_str(), agora_order::NAME | agora_cart::NAME) {
-                breakers.push(http.breaker());
-            }
-            Arc::new(http)
-        };
-        let stock_check: Option<Arc<dyn StockCheck>> = (args.name == agora_order::NAME)
-            .then(|| Arc::new(HttpStockCheck::new(&args.inventory_url)) as Arc<dyn StockCheck>);
-        let deps = Deps {
-            max_waiters: args.max_waiters,
-            catalog,
-            stock_check,
-            payment_gateway: Gateway {
-                decline_above: args.payment_decline_above,
-            },
+        db.migrate(&services::migrations(service)).await?;
+        let settings = Settings {
             step_timeout: Duration::from_secs(args.step_timeout_secs),
             reservation_ttl: Duration::from_secs(args.reservation_ttl_secs),
             idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
+            max_waiters: args.max_waiters,
+            stock_check: true,
+            payment_decline_above: args.payment_decline_above,
+            seed_demo: !args.no_seed,
             keep: args
                 .retention
                 .keep(Duration::from_secs(args.idempotency_ttl_secs)),
         };
-        let c = component(&args.name, db.clone(), &deps)?;
+        // The services it needs run elsewhere: each is reached over HTTP.
+        let mut peers = Extensions::new();
+        for need in service.needs() {
+            let url = args.urls.first_of(need)?;
+            services::find(need)?.offer(Peer::Remote(&url), &settings, &mut peers);
+        }
 
-        let mut amqp_config = AmqpConfig::new(&amqp_url);
-        amqp_config.prefix = args.amqp_prefix.clone();
-        amqp_config.prefetch = args.prefetch;
-        amqp_config.batch_linger = Duration::from_millis(args.consumer_linger_ms);
-        amqp_config.queue_type = args.queue_type;
-        amqp_config.retry.max_attempts = args.max_attempts.max(1);
-        amqp_config.retry.base_delay = Duration::from_millis(args.retry_base_ms);
-        amqp_config.consumers = crate::components::queues_fed_by(c.name);
-        amqp_config.dead_letter_max = args.retention.dead_letter_max;
-        let broker = Broker::new(amqp_config);
-
-        let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
-        let publisher: Arc<dyn Publisher> = broker.clone();
-        let linger = Duration::from_millis(args.relay_linger_ms);
-        tasks.push(tokio::spawn(outbox::run_relay(
-            db.clone(),
-            publisher,
-            linger,
-            shutdown.clone(),
-        )));
-        for task in &c.periodic {
-            tasks.push(tokio::spawn(periodic::run_periodic(
-                task.clone(),
-                shutdown.clone(),
-            )));
-        }
-        for task in c.background {
-            tasks.push(tokio::spawn(task(shutdown.clone())));
-        }
-        let mut supervised = Vec::new();
-        if let Some(handler) = &c.handler {
-            for _ in 0..args.consumers.max(1) {
-                let status = Supervised::new(format!("consumer {}", handler.consumer()));
-                supervised.push(status.clone());
-                let (broker, db, handler, stop) = (
-                    broker.clone(),
-                    db.clone(),
-                    handler.clone(),
-                    shutdown.clone(),
-                );
-                tasks.push(tokio::spawn(supervise(
-                    status,
-                    shutdown.clone(),
-                    move || {
-                        amqp::run_consumer(
-                            broker.clone(),
-                            db.clone(),
-                            handler.clone(),
-                            stop.clone(),
-                        )
-                    },
-                )));
-            }
-        }
-        if c.name == agora_catalog::NAME && !args.no_seed {
-            seed_demo(&db).await?;
-        }
-        let health = Health {
-            name: c.name,
-            db: db.clone(),
-            broker: broker.clone(),
-            breakers: c.breakers.iter().cloned().chain(breakers).collect(),
-            supervised,
-        };
-        let router = c
-            .router
-            .merge(
-                Router::new()
-                    .route(
-                        "/health",
-                        get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
-                    )
-                    .route("/ready", get(ready))
-                    .with_state(health),
-            )
-            .fallback(not_found_fallback)
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(crate::trace::http_trace());
-        let listener = TcpListener::bind(&args.listen).await?;
-        Ok(ServiceApp {
-            name: c.name,
-            listener,
-            router,
-            shutdown,
-            tasks,
-            db,
-            broker,
+        let mut amqp = AmqpConfig::new(&amqp_url);
+        amqp.prefix = args.amqp_prefix.clone();
+        amqp.prefetch = args.prefetch;
+        amqp.batch_linger = Duration::from_millis(args.consumer_linger_ms);
+        amqp.queue_type = args.queue_type;
+        amqp.retry.max_attempts = args.max_attempts.max(1);
+        amqp.retry.base_delay = Duration::from_millis(args.retry_base_ms);
+        amqp.dead_letter_max = args.retention.dead_letter_max;
+        let host = Host::build(Plan {
+            listen: args.listen.clone(),
+            members: vec![Member { service, db }],
+            transport: Broker::new(amqp),
+            settings,
+            peers,
+            relay_linger: Duration::from_millis(args.relay_linger_ms),
+            consumers: args.consumers,
+            paused_consumers: Vec::new(),
             limits: args.limits.service_limits(),
+            operator_routes: false,
+        })
+        .await?;
+        Ok(ServiceApp {
+            name: service.name(),
+            host,
         })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.host.local_addr()
     }
 
     pub fn name(&self) -> &'static str {
@@ -285,39 +170,6 @@ impl ServiceApp {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        serve_until(
-            self.listener,
-            self.router,
-            &self.limits,
-            self.shutdown,
-            self.tasks,
-            vec![self.db],
-            stop,
-        )
-        .await?;
-        // After the relay has stopped: closing the publishing connection
-        // here, not at runtime teardown, ends it cleanly on both sides.
-        self.broker.close().await;
-        Ok(())
+        self.host.run_until_stopped(stop).await
     }
-}
-
-/// 200 when the database and the broker answer, else 503 naming what does not.
-async fn ready(State(health): State<Health>) -> impl IntoResponse {
-    let db = health.db.ping().await;
-    let broker = health.broker.is_ready().await;
-    let mut checks = vec![
-        Check::new(format!("{}-db", health.name), db.map_err(|e| e.to_string())),
-        Check::new(
-            "broker".into(),
-            if broker {
-                Ok(())
-            } else {
-                Err("not connected".into())
-            },
-        ),
-    ];
-    checks.extend(health.breakers.iter().map(|b| Check::breaker(b)));
-    checks.extend(health.supervised.iter().map(|s| Check::supervised(s)));
-    Readiness::new(checks)
 }

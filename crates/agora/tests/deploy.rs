@@ -59,7 +59,7 @@ fn the_compose_file_publishes_only_on_loopback_and_names_no_password() {
             );
         }
     }
-    for service in agora::components::SERVICES {
+    for service in agora::services::names() {
         let url = format!("postgres://agora_{service}@postgres:5432/agora_{service}");
         let own = lines.iter().any(|l| {
             l.contains(&url) && l.contains(&format!("/run/secrets/{service}_db_password"))
@@ -232,7 +232,7 @@ async fn each_service_logs_in_as_its_own_role_with_a_secret_file_and_reaches_no_
     };
     let secrets = cluster.dir.join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
-    for service in agora::components::SERVICES {
+    for service in agora::services::names() {
         std::fs::write(
             secrets.join(format!("{service}_db_password")),
             format!("pw of {service}\n"),

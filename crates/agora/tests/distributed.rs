@@ -7,9 +7,9 @@ mod common;
 
 use std::sync::Arc;
 
-use agora_platform::bus::Publisher;
 use agora_platform::outbox::OutboxRecord;
-use common::cluster::{Cluster, SERVICES};
+use agora_platform::transport::Publisher;
+use common::cluster::{services, Cluster};
 use common::{assert_conserved, order_body};
 use serde_json::json;
 
@@ -367,7 +367,7 @@ async fn every_process_stopped_with_sigterm_exits_cleanly_and_logs_no_error() {
         .await;
     assert_eq!(cluster.terminal(id).await["status"], "COMPLETED");
 
-    for process in SERVICES.into_iter().chain(["gateway"]) {
+    for process in services().into_iter().chain(["gateway"]) {
         let (status, logged) = cluster.terminate(process).await;
 
         assert!(status.success(), "{process} exited with {status}");

@@ -41,9 +41,9 @@ async fn an_unreachable_service_is_a_503_in_words_and_ready_names_no_address() {
         "--listen".into(),
         "127.0.0.1:0".into(),
     ];
-    for service in agora::components::SERVICES {
-        argv.push(format!("--{service}-url"));
-        argv.push(dead.clone());
+    for service in agora::services::names() {
+        argv.push("--url".into());
+        argv.push(format!("{service}={dead}"));
     }
     let args = Cli::parse_from(argv).gateway;
     let app = GatewayApp::build(args).await.unwrap();

@@ -144,7 +144,7 @@ impl Drop for LocalDeployment {
         config.prefix = self.prefix.clone();
         let (broker, databases) = (Broker::new(config), self.databases.clone());
         agora_platform::testing::block_on_aside(async move {
-            let services: Vec<&str> = agora::components::SERVICES.to_vec();
+            let services: Vec<&str> = agora::services::names();
             let _ = broker.delete_topology(&services).await;
             for db in databases {
                 let _ = agora_platform::db::drop_postgres_database(&db).await;
@@ -167,7 +167,7 @@ async fn the_walkthrough_works_as_written_on_a_fresh_distributed_start() {
         run_dir: std::env::temp_dir().join(format!("agora-walk-{tag}")),
         prefix: format!("walk{tag}."),
         amqp_url: amqp_url.clone(),
-        databases: agora::components::SERVICES
+        databases: agora::services::names()
             .iter()
             .map(|s| format!("{server}/{db_prefix}{s}"))
             .collect(),

@@ -559,7 +559,7 @@ async fn a_payment_token_is_kept_only_until_the_payment_step() {
     }
     app.settled().await;
 
-    for service in agora::components::SERVICES {
+    for service in agora::services::names() {
         let db =
             agora_platform::Db::open_sqlite(&app.data_dir.join(format!("{service}.db")), false)
                 .unwrap();

@@ -13,6 +13,8 @@ pub mod store;
 use std::sync::Arc;
 
 use agora_catalog::CatalogClient;
+use agora_platform::db::Migration;
+use agora_platform::service::{Context, Parts, Service};
 use agora_platform::Db;
 
 pub use store::MIGRATIONS;
@@ -34,5 +36,43 @@ impl Carts {
             catalog,
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
         }
+    }
+}
+
+/// The cart service: a customer's cart, priced by the catalog, checked out
+/// into an order.
+pub struct CartService;
+
+#[async_trait::async_trait]
+impl Service for CartService {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn paths(&self) -> &'static [&'static str] {
+        &["carts"]
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn consumes(&self) -> &'static [&'static str] {
+        handlers::ROUTING_KEYS
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &[agora_catalog::NAME]
+    }
+
+    async fn build(&self, context: &Context) -> anyhow::Result<Parts> {
+        let catalog: Arc<dyn CatalogClient> = context.peer()?;
+        let carts = Carts {
+            idempotency_ttl: context.settings.idempotency_ttl,
+            ..Carts::new(context.db.clone(), catalog.clone())
+        };
+        Ok(Parts::new(api::router(carts))
+            .with_handler(handlers::Handler)
+            .with_breakers(catalog.breaker()))
     }
 }

@@ -11,8 +11,13 @@ pub mod store;
 
 use agora_platform::events::LineItem;
 use agora_platform::http::{ApiError, FieldError};
+use std::sync::Arc;
+
+use agora_platform::db::Migration;
+use agora_platform::service::{Context, Parts, Peer, Service, Settings};
 use agora_platform::Db;
 use async_trait::async_trait;
+use axum::http::Extensions;
 use uuid::Uuid;
 
 pub use domain::Product;
@@ -103,6 +108,11 @@ pub enum CatalogError {
 pub trait CatalogClient: Send + Sync {
     /// The products among `ids` that exist; missing ids are simply absent.
     async fn products(&self, ids: &[Uuid]) -> Result<Vec<Product>, CatalogError>;
+
+    /// The breaker around the calls, if they leave the process (for `/ready`).
+    fn breaker(&self) -> Option<std::sync::Arc<agora_platform::breaker::Breaker>> {
+        None
+    }
 }
 
 #[async_trait]
@@ -165,11 +175,6 @@ impl HttpCatalog {
         self.known
             .remember(products.iter().map(|p| (p.id, p.clone())));
     }
-
-    /// For `/ready`.
-    pub fn breaker(&self) -> std::sync::Arc<agora_platform::breaker::Breaker> {
-        self.breaker.clone()
-    }
 }
 
 #[derive(serde::Deserialize)]
@@ -179,6 +184,10 @@ struct ProductPage {
 
 #[async_trait]
 impl CatalogClient for HttpCatalog {
+    fn breaker(&self) -> Option<std::sync::Arc<agora_platform::breaker::Breaker>> {
+        Some(self.breaker.clone())
+    }
+
     async fn products(&self, ids: &[Uuid]) -> Result<Vec<Product>, CatalogError> {
         let (mut found, missing) = self.recall(ids);
         if missing.is_empty() {
@@ -207,5 +216,46 @@ impl CatalogClient for HttpCatalog {
         self.remember(&page.items);
         found.extend(page.items);
         Ok(found)
+    }
+}
+
+/// The catalog service: products and their prices, for shoppers and for the
+/// services that price orders and carts.
+pub struct CatalogService;
+
+#[async_trait]
+impl Service for CatalogService {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn paths(&self) -> &'static [&'static str] {
+        &["products"]
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn offer(&self, at: Peer<'_>, _settings: &Settings, offers: &mut Extensions) {
+        let client: Arc<dyn CatalogClient> = match at {
+            Peer::Local(db) => Arc::new(Catalog::new(db.clone())),
+            Peer::Remote(url) => Arc::new(HttpCatalog::new(url)),
+        };
+        offers.insert(client);
+    }
+
+    async fn build(&self, context: &Context) -> anyhow::Result<Parts> {
+        let catalog = Catalog::new(context.db.clone());
+        if context.settings.seed_demo {
+            let seeded = catalog
+                .seed_demo()
+                .await
+                .map_err(|e| anyhow::anyhow!(e.detail))?;
+            if seeded > 0 {
+                tracing::info!(products = seeded, "seeded the demo catalog");
+            }
+        }
+        Ok(Parts::new(api::router(catalog)))
     }
 }

@@ -15,8 +15,12 @@ pub mod store;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use agora_platform::db::Migration;
 use agora_platform::events::{Envelope, StockReleased};
+use agora_platform::service::{Context, Parts, Peer, Service, Settings};
 use agora_platform::{Db, DbError};
+use axum::http::Extensions;
+use std::sync::Arc;
 
 pub use store::MIGRATIONS;
 
@@ -134,5 +138,46 @@ impl StockCheck for HttpStockCheck {
             .into_iter()
             .map(|s| (s.product_id, s.available))
             .collect())
+    }
+}
+
+/// The inventory service: stock levels, reservations for orders, and the
+/// stock check the order service asks before accepting an order.
+pub struct InventoryService;
+
+#[async_trait::async_trait]
+impl Service for InventoryService {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn paths(&self) -> &'static [&'static str] {
+        &["inventory"]
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn consumes(&self) -> &'static [&'static str] {
+        handlers::ROUTING_KEYS
+    }
+
+    fn offer(&self, at: Peer<'_>, settings: &Settings, offers: &mut Extensions) {
+        let check: Arc<dyn StockCheck> = match at {
+            Peer::Local(db) => Arc::new(Inventory::new(db.clone(), settings.reservation_ttl)),
+            Peer::Remote(url) => Arc::new(HttpStockCheck::new(url)),
+        };
+        offers.insert(check);
+    }
+
+    async fn build(&self, context: &Context) -> anyhow::Result<Parts> {
+        let ttl = context.settings.reservation_ttl;
+        let inventory = Inventory::new(context.db.clone(), ttl);
+        Ok(Parts::new(api::router(inventory.clone()))
+            .with_periodic(ReservationExpiry(inventory))
+            .with_handler(handlers::Handler {
+                reservation_ttl: ttl,
+            }))
     }
 }

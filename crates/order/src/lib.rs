@@ -18,13 +18,14 @@ use agora_catalog::{CatalogClient, PricingError};
 use agora_inventory::StockCheck;
 use agora_platform::breaker::Breaker;
 use agora_platform::clock::now_rfc3339;
-use agora_platform::db::DbError;
+use agora_platform::db::{DbError, Migration};
 use agora_platform::events::{
     CartCheckedOut, CheckoutRejected, Envelope, LineItem, Money, OrderCancelled, OrderCompleted,
     OrderCreated, PaymentRequested, PricedItem, ShippingRequested,
 };
 use agora_platform::http::{ApiError, FieldError};
 use agora_platform::secrets;
+use agora_platform::service::{Context, Parts, Service};
 use agora_platform::{Db, Tx};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -636,5 +637,58 @@ impl agora_platform::periodic::Periodic for DeadlineSweep {
 
     async fn run_once(&self) -> anyhow::Result<usize> {
         Ok(self.0.expire_overdue().await?)
+    }
+}
+
+/// The order service: orders and the saga that drives each one to an end.
+pub struct OrderService;
+
+#[async_trait::async_trait]
+impl Service for OrderService {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn paths(&self) -> &'static [&'static str] {
+        &["orders"]
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn consumes(&self) -> &'static [&'static str] {
+        handlers::ROUTING_KEYS
+    }
+
+    fn needs(&self) -> &'static [&'static str] {
+        &[agora_catalog::NAME, agora_inventory::NAME]
+    }
+
+    async fn build(&self, context: &Context) -> anyhow::Result<Parts> {
+        let settings = &context.settings;
+        let catalog: Arc<dyn CatalogClient> = context.peer()?;
+        let mut orders = Orders::new(context.db.clone(), catalog.clone());
+        orders.step_timeout = settings.step_timeout;
+        orders.idempotency_ttl = settings.idempotency_ttl;
+        orders.max_waiters = settings.max_waiters;
+        if settings.stock_check {
+            orders.stock = Some(context.peer::<Arc<dyn StockCheck>>()?);
+        }
+        let (follower, masking) = (orders.clone(), context.db.clone());
+        Ok(Parts::new(api::router(orders.clone()))
+            .with_breakers([orders.stock_breaker.clone()])
+            .with_breakers(catalog.breaker())
+            .with_periodic(DeadlineSweep(orders.clone()))
+            .with_background(move |shutdown| async move {
+                follower.follow_other_instances(shutdown).await
+            })
+            // Tokens an earlier release kept in clear are masked once, at start.
+            .with_background(move |_| async move {
+                if let Err(e) = store::mask_spent_tokens(&masking).await {
+                    tracing::warn!(error = %e, "could not mask the payment tokens an earlier release kept");
+                }
+            })
+            .with_handler(handlers::Handler { orders }))
     }
 }

@@ -10,6 +10,8 @@ pub mod domain;
 pub mod handlers;
 pub mod store;
 
+use agora_platform::db::Migration;
+use agora_platform::service::{Context, Parts, Service};
 use agora_platform::Db;
 
 pub use domain::Gateway;
@@ -26,5 +28,39 @@ pub struct Payments {
 impl Payments {
     pub fn new(db: Db, gateway: Gateway) -> Self {
         Payments { db, gateway }
+    }
+}
+
+/// The payment service: charges for reserved orders, refunds for
+/// compensated ones.
+pub struct PaymentService;
+
+#[async_trait::async_trait]
+impl Service for PaymentService {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn paths(&self) -> &'static [&'static str] {
+        &["payments"]
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn consumes(&self) -> &'static [&'static str] {
+        handlers::ROUTING_KEYS
+    }
+
+    async fn build(&self, context: &Context) -> anyhow::Result<Parts> {
+        let gateway = Gateway {
+            decline_above: context.settings.payment_decline_above,
+        };
+        Ok(Parts::new(api::router(Payments::new(
+            context.db.clone(),
+            gateway.clone(),
+        )))
+        .with_handler(handlers::Handler { gateway }))
     }
 }

@@ -10,23 +10,21 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_millis, now_rfc3339};
+use crate::consumer::{EventHandler, RetryPolicy, BATCH};
 use crate::db::{Db, DbError, Migration};
 use crate::dead_letters::{event_type_of, Action, DeadLetter, DeadLetterQueues, Filter};
 use crate::outbox::OutboxRecord;
 use crate::params;
-
-/// Where the outbox relay hands events: the embedded bus or RabbitMQ.
-#[async_trait]
-pub trait Publisher: Send + Sync {
-    /// Returns only once every event is durably accepted.
-    async fn publish(&self, events: &[OutboxRecord]) -> anyhow::Result<()>;
-}
+use crate::transport::{self, Incoming, Inlet, Publisher, QueueSpec, Settlement, Transport};
 
 const MIGRATIONS: &[Migration] = &[Migration {
     name: "bus_0001_queues",
@@ -66,21 +64,6 @@ pub struct Delivery {
     pub attempts: u32,
 }
 
-/// What became of a delivery after its handler ran.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Settlement {
-    Ack,
-    /// Try again after `delay_ms`.
-    Retry {
-        delay_ms: u64,
-        error: String,
-    },
-    /// Give up: move to the dead-letter queue.
-    DeadLetter {
-        error: String,
-    },
-}
-
 pub struct EmbeddedBus {
     db: Db,
     /// routing key -> subscribers bound to it.
@@ -90,26 +73,42 @@ pub struct EmbeddedBus {
     /// that consumers absorb duplicates.
     copies: i64,
     /// Dead letters kept per subscriber; past it, the oldest go.
-    dead_letter_max: std::sync::atomic::AtomicU32,
+    dead_letter_max: AtomicU32,
+    retry: RetryPolicy,
+}
+
+/// How an embedded bus delivers.
+#[derive(Debug, Clone)]
+pub struct BusOptions {
+    /// Deliver every event twice (proves that consumers absorb duplicates).
+    pub duplicate_delivery: bool,
+    pub retry: RetryPolicy,
+    /// Dead letters kept per subscriber; past it, the oldest go.
+    pub dead_letter_max: u32,
+}
+
+impl Default for BusOptions {
+    fn default() -> Self {
+        BusOptions {
+            duplicate_delivery: false,
+            retry: RetryPolicy::default(),
+            dead_letter_max: crate::dead_letters::DEFAULT_MAX,
+        }
+    }
 }
 
 impl EmbeddedBus {
-    pub async fn open(path: &Path, duplicate_delivery: bool) -> Result<Arc<Self>, DbError> {
+    pub async fn open(path: &Path, options: BusOptions) -> Result<Arc<Self>, DbError> {
         let db = Db::open_sqlite(path, false)?;
         db.migrate(&[MIGRATIONS]).await?;
         Ok(Arc::new(EmbeddedBus {
             db,
             bindings: RwLock::new(HashMap::new()),
             wakers: RwLock::new(HashMap::new()),
-            copies: if duplicate_delivery { 2 } else { 1 },
-            dead_letter_max: std::sync::atomic::AtomicU32::new(crate::dead_letters::DEFAULT_MAX),
+            copies: if options.duplicate_delivery { 2 } else { 1 },
+            dead_letter_max: AtomicU32::new(options.dead_letter_max.max(1)),
+            retry: options.retry,
         }))
-    }
-
-    /// Keeps at most `max` dead letters per subscriber (the oldest go).
-    pub fn keep_dead_letters(&self, max: u32) {
-        self.dead_letter_max
-            .store(max.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Binds `subscriber`'s queue to `routing_keys`; returns the notifier that
@@ -196,9 +195,7 @@ impl EmbeddedBus {
                         key,
                     )
                     .await?;
-                    let max = self
-                        .dead_letter_max
-                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let max = self.dead_letter_max.load(Ordering::Relaxed);
                     tx.execute(
                         "DELETE FROM dead_letters WHERE subscriber = $1 AND event_id IN (
                             SELECT event_id FROM dead_letters WHERE subscriber = $1
@@ -212,8 +209,9 @@ impl EmbeddedBus {
         tx.commit().await
     }
 
-    /// Deliveries still queued (due or waiting for a retry), per subscriber.
-    pub async fn queue_depths(&self) -> Result<Vec<(String, i64)>, DbError> {
+    /// Deliveries still queued (due or waiting for a retry), per subscriber
+    /// that has any.
+    pub async fn depths(&self) -> Result<Vec<(String, i64)>, DbError> {
         let rows = self
             .db
             .query(
@@ -369,5 +367,104 @@ impl DeadLetterQueues for EmbeddedBus {
             }
         }
         Ok(letters)
+    }
+}
+
+#[async_trait]
+impl Transport for EmbeddedBus {
+    fn kind(&self) -> &'static str {
+        "bus"
+    }
+
+    async fn bind(&self, queues: &[QueueSpec]) {
+        for q in queues {
+            let keys: Vec<&str> = q.routing_keys.iter().map(String::as_str).collect();
+            EmbeddedBus::bind(self, &q.service, &keys);
+        }
+    }
+
+    async fn consume(
+        self: Arc<Self>,
+        db: Db,
+        handler: Arc<dyn EventHandler>,
+        shutdown: CancellationToken,
+    ) {
+        let name = handler.consumer();
+        let waker = self.bind(name, handler.routing_keys());
+        let open = || {
+            let (bus, waker) = (self.clone(), waker.clone());
+            async move {
+                Ok(EmbeddedInlet {
+                    bus,
+                    subscriber: name,
+                    waker,
+                })
+            }
+        };
+        let policy = self.retry.clone();
+        transport::run(name, open, db, handler, policy, shutdown, |_| {}).await;
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.ping().await.map_err(|e| e.to_string())
+    }
+
+    async fn queue_depths(&self, services: &[String]) -> anyhow::Result<Vec<(String, i64)>> {
+        let waiting: HashMap<String, i64> = self.depths().await?.into_iter().collect();
+        Ok(services
+            .iter()
+            .map(|s| (s.clone(), waiting.get(s).copied().unwrap_or(0)))
+            .collect())
+    }
+
+    fn dead_letters(self: Arc<Self>, _services: Vec<String>) -> Arc<dyn DeadLetterQueues> {
+        self
+    }
+}
+
+/// A subscriber's queue in `bus.db`: due deliveries, oldest first, and a
+/// waker that the publisher rings.
+struct EmbeddedInlet {
+    bus: Arc<EmbeddedBus>,
+    subscriber: &'static str,
+    waker: Arc<Notify>,
+}
+
+#[async_trait]
+impl Inlet for EmbeddedInlet {
+    type Delivery = Delivery;
+
+    async fn next_batch(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<Vec<Delivery>>> {
+        while !shutdown.is_cancelled() {
+            let batch = self.bus.fetch(self.subscriber, BATCH as i64).await?;
+            if !batch.is_empty() {
+                return Ok(Some(batch));
+            }
+            // A retry falls due without a publish: look again now and then.
+            tokio::select! {
+                _ = self.waker.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        Ok(None)
+    }
+
+    fn incoming<'d>(&self, d: &'d Delivery) -> Incoming<'d> {
+        Incoming {
+            body: &d.envelope,
+            event_id: d.event_id.clone(),
+            routing_key: &d.routing_key,
+            attempts: d.attempts,
+        }
+    }
+
+    async fn settle(&mut self, outcomes: Vec<(Delivery, Settlement)>) -> anyhow::Result<()> {
+        // Should this fail, the effects have committed; the deliveries come
+        // back and the inbox absorbs them.
+        Ok(self.bus.settle(self.subscriber, &outcomes).await?)
     }
 }

@@ -8,16 +8,14 @@
 //! the dead-letter queue. Neither ever stops the consumer.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Delivery, EmbeddedBus, Settlement};
 use crate::db::{Db, DbError, Tx, Value};
 use crate::events::{DecodeError, Envelope};
 use crate::params;
+use crate::transport::Settlement;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -230,7 +228,8 @@ async fn unwound<T>(
     }
 }
 
-const BATCH: i64 = 64;
+/// Deliveries handled in one transaction at most.
+pub const BATCH: usize = 64;
 
 /// A batch from `stream`: `first`, then whatever arrives within `linger`
 /// of it, up to `max` items; stops early when the stream ends. Lingering
@@ -256,93 +255,6 @@ where
         }
     }
     batch
-}
-
-/// Consumes `handler`'s queue on the embedded bus until `shutdown`.
-pub async fn run_embedded(
-    bus: Arc<EmbeddedBus>,
-    db: Db,
-    handler: Arc<dyn EventHandler>,
-    policy: RetryPolicy,
-    shutdown: CancellationToken,
-) {
-    let name = handler.consumer();
-    let waker = bus.bind(name, handler.routing_keys());
-    while !shutdown.is_cancelled() {
-        let batch = match bus.fetch(name, BATCH).await {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(consumer = name, error = %e, "cannot read the queue; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            tokio::select! {
-                _ = waker.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = shutdown.cancelled() => {}
-            }
-            continue;
-        }
-        crate::chaos::maybe_panic_in_consumer();
-        let bodies: Vec<&str> = batch.iter().map(|d| d.envelope.as_str()).collect();
-        let results = handle_batch(&db, handler.as_ref(), &bodies).await;
-        let outcomes: Vec<(Delivery, Settlement)> = batch
-            .into_iter()
-            .zip(results)
-            .map(|(delivery, result)| {
-                let settlement = match result {
-                    Ok(()) => Settlement::Ack,
-                    Err(e) => policy.settle(&e, delivery.attempts + 1),
-                };
-                log_failure(
-                    name,
-                    &delivery.routing_key,
-                    &delivery.event_id,
-                    delivery.attempts + 1,
-                    &settlement,
-                );
-                (delivery, settlement)
-            })
-            .collect();
-        crate::chaos::maybe_crash_before_ack();
-        if let Err(e) = bus.settle(name, &outcomes).await {
-            // The effects committed; the deliveries come back and the inbox
-            // absorbs them.
-            tracing::warn!(consumer = name, error = %e, "cannot settle deliveries; they will be redelivered");
-        }
-    }
-}
-
-/// One log line per failed delivery, whichever transport carried it.
-pub fn log_failure(
-    consumer: &str,
-    routing_key: &str,
-    event_id: &str,
-    failed_attempts: u32,
-    settlement: &Settlement,
-) {
-    match settlement {
-        Settlement::Ack => {}
-        Settlement::Retry { delay_ms, error } => tracing::warn!(
-            consumer,
-            event_id,
-            routing_key,
-            attempt = failed_attempts,
-            retry_in_ms = delay_ms,
-            error = %error,
-            "event handling failed; will retry"
-        ),
-        Settlement::DeadLetter { error } => tracing::error!(
-            consumer,
-            event_id,
-            routing_key,
-            attempts = failed_attempts,
-            error = %error,
-            "event moved to the dead-letter queue"
-        ),
-    }
 }
 
 #[cfg(test)]

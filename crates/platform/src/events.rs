@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 /// A typed domain event.
 pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync {
-    /// CloudEvents `type`: the event name from the brief.
+    /// CloudEvents `type`: the event's name in the contract (`OrderCreated`).
     const TYPE: &'static str;
     const VERSION: u32;
     /// `<entity>.<action>.v<N>`: what queues bind to.

@@ -20,9 +20,11 @@ pub mod reconnect;
 pub mod retention;
 pub mod secrets;
 pub mod server;
+pub mod service;
 pub mod supervise;
 pub mod telemetry;
 pub mod testing;
+pub mod transport;
 pub mod vacuum;
 pub mod validate;
 

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::Publisher;
 use crate::db::{Db, DbError, Migration, Tx};
 use crate::events::Envelope;
 use crate::params;
 use crate::reconnect::Reconnect;
+use crate::transport::Publisher;
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {

@@ -2,12 +2,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use agora_platform::bus::Publisher;
 use agora_platform::consumer::{self, EventHandler, HandlerError};
 use agora_platform::db::Migration;
 use agora_platform::events::{Envelope, OrderCompleted};
 use agora_platform::outbox::{self, OutboxRecord};
 use agora_platform::testing::backends;
+use agora_platform::transport::Publisher;
 use agora_platform::{params, Tx};
 use async_trait::async_trait;
 use uuid::Uuid;

@@ -3,9 +3,9 @@
 //! queue took it.
 
 use agora_platform::amqp::{AmqpConfig, Broker, QueueSpec};
-use agora_platform::bus::Publisher;
 use agora_platform::events::{Envelope, OrderCompleted};
 use agora_platform::outbox::OutboxRecord;
+use agora_platform::transport::Publisher;
 
 fn broker_url() -> Option<String> {
     match std::env::var("AGORA_TEST_AMQP_URL") {

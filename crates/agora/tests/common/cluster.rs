@@ -13,7 +13,10 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-pub use agora::components::SERVICES;
+/// Every service, in start order: the binary's own list.
+pub fn services() -> Vec<&'static str> {
+    agora::services::names()
+}
 
 pub struct Cluster {
     api: super::Api,
@@ -33,7 +36,7 @@ struct Process {
     output: tokio::sync::Mutex<Option<JoinHandle<Vec<String>>>>,
     url: String,
     args: Vec<String>,
-    envs: Vec<(&'static str, String)>,
+    envs: Vec<(String, String)>,
 }
 
 /// The servers to test against, or `None` to skip (outside CI).
@@ -58,7 +61,7 @@ pub fn servers() -> Option<(String, String)> {
 /// lines (every line after the address, gathered until it exits).
 async fn spawn(
     args: &[String],
-    envs: &[(&'static str, String)],
+    envs: &[(String, String)],
 ) -> (Child, String, JoinHandle<Vec<String>>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
     command
@@ -103,7 +106,7 @@ impl Cluster {
     /// and the gateway, and waits until the gateway is ready.
     pub async fn start(instances: &[(&str, usize)]) -> Option<Cluster> {
         let mut cluster = Cluster::empty()?;
-        for service in SERVICES {
+        for service in services() {
             let count = instances
                 .iter()
                 .find(|(s, _)| *s == service)
@@ -162,15 +165,18 @@ impl Cluster {
         if !self.database_urls.contains(&database_url) {
             self.database_urls.push(database_url.clone());
         }
-        let first = |s: &str| self.instances(s).into_iter().next().unwrap_or_default();
-        let envs = vec![
-            ("DATABASE_URL", database_url),
-            ("AMQP_URL", self.amqp_url.clone()),
-            ("AGORA_AMQP_PREFIX", self.prefix.clone()),
-            ("AGORA_CATALOG_URL", first("catalog")),
-            ("AGORA_INVENTORY_URL", first("inventory")),
-            ("AGORA_PAYMENT_DECLINE_ABOVE", "500000".to_owned()),
+        let mut envs: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), database_url),
+            ("AMQP_URL".into(), self.amqp_url.clone()),
+            ("AGORA_AMQP_PREFIX".into(), self.prefix.clone()),
+            ("AGORA_PAYMENT_DECLINE_ABOVE".into(), "500000".to_owned()),
         ];
+        // Where the services started so far are (the ones it needs among them).
+        for peer in services() {
+            if let Some(url) = self.instances(peer).into_iter().next() {
+                envs.push((format!("AGORA_{}_URL", peer.to_ascii_uppercase()), url));
+            }
+        }
         let args: Vec<String> = [
             "service",
             service,
@@ -207,13 +213,13 @@ impl Cluster {
             "--listen".to_owned(),
             "127.0.0.1:0".to_owned(),
         ];
-        for service in SERVICES {
-            args.push(format!("--{service}-url"));
-            args.push(self.instances(service).join(","));
+        for service in services() {
+            args.push("--url".to_owned());
+            args.push(format!("{service}={}", self.instances(service).join(",")));
         }
         let envs = [
-            ("AMQP_URL", self.amqp_url.clone()),
-            ("AGORA_AMQP_PREFIX", self.prefix.clone()),
+            ("AMQP_URL".to_owned(), self.amqp_url.clone()),
+            ("AGORA_AMQP_PREFIX".to_owned(), self.prefix.clone()),
         ];
         let (child, gateway, output) = spawn(&args, &envs).await;
         self.processes.push(Process {
@@ -342,7 +348,7 @@ impl Cluster {
     }
 
     async fn remove_topology_and_databases(&self) {
-        let services: Vec<&str> = SERVICES.to_vec();
+        let services: Vec<&str> = services();
         if let Err(e) = self.broker().delete_topology(&services).await {
             eprintln!("could not delete the test topology: {e}");
         }
