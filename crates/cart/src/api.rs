@@ -44,7 +44,7 @@ async fn show(
     State(carts): State<Carts>,
     Path(customer): Path<String>,
 ) -> Result<Json<Cart>, ApiError> {
-    let customer = customer_id(&customer)?;
+    let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
     Ok(Json(priced(&carts, customer).await?))
 }
 
@@ -53,7 +53,7 @@ async fn add(
     Path(customer): Path<String>,
     Json(req): Json<AddItemRequest>,
 ) -> Result<Json<Cart>, ApiError> {
-    let customer = customer_id(&customer)?;
+    let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
     let item = AddItem::parse(req)?;
     // The cart stays one that can be checked out: the new product must be
     // known, priced in the cart's currency, and fit an order's line count.
@@ -105,7 +105,7 @@ async fn remove(
     State(carts): State<Carts>,
     Path((customer, product)): Path<(String, String)>,
 ) -> Result<Json<Cart>, ApiError> {
-    let customer = customer_id(&customer)?;
+    let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
     let product_id = parse_id(&product, "product id")?;
     let mut tx = carts.db.begin().await?;
     if !store::remove(&mut tx, &customer, product_id).await? {
@@ -135,7 +135,7 @@ async fn checkout(
     headers: HeaderMap,
     Json(req): Json<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
-    let customer = customer_id(&customer)?;
+    let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
     let key = idempotency::key_from(&headers)?;
     let fingerprint = idempotency::fingerprint(&(&customer, &req));
     let purchase = req.parse()?;

@@ -3,14 +3,14 @@
 use agora_catalog::domain::price;
 use agora_catalog::Product;
 use agora_platform::events::{Address, LineItem, Money};
-use agora_platform::http::{ApiError, FieldError};
 use agora_platform::validate::{self, Errors, Purchase};
+use agora_platform::validate::{FieldError, Invalid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A customer id from the path: 1 to 100 characters.
-pub fn customer_id(raw: &str) -> Result<String, ApiError> {
-    validate::text(raw, 100).map_err(|m| ApiError::bad_request(format!("customer id {m}")))
+pub fn customer_id(raw: &str) -> Result<String, String> {
+    validate::text(raw, 100).map_err(|m| format!("customer id {m}"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -26,7 +26,7 @@ pub struct AddItem {
 }
 
 impl AddItem {
-    pub fn parse(req: AddItemRequest) -> Result<AddItem, ApiError> {
+    pub fn parse(req: AddItemRequest) -> Result<AddItem, Invalid> {
         let mut errors = Errors::new();
         let quantity = errors.check("quantity", validate::quantity(req.quantity));
         errors.finish()?;
@@ -48,7 +48,7 @@ pub struct CheckoutRequest {
 
 impl CheckoutRequest {
     /// Checks every field, naming each one that is wrong.
-    pub fn parse(self) -> Result<Purchase, ApiError> {
+    pub fn parse(self) -> Result<Purchase, Invalid> {
         let mut errors = Errors::new();
         let purchase = validate::purchase(
             &self.email,
@@ -129,7 +129,7 @@ mod tests {
             quantity: 0,
         })
         .unwrap_err();
-        assert_eq!(bad.errors[0].field, "quantity");
+        assert_eq!(bad.0[0].field, "quantity");
         assert!(AddItem::parse(AddItemRequest {
             product_id: Uuid::now_v7(),
             quantity: 2

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{NewProduct, NewProductRequest, Product};
-use crate::{store, Catalog};
+use crate::{store, Catalog, CreateError, PricingError};
 
 pub fn router(catalog: Catalog) -> Router {
     Router::new()
@@ -86,4 +86,28 @@ async fn create(
         [(header::LOCATION, location)],
         Json(product),
     ))
+}
+
+/// Use-case errors as answers: the one place the catalog's refusals
+/// become statuses.
+impl From<CreateError> for ApiError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::SkuTaken(_) => ApiError::conflict(e.to_string()),
+            CreateError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<PricingError> for ApiError {
+    fn from(e: PricingError) -> Self {
+        match e {
+            PricingError::Unavailable(e) => {
+                // The details (an address, a socket error) are for the logs.
+                tracing::warn!(error = %e, "cannot price: the catalog does not answer");
+                ApiError::unavailable("the catalog is unavailable; try again")
+            }
+            PricingError::Refused(errors) => ApiError::invalid(errors),
+        }
+    }
 }

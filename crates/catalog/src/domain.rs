@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use agora_platform::events::{LineItem, Money, PricedItem};
-use agora_platform::http::{ApiError, FieldError};
 use agora_platform::validate::{self, Errors};
+use agora_platform::validate::{FieldError, Invalid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -46,7 +46,7 @@ pub struct NewProduct {
 }
 
 impl NewProduct {
-    pub fn parse(req: NewProductRequest) -> Result<NewProduct, ApiError> {
+    pub fn parse(req: NewProductRequest) -> Result<NewProduct, Invalid> {
         let mut errors = Errors::new();
         let name = errors.check("name", validate::text(&req.name, 200));
         let sku = errors.check("sku", sku(req.sku.trim()));
@@ -261,7 +261,7 @@ mod tests {
         req.price.currency = "euro".into();
         req.initial_stock = -1;
         let err = NewProduct::parse(req).unwrap_err();
-        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
             [

@@ -10,7 +10,8 @@ pub mod handlers;
 pub mod store;
 
 use agora_platform::events::LineItem;
-use agora_platform::http::{ApiError, FieldError};
+use agora_platform::validate::FieldError;
+use agora_platform::DbError;
 use std::sync::Arc;
 
 use agora_platform::db::Migration;
@@ -36,19 +37,19 @@ impl Catalog {
         Catalog { db }
     }
 
-    /// Creates a product (409 when its SKU is taken).
-    pub async fn create(&self, id: Uuid, new: &domain::NewProduct) -> Result<Product, ApiError> {
+    /// Creates a product; refused when its SKU is taken.
+    pub async fn create(&self, id: Uuid, new: &domain::NewProduct) -> Result<Product, CreateError> {
         let mut tx = self.db.begin().await?;
-        let product = store::insert(&mut tx, id, new).await?.ok_or_else(|| {
-            ApiError::conflict(format!("a product with SKU {} exists already", new.sku))
-        })?;
+        let product = store::insert(&mut tx, id, new)
+            .await?
+            .ok_or_else(|| CreateError::SkuTaken(new.sku.clone()))?;
         tx.commit().await?;
         tracing::info!(product_id = %product.id, sku = %product.sku, "product created");
         Ok(product)
     }
 
     /// Seeds the demo catalog when the catalog is empty.
-    pub async fn seed_demo(&self) -> Result<usize, ApiError> {
+    pub async fn seed_demo(&self) -> Result<usize, CreateError> {
         if store::count(&self.db).await? > 0 {
             return Ok(0);
         }
@@ -69,17 +70,13 @@ pub enum PricingError {
     Refused(Vec<FieldError>),
 }
 
-impl From<PricingError> for ApiError {
-    fn from(e: PricingError) -> Self {
-        match e {
-            PricingError::Unavailable(e) => {
-                // The details (an address, a socket error) are for the logs.
-                tracing::warn!(error = %e, "cannot price: the catalog does not answer");
-                ApiError::unavailable("the catalog is unavailable; try again")
-            }
-            PricingError::Refused(errors) => ApiError::invalid(errors),
-        }
-    }
+/// Why a product was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("a product with SKU {0} exists already")]
+    SkuTaken(String),
+    #[error(transparent)]
+    Storage(#[from] DbError),
 }
 
 /// Prices `items` with what `catalog` says now ([`domain::price`]).
@@ -251,7 +248,7 @@ impl Service for CatalogService {
             let seeded = catalog
                 .seed_demo()
                 .await
-                .map_err(|e| anyhow::anyhow!(e.detail))?;
+                .map_err(|e| anyhow::anyhow!("cannot seed the demo catalog: {e}"))?;
             if seeded > 0 {
                 tracing::info!(products = seeded, "seeded the demo catalog");
             }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use agora_platform::events::{LineItem, Shortage};
-use agora_platform::http::ApiError;
+use agora_platform::validate::Invalid;
 use agora_platform::validate::{self, Errors};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -215,7 +215,7 @@ pub struct Adjustment {
 }
 
 impl Adjustment {
-    pub fn parse(req: AdjustmentRequest) -> Result<Adjustment, ApiError> {
+    pub fn parse(req: AdjustmentRequest) -> Result<Adjustment, Invalid> {
         let mut errors = Errors::new();
         if req.delta == 0 || req.delta.unsigned_abs() > MAX_ADJUSTMENT.unsigned_abs() {
             errors.add(
@@ -276,7 +276,7 @@ mod tests {
             reason: "".into(),
         })
         .unwrap_err();
-        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["delta", "reason"]);
         assert!(Adjustment::parse(AdjustmentRequest {
             delta: -5,

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::domain::{
     Input, Order, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest, TimelineEntry,
 };
-use crate::{store, Orders};
+use crate::{store, OrderError, Orders};
 
 pub fn router(orders: Orders) -> Router {
     Router::new()
@@ -239,4 +239,16 @@ async fn force_cancel(
     let id = parse_id(&id, "order id")?;
     let order = orders.operate(id, Input::ForceCancel).await?;
     Ok(Json(view(&orders, order).await?))
+}
+
+/// The order service's refusals as answers, in one place.
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::NotFound(_) => ApiError::not_found(e.to_string()),
+            OrderError::Refused(_) | OrderError::Busy => ApiError::conflict(e.to_string()),
+            OrderError::Vanished(_) => ApiError::internal(e),
+            OrderError::Storage(e) => e.into(),
+        }
+    }
 }

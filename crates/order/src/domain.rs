@@ -6,8 +6,8 @@
 //! out of storage around it.
 
 use agora_platform::events::{Address, CancelCode, LineItem, Money, PricedItem};
-use agora_platform::http::{ApiError, FieldError};
 use agora_platform::validate::{self, Errors, MAX_ITEMS};
+use agora_platform::validate::{FieldError, Invalid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -343,7 +343,7 @@ pub struct PlaceOrder {
 }
 
 impl PlaceOrder {
-    pub fn parse(req: PlaceOrderRequest) -> Result<PlaceOrder, ApiError> {
+    pub fn parse(req: PlaceOrderRequest) -> Result<PlaceOrder, Invalid> {
         let mut errors = Errors::new();
         let customer_id = errors.check("customer_id", validate::text(&req.customer_id, 100));
         let items = parse_items(&req.items, &mut errors);
@@ -813,7 +813,7 @@ mod tests {
             }]
         );
         let err = errors.finish().unwrap_err();
-        assert_eq!(err.errors[0].field, "items[2].quantity");
+        assert_eq!(err.0[0].field, "items[2].quantity");
     }
 }
 

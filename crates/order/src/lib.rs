@@ -23,9 +23,9 @@ use agora_platform::events::{
     CartCheckedOut, CheckoutRejected, Envelope, LineItem, Money, OrderCancelled, OrderCompleted,
     OrderCreated, PaymentRequested, PricedItem, ShippingRequested,
 };
-use agora_platform::http::{ApiError, FieldError};
 use agora_platform::secrets;
 use agora_platform::service::{Context, Parts, Service};
+use agora_platform::validate::{FieldError, Invalid};
 use agora_platform::{Db, Tx};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -229,7 +229,7 @@ impl Orders {
     /// available now. Skipped while the breaker is open or when inventory
     /// does not answer in time: the saga still decides, so orders keep
     /// being accepted.
-    pub async fn precheck(&self, items: &[PricedItem]) -> Result<(), ApiError> {
+    pub async fn precheck(&self, items: &[PricedItem]) -> Result<(), Invalid> {
         let Some(stock) = &self.stock else {
             return Ok(());
         };
@@ -240,7 +240,7 @@ impl Orders {
                 if short.is_empty() {
                     Ok(())
                 } else {
-                    Err(ApiError::invalid(short))
+                    Err(Invalid(short))
                 }
             }
             Err(e) => {
@@ -270,22 +270,15 @@ impl Orders {
 
     /// An operator's action on an order whose compensation is pending:
     /// retry it (emit `OrderCancelled` again) or force-cancel.
-    pub async fn operate(&self, id: Uuid, input: Input) -> Result<Order, ApiError> {
+    pub async fn operate(&self, id: Uuid, input: Input) -> Result<Order, OrderError> {
         let mut tx = self.db.begin().await?;
-        match self.advance(&mut tx, id, input, None).await? {
-            Step::Moved(_) => {
-                tx.commit().await?;
-                tracing::warn!(order_id = %id, "operator action applied");
-                store::find(&self.db, id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("order vanished"))
-            }
-            Step::Refused(why) => Err(ApiError::conflict(why)),
-            Step::UnknownOrder => Err(ApiError::not_found(format!("order {id} does not exist"))),
-            Step::Conflict | Step::Noted | Step::Ignored => {
-                Err(ApiError::conflict("the order is changing; try again"))
-            }
-        }
+        let step = self.advance(&mut tx, id, input, None).await?;
+        refusal(id, step)?;
+        tx.commit().await?;
+        tracing::warn!(order_id = %id, "operator action applied");
+        store::find(&self.db, id)
+            .await?
+            .ok_or(OrderError::Vanished(id))
     }
 
     /// A customer's cancellation inside `tx`: 404 if unknown, 409 once
@@ -295,21 +288,15 @@ impl Orders {
         tx: &mut Tx,
         id: Uuid,
         reason: String,
-    ) -> Result<Order, ApiError> {
-        match self
+    ) -> Result<Order, OrderError> {
+        let step = self
             .advance(tx, id, Input::CancelRequested { reason }, None)
+            .await?;
+        refusal(id, step)?;
+        store::find_in(tx, id)
             .await?
-        {
-            Step::Moved(_) => store::find_in(tx, id)
-                .await?
-                .map(|loaded| loaded.order)
-                .ok_or_else(|| ApiError::internal("cancelled order vanished")),
-            Step::Refused(why) => Err(ApiError::conflict(why)),
-            Step::UnknownOrder => Err(ApiError::not_found(format!("order {id} does not exist"))),
-            Step::Conflict | Step::Noted | Step::Ignored => {
-                Err(ApiError::conflict("the order is changing; try again"))
-            }
-        }
+            .map(|loaded| loaded.order)
+            .ok_or(OrderError::Vanished(id))
     }
 
     /// Applies one saga input to order `id` inside `tx`: the new status, a
@@ -637,6 +624,33 @@ impl agora_platform::periodic::Periodic for DeadlineSweep {
 
     async fn run_once(&self) -> anyhow::Result<usize> {
         Ok(self.0.expire_overdue().await?)
+    }
+}
+
+/// Why a customer's or operator's action on an order was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("order {0} does not exist")]
+    NotFound(Uuid),
+    /// The saga refuses the action in the order's state.
+    #[error("{0}")]
+    Refused(String),
+    /// Another instance is moving the order: try again.
+    #[error("the order is changing; try again")]
+    Busy,
+    #[error("order {0} vanished after it moved")]
+    Vanished(Uuid),
+    #[error(transparent)]
+    Storage(#[from] DbError),
+}
+
+/// An action's step as a refusal, unless it moved the order.
+fn refusal(id: Uuid, step: Step) -> Result<(), OrderError> {
+    match step {
+        Step::Moved(_) => Ok(()),
+        Step::Refused(why) => Err(OrderError::Refused(why)),
+        Step::UnknownOrder => Err(OrderError::NotFound(id)),
+        Step::Conflict | Step::Noted | Step::Ignored => Err(OrderError::Busy),
     }
 }
 

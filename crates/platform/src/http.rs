@@ -15,21 +15,7 @@ use crate::db::{DbError, Fault};
 /// The largest request body any endpoint accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A problem with one field of the input.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::validate::{FieldError, Invalid};
 
 /// The one error type of every HTTP boundary.
 #[derive(Debug)]
@@ -94,6 +80,13 @@ impl ApiError {
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(error = %error, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+/// Input a use case refused, field by field: 422.
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        ApiError::invalid(invalid.0)
     }
 }
 

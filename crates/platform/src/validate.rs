@@ -1,13 +1,55 @@
 //! Input checks shared by the services, collecting every problem with the
-//! field it belongs to so one 422 names them all.
+//! field it belongs to so that one answer names them all. Nothing here knows
+//! HTTP: a refusal is an [`Invalid`], which the routes answer with a 422.
+
+use serde::Serialize;
 
 use crate::events::Address;
-use crate::http::{ApiError, FieldError};
 
 /// The most units of one product a single line may ask for.
 pub const MAX_QUANTITY: i64 = 1_000;
 /// The most lines in one order or cart.
 pub const MAX_ITEMS: usize = 100;
+
+/// A problem with one field of the input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Input refused, with every field's problem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid(pub Vec<FieldError>);
+
+impl Invalid {
+    /// A refusal naming one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Invalid {
+        Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        write!(f, "invalid input ({})", fields.join("; "))
+    }
+}
+
+impl std::error::Error for Invalid {}
 
 #[derive(Debug, Default)]
 pub struct Errors(Vec<FieldError>);
@@ -26,12 +68,12 @@ impl Errors {
         result.map_err(|message| self.add(field, message)).ok()
     }
 
-    /// `Ok` when nothing was recorded, else a 422 naming every field.
-    pub fn finish(self) -> Result<(), ApiError> {
+    /// `Ok` when nothing was recorded, else a refusal naming every field.
+    pub fn finish(self) -> Result<(), Invalid> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::invalid(self.0))
+            Err(Invalid(self.0))
         }
     }
 }
@@ -278,7 +320,7 @@ mod tests {
             ..raw
         };
         assert!(address("a", &bad, &mut errors).is_none());
-        assert_eq!(errors.finish().unwrap_err().errors[0].field, "a.line2");
+        assert_eq!(errors.finish().unwrap_err().0[0].field, "a.line2");
     }
 
     #[test]

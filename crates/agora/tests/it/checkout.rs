@@ -1,0 +1,108 @@
+//! Checkout in the embedded mode: validated by the order's own rules
+//! before the cart is emptied; a checkout the order service still refuses
+//! is a REJECTED order and a restored cart.
+
+use crate::common::checkout::{
+    a_cart_refuses_a_product_in_another_currency, checked_out,
+    the_refused_checkout_is_rejected_and_the_cart_restored,
+};
+use crate::common::{address, spawn_app};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_cart_refuses_a_product_priced_in_another_currency() {
+    let app = spawn_app().await;
+    a_cart_refuses_a_product_in_another_currency(&app).await;
+}
+
+#[tokio::test]
+async fn a_cart_holds_no_more_lines_than_an_order_may_have() {
+    let app = spawn_app().await;
+    let cart = "/api/v1/carts/many-lines";
+    for _ in 0..agora_platform::validate::MAX_ITEMS {
+        let product = app.new_product(100, "EUR", 1).await;
+        let r = app
+            .post_json(
+                &format!("{cart}/items"),
+                &json!({ "product_id": product, "quantity": 1 }),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let one_more = app.new_product(100, "EUR", 1).await;
+    let r = app
+        .post_json(
+            &format!("{cart}/items"),
+            &json!({ "product_id": one_more, "quantity": 1 }),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "items", "{problem}");
+    assert_eq!(
+        app.get_json(cart).await["items"].as_array().unwrap().len(),
+        agora_platform::validate::MAX_ITEMS
+    );
+}
+
+/// A line whose product the catalog no longer knows (written into the
+/// cart's storage: the catalog has no delete yet) makes the checkout a 422
+/// naming the line, and the cart keeps every line.
+#[tokio::test]
+async fn a_cart_with_a_vanished_product_is_refused_at_checkout_and_kept() {
+    let app = spawn_app().await;
+    let product = app.create_product(1_000, 5).await;
+    let cart = "/api/v1/carts/vanished";
+    let add = json!({ "product_id": product, "quantity": 2 });
+    assert_eq!(
+        app.post_json(&format!("{cart}/items"), &add).await.status(),
+        200
+    );
+    let gone = Uuid::now_v7();
+    let cart_db = agora_platform::Db::open_sqlite(&app.data_dir.join("cart.db"), false).unwrap();
+    let mut tx = cart_db.begin().await.unwrap();
+    tx.execute(
+        "INSERT INTO cart_items (customer_id, product_id, quantity, added_at) VALUES ('vanished', $1, 1, '9999')",
+        agora_platform::params![gone],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let shown = app.get_json(cart).await;
+    assert_eq!(
+        shown["problems"][0]["field"], "items[1].product_id",
+        "{shown}"
+    );
+    let checkout = json!({ "email": "ada@example.com", "shipping_address": address(), "payment_token": "tok_visa" });
+    let r = app.post_json(&format!("{cart}/checkout"), &checkout).await;
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(
+        problem["errors"][0]["field"], "items[1].product_id",
+        "{problem}"
+    );
+    assert_eq!(
+        app.get_json(cart).await["items"].as_array().unwrap().len(),
+        1
+    );
+    cart_db.close().await;
+}
+
+#[tokio::test]
+async fn a_checkout_the_order_service_refuses_is_a_rejected_order_and_a_restored_cart() {
+    let app = spawn_app().await;
+    let eur = app.create_product_in(1_000, "EUR", 5).await;
+    let usd = app.create_product_in(1_000, "USD", 5).await;
+    let customer = "refused-checkout";
+    let (order_id, event) = checked_out(customer, &[eur, usd]);
+
+    app.bus
+        .inject("order", "cart.checked_out.v1", &event)
+        .await
+        .unwrap();
+
+    the_refused_checkout_is_rejected_and_the_cart_restored(&app, order_id, customer, 2).await;
+    app.assert_audit_clean().await;
+}

@@ -1,0 +1,25 @@
+//! Agora's end-to-end specifications: the binary, the embedded app and the distributed cluster, through their public API.
+//!
+//! One test binary for the crate (one link, one process): each file is a
+//! module of specifications, `common` the helpers they share.
+
+mod common;
+mod api;
+mod broker_restart;
+mod chaos;
+mod checkout;
+mod crash;
+mod dead_letters;
+mod deadlines;
+mod deploy;
+mod distributed;
+mod event_replay;
+mod gateway;
+mod idempotency;
+mod limits;
+mod loadgen;
+mod postgres_restart;
+mod races;
+mod readme;
+mod saga;
+mod service_kill;
