@@ -17,6 +17,8 @@ fn main() {
     if named("AGORA_TEST_DATABASE_URL") && named("AGORA_TEST_AMQP_URL") {
         println!("cargo::rustc-cfg=agora_servers");
     } else if std::env::var("AGORA_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
-        panic!("AGORA_REQUIRE_SERVERS=1 but AGORA_TEST_DATABASE_URL or AGORA_TEST_AMQP_URL is not set");
+        panic!(
+            "AGORA_REQUIRE_SERVERS=1 but AGORA_TEST_DATABASE_URL or AGORA_TEST_AMQP_URL is not set"
+        );
     }
 }

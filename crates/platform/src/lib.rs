@@ -23,7 +23,6 @@ pub mod server;
 pub mod service;
 pub mod supervise;
 pub mod telemetry;
-pub mod testing;
 pub mod transport;
 pub mod vacuum;
 pub mod validate;

@@ -42,6 +42,12 @@ impl std::ops::Deref for DataDir {
     }
 }
 
+impl AsRef<std::ffi::OsStr> for DataDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
 impl AsRef<Path> for DataDir {
     fn as_ref(&self) -> &Path {
         self.0.path()

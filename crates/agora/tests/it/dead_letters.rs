@@ -1,8 +1,8 @@
 //! Dead letters an operator can act on (embedded mode): list, show,
 //! replay, purge over REST and the `agora dlq` command.
 
-use agora_platform::events::{Address, Envelope, Money, OrderCreated, PaymentSucceeded};
 use crate::common::spawn_app_with;
+use agora_platform::events::{Address, Envelope, Money, OrderCreated, PaymentSucceeded};
 use serde_json::Value;
 use uuid::Uuid;
 

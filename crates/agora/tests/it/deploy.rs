@@ -226,6 +226,10 @@ async fn order_service(envs: &[(&str, String)]) -> Option<tokio::process::Child>
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn each_service_logs_in_as_its_own_role_with_a_secret_file_and_reaches_no_other_database() {
     let Some(cluster) = Throwaway::start() else {
         return;

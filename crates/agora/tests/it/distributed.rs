@@ -1,21 +1,23 @@
 //! The distributed mode against the machine's real PostgreSQL and RabbitMQ:
-//! every service its own process, the gateway in front. Skipped when
+//! every service its own process, the gateway in front. Ignored (not passed) when
 //! AGORA_TEST_DATABASE_URL / AGORA_TEST_AMQP_URL are not set; CI sets them and
 //! AGORA_REQUIRE_SERVERS=1, so there it always runs.
 
 use std::sync::Arc;
 
-use agora_platform::outbox::OutboxRecord;
-use agora_platform::transport::Publisher;
 use crate::common::cluster::{services, Cluster};
 use crate::common::{assert_conserved, order_body};
+use agora_platform::outbox::OutboxRecord;
+use agora_platform::transport::Publisher;
 use serde_json::json;
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn the_saga_and_its_compensations_across_processes() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     let product = cluster.create_product(2_000, 10).await;
 
     let paid = cluster
@@ -122,11 +124,12 @@ async fn the_saga_and_its_compensations_across_processes() {
 /// queues: 200 orders race for 50 units, exactly 50 are sold, none is
 /// charged twice.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn competing_instances_never_oversell_or_charge_twice() {
-    let Some(cluster) = Cluster::start(&[("order", 2), ("inventory", 2), ("payment", 2)]).await
-    else {
-        return;
-    };
+    let cluster = Cluster::start(&[("order", 2), ("inventory", 2), ("payment", 2)]).await;
     let cluster = Arc::new(cluster);
     let product = cluster.create_product(1_000, 50).await;
 
@@ -187,10 +190,12 @@ async fn competing_instances_never_oversell_or_charge_twice() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn a_poison_message_lands_in_the_dead_letter_queue_and_the_consumers_go_on() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     let broker = cluster.broker();
     let poison = OutboxRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -233,10 +238,12 @@ async fn a_poison_message_lands_in_the_dead_letter_queue_and_the_consumers_go_on
 
 /// One idempotency key, many clients, two order instances: one order.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn one_idempotency_key_makes_one_order_across_instances() {
-    let Some(cluster) = Cluster::start(&[("order", 2)]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[("order", 2)]).await;
     let cluster = Arc::new(cluster);
     let product = cluster.create_product(1_000, 100).await;
     let body = order_body(product, 1, "tok_visa");
@@ -272,10 +279,12 @@ async fn one_idempotency_key_makes_one_order_across_instances() {
 /// opens (visible on /ready), orders are still accepted, and they complete
 /// once inventory is back.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn orders_are_accepted_while_inventory_is_down_and_complete_when_it_returns() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     let product = cluster.create_product(1_000, 100).await;
     cluster.kill("inventory").await;
 
@@ -323,10 +332,12 @@ async fn orders_are_accepted_while_inventory_is_down_and_complete_when_it_return
 /// Poison published straight into every service's queue: each lands in its
 /// own dead-letter queue and the saga goes on.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn poison_in_every_queue_is_dead_lettered() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     let broker = cluster.broker();
     let consumers = ["inventory", "order", "payment", "shipping", "notification"];
     for consumer in consumers {
@@ -353,10 +364,12 @@ async fn poison_in_every_queue_is_dead_lettered() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn every_process_stopped_with_sigterm_exits_cleanly_and_logs_no_error() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     // One order through first, so every service holds its broker
     // connections (consuming and publishing) when it is told to stop.
     let product = cluster.create_product(1_000, 5).await;
@@ -382,10 +395,12 @@ async fn every_process_stopped_with_sigterm_exits_cleanly_and_logs_no_error() {
 /// consumer ever ran wait in its queue (declared by the publisher) instead
 /// of being confirmed into the void and marked published.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn events_published_before_their_consumer_first_started_are_delivered() {
-    let Some(mut cluster) = Cluster::empty() else {
-        return;
-    };
+    let mut cluster = Cluster::empty().await;
     cluster.start_service("catalog", 1).await;
     let catalog = crate::common::Api::at(&cluster.instance_url("catalog"));
     let mut expected: Vec<(uuid::Uuid, i64)> = agora_catalog::domain::demo_products()
@@ -445,10 +460,12 @@ async fn events_published_before_their_consumer_first_started_are_delivered() {
 /// catalog down (and an order instance that never saw the product), the
 /// client still gets the original 201 and body.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn an_idempotent_retry_during_a_catalog_outage_gets_the_original_answer() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     let product = cluster.create_product(1_000, 5).await;
     let body = order_body(product, 1, "tok_visa");
     let (status, first, _) = cluster
@@ -473,10 +490,12 @@ async fn an_idempotent_retry_during_a_catalog_outage_gets_the_original_answer() 
 /// The same answers as the embedded mode, with PostgreSQL behind: a NUL
 /// character is a 422 naming its field, never a 503.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn every_text_field_refuses_control_characters_on_postgresql_too() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     let product = cluster.create_product(1_000, 10).await;
     crate::common::bad_input::every_text_field_is_checked(&cluster, product).await;
     crate::common::bad_input::text_is_stored_trimmed(&cluster, product).await;
@@ -486,10 +505,12 @@ async fn every_text_field_refuses_control_characters_on_postgresql_too() {
 /// Through RabbitMQ: the order service's refusal of a checked-out cart
 /// reaches the cart service, which takes its lines back.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn a_checkout_the_order_service_refuses_restores_the_cart_across_processes() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     crate::common::checkout::a_cart_refuses_a_product_in_another_currency(&cluster).await;
     let eur = cluster.create_product_in(1_000, "EUR", 5).await;
     let usd = cluster.create_product_in(1_000, "USD", 5).await;
@@ -512,10 +533,12 @@ async fn a_checkout_the_order_service_refuses_restores_the_cart_across_processes
 
 /// The same paging on PostgreSQL.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn every_list_is_paged_on_postgresql_too() {
-    let Some(cluster) = Cluster::start(&[]).await else {
-        return;
-    };
+    let cluster = Cluster::start(&[]).await;
     crate::common::paging::every_list_is_paged(&cluster).await;
     cluster.stop().await;
 }

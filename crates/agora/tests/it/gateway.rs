@@ -2,9 +2,9 @@
 //! internal addresses or driver messages (those go to its log). Needs no
 //! server: the upstreams are ports nothing listens on.
 
+use crate::common::Api;
 use agora::gateway::{GatewayApp, GatewayArgs};
 use clap::Parser;
-use crate::common::Api;
 
 #[derive(Parser)]
 struct Cli {

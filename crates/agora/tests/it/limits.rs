@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use agora_platform::server::Limits;
 use crate::common::{order_body, spawn_app_with};
+use agora_platform::server::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,8 +1,8 @@
 //! `agora loadgen` against a running instance: every order it places ends,
 //! spread over the products it was told to use.
 
-use agora::loadgen::{generate, Args};
 use crate::common::{assert_conserved, spawn_app};
+use agora::loadgen::{generate, Args};
 
 #[tokio::test]
 async fn orders_spread_round_robin_over_the_products_and_all_complete() {

@@ -3,11 +3,11 @@
 //! One test binary for the crate (one link, one process): each file is a
 //! module of specifications, `common` the helpers they share.
 
-mod common;
 mod api;
 mod broker_restart;
 mod chaos;
 mod checkout;
+mod common;
 mod crash;
 mod dead_letters;
 mod deadlines;

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use agora_platform::amqp::{AmqpConfig, Broker};
 use crate::common::{spawn_app_with, Api};
+use agora_platform::amqp::{AmqpConfig, Broker};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -153,10 +153,13 @@ impl Drop for LocalDeployment {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn the_walkthrough_works_as_written_on_a_fresh_distributed_start() {
-    let Some((db_url, amqp_url)) = crate::common::cluster::servers() else {
-        return;
-    };
+    let _servers = crate::common::cluster::share_servers().await;
+    let (db_url, amqp_url) = crate::common::cluster::servers();
     let (server, _) = db_url.rsplit_once('/').unwrap();
     let run = Uuid::now_v7().simple().to_string();
     let tag = &run[run.len() - 10..];

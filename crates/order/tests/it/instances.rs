@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{dbs, mug, pending_order};
 use agora_catalog::Catalog;
 use agora_order::domain::{Input, OrderStatus};
 use agora_order::{store, Orders, Step};
 use agora_testing::TestDb;
-use crate::common::{dbs, mug, pending_order};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -33,6 +33,10 @@ async fn two_instances() -> Option<(TestDb, Orders, Orders, Uuid)> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
     if let Some((t, mut here, there, product)) = two_instances().await {
         // Arrange: instance `here` never re-reads by itself, so only a
@@ -82,6 +86,10 @@ async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn a_batch_does_not_overwrite_a_move_made_after_it_read_the_order() {
     if let Some((t, here, there, product)) = two_instances().await {
         // Arrange: instance `here` reads a PENDING order for a batch; then
@@ -115,6 +123,10 @@ async fn a_batch_does_not_overwrite_a_move_made_after_it_read_the_order() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn two_compensations_confirmed_on_two_instances_at_once_both_count() {
     if let Some((t, here, there, product)) = two_instances().await {
         // Arrange: a paid order cancelled, so COMPENSATING and awaiting the

@@ -1,22 +1,20 @@
-//! PostgreSQL specifics (skipped without `AGORA_TEST_DATABASE_URL`, never in
+//! PostgreSQL specifics (ignored without `AGORA_TEST_DATABASE_URL`, never in
 //! CI): what several instances of a service do at once when they start, and
 //! the vacuum a service runs when the server does not.
 
 use agora_platform::db::{drop_postgres_database, Db};
 use agora_platform::periodic::Periodic;
-use agora_testing::{backends, fresh_database_url};
 use agora_platform::vacuum::Vacuum;
 use agora_platform::{outbox, params};
+use agora_testing::{backends, fresh_database_url};
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn instances_starting_together_all_create_or_find_their_database() {
-    let Ok(base) = std::env::var("AGORA_TEST_DATABASE_URL") else {
-        assert!(
-            !std::env::var("AGORA_REQUIRE_SERVERS").is_ok_and(|v| v == "1"),
-            "AGORA_REQUIRE_SERVERS=1 but AGORA_TEST_DATABASE_URL is not set"
-        );
-        return;
-    };
+    let (base, _) = agora_testing::servers();
     let url = fresh_database_url(&base);
 
     // Six instances of one service, started at the same moment, all see the
@@ -53,6 +51,10 @@ async fn instances_starting_together_all_create_or_find_their_database() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn a_service_vacuums_its_database_when_the_server_does_not() {
     for t in backends(&[outbox::MIGRATIONS]).await {
         if t.backend != "postgres" {
@@ -100,6 +102,10 @@ async fn a_service_vacuums_its_database_when_the_server_does_not() {
 /// database cannot store is the client's fault (422), a constraint a
 /// conflict (409), and neither is ever "storage is unavailable" (503).
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn a_write_the_data_makes_impossible_is_never_an_outage() {
     use agora_platform::db::{Fault, Migration};
     use agora_platform::http::ApiError;

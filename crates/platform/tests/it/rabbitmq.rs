@@ -1,4 +1,4 @@
-//! The RabbitMQ publisher against the machine's broker (skipped without
+//! The RabbitMQ publisher against the machine's broker (ignored without
 //! `AGORA_TEST_AMQP_URL`, never in CI): an event is confirmed only once a
 //! queue took it.
 
@@ -7,17 +7,8 @@ use agora_platform::events::{Envelope, OrderCompleted};
 use agora_platform::outbox::OutboxRecord;
 use agora_platform::transport::Publisher;
 
-fn broker_url() -> Option<String> {
-    match std::env::var("AGORA_TEST_AMQP_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
-            assert!(
-                !std::env::var("AGORA_REQUIRE_SERVERS").is_ok_and(|v| v == "1"),
-                "AGORA_REQUIRE_SERVERS=1 but AGORA_TEST_AMQP_URL is not set"
-            );
-            None
-        }
-    }
+fn broker_url() -> String {
+    agora_testing::servers().1
 }
 
 fn completed() -> OutboxRecord {
@@ -32,8 +23,12 @@ fn completed() -> OutboxRecord {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn an_event_that_no_queue_takes_is_not_confirmed_and_is_published_again_later() {
-    let Some(url) = broker_url() else { return };
+    let url = broker_url();
     let mut config = AmqpConfig::new(&url);
     config.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     config.consumers = vec![QueueSpec::new("inventory", &["order.completed.v1"])];
@@ -72,8 +67,12 @@ async fn delete_queue(url: &str, queue: &str) {
 
 /// A service's dead-letter queue keeps at most its maximum: the oldest go.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn a_dead_letter_queue_keeps_at_most_its_maximum() {
-    let Some(url) = broker_url() else { return };
+    let url = broker_url();
     let mut config = AmqpConfig::new(&url);
     config.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     config.dead_letter_max = 2;
@@ -110,8 +109,12 @@ async fn a_dead_letter_queue_keeps_at_most_its_maximum() {
 /// declaring it again with other arguments would fail, and the consumer
 /// with it.
 #[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
 async fn a_dead_letter_queue_made_without_a_maximum_is_taken_as_it_is() {
-    let Some(url) = broker_url() else { return };
+    let url = broker_url();
     let mut config = AmqpConfig::new(&url);
     config.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
     let broker = Broker::new(config.clone());

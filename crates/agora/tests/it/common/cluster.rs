@@ -26,6 +26,24 @@ pub struct Cluster {
     database_urls: Vec<String>,
     /// Set by `stop`; still false in `drop` when the test panicked.
     stopped: bool,
+    /// Its hold on the servers, given up when it is dropped.
+    _servers: Hold,
+}
+
+/// The machine's PostgreSQL and RabbitMQ are shared by every test of this
+/// binary; a test that stops one of them (a restart) holds them alone.
+static SERVERS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+enum Hold {
+    #[allow(dead_code)]
+    Shared(tokio::sync::RwLockReadGuard<'static, ()>),
+    #[allow(dead_code)]
+    Alone(tokio::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// A share of the servers, for a test that uses them without a cluster.
+pub async fn share_servers() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    SERVERS.read().await
 }
 
 /// One started process, with what it takes to start it again.
@@ -39,22 +57,10 @@ struct Process {
     envs: Vec<(String, String)>,
 }
 
-/// The servers to test against, or `None` to skip (outside CI).
-pub fn servers() -> Option<(String, String)> {
-    let db = std::env::var("AGORA_TEST_DATABASE_URL").ok();
-    let amqp = std::env::var("AGORA_TEST_AMQP_URL").ok();
-    match (db, amqp) {
-        (Some(db), Some(amqp)) => Some((db, amqp)),
-        _ if std::env::var("AGORA_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
-            panic!("AGORA_REQUIRE_SERVERS=1 but AGORA_TEST_DATABASE_URL or AGORA_TEST_AMQP_URL is not set")
-        }
-        _ => {
-            eprintln!(
-                "AGORA_TEST_DATABASE_URL / AGORA_TEST_AMQP_URL not set: distributed test skipped"
-            );
-            None
-        }
-    }
+/// The servers to test against (the tests that use them are ignored where
+/// none is named).
+pub fn servers() -> (String, String) {
+    agora_testing::servers()
 }
 
 /// A started process: the child, the address it listens on, and its log
@@ -104,8 +110,20 @@ async fn spawn(
 impl Cluster {
     /// Starts every service (`instances` of the named ones, one of the rest)
     /// and the gateway, and waits until the gateway is ready.
-    pub async fn start(instances: &[(&str, usize)]) -> Option<Cluster> {
-        let mut cluster = Cluster::empty()?;
+    pub async fn start(instances: &[(&str, usize)]) -> Cluster {
+        let cluster = Cluster::empty().await;
+        cluster.started(instances).await
+    }
+
+    /// As [`Cluster::start`], holding the servers alone: for a test that
+    /// stops and starts one of them.
+    pub async fn start_alone(instances: &[(&str, usize)]) -> Cluster {
+        let hold = Hold::Alone(SERVERS.write().await);
+        Cluster::with(hold).started(instances).await
+    }
+
+    async fn started(mut self, instances: &[(&str, usize)]) -> Cluster {
+        let cluster = &mut self;
         for service in services() {
             let count = instances
                 .iter()
@@ -115,16 +133,20 @@ impl Cluster {
         }
         cluster.start_gateway().await;
         cluster.ready().await;
-        Some(cluster)
+        self
     }
 
     /// A deployment with nothing started yet: its own queue prefix and
-    /// database names on the test servers (`None` to skip, outside CI).
-    pub fn empty() -> Option<Cluster> {
-        let (_, amqp_url) = servers()?;
+    /// database names on the test servers.
+    pub async fn empty() -> Cluster {
+        Cluster::with(Hold::Shared(SERVERS.read().await))
+    }
+
+    fn with(hold: Hold) -> Cluster {
+        let (_, amqp_url) = servers();
         let run = Uuid::now_v7().simple().to_string();
         let prefix = format!("t{}.", &run[run.len() - 10..]);
-        Some(Cluster {
+        Cluster {
             api: super::Api {
                 base: String::new(),
                 client: reqwest::Client::new(),
@@ -134,12 +156,13 @@ impl Cluster {
             processes: Vec::new(),
             database_urls: Vec::new(),
             stopped: false,
-        })
+            _servers: hold,
+        }
     }
 
     /// This deployment's database of `service` on the test server.
     pub fn database_url(&self, service: &str) -> String {
-        let (db_base, _) = servers().expect("servers checked when the cluster was made");
+        let (db_base, _) = servers();
         let (server, _) = db_base.rsplit_once('/').expect("a database URL");
         format!(
             "{server}/agora_{}_{service}",

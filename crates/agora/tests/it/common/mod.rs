@@ -8,10 +8,10 @@ pub mod cluster;
 pub mod outage;
 pub mod paging;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use agora::{Application, Config};
+use agora_testing::DataDir;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -25,17 +25,15 @@ pub struct Api {
 
 pub struct TestApp {
     api: Api,
-    pub data_dir: PathBuf,
+    pub data_dir: DataDir,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     pub bus: std::sync::Arc<agora_platform::bus::EmbeddedBus>,
 }
 
-/// A fresh data directory under the system's temp dir.
-pub fn fresh_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agora-test-{}", Uuid::now_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh data directory, removed when the test ends (pass or fail).
+pub fn fresh_dir() -> DataDir {
+    agora_testing::data_dir()
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -48,11 +46,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// Spawns an app on an existing data directory (a restart).
-pub async fn spawn_app_on(data_dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_on(data_dir: DataDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
     if std::env::var_os("RUST_LOG").is_some() {
         agora_platform::telemetry::init();
     }
-    let mut config = Config::new("127.0.0.1:0", &data_dir);
+    let mut config = Config::new("127.0.0.1:0", data_dir.to_path_buf());
     config.retry.base_delay = Duration::from_millis(20);
     tweak(&mut config);
     let app = Application::build(config).await.expect("app builds");
@@ -91,7 +89,8 @@ pub fn order_body(product_id: Uuid, quantity: i64, token: &str) -> Value {
 
 impl TestApp {
     /// Stops gracefully and waits until everything is closed.
-    pub async fn stop(mut self) -> PathBuf {
+    /// Returns its data directory, for a restart on it.
+    pub async fn stop(mut self) -> DataDir {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
