@@ -5,7 +5,7 @@
 //! extensions `eventversion`, `correlationid`, `causationid` and `traceparent`.
 //! The payload (`data`) is one of the typed events below. Each has a routing
 //! key `<entity>.<action>.v<N>` and a JSON Schema committed under
-//! `schemas/events/`; `tests/schemas.rs` fails when the two drift apart.
+//! `schemas/events/`; `tests/it/schemas.rs` fails when the two drift apart.
 //! Consumers decode payloads strictly (unknown fields, wrong types and wrong
 //! versions are refused), which is the schema check at the consuming edge.
 
