@@ -2,15 +2,20 @@
 //! not turn into an order gets its lines back.
 
 use agora_platform::consumer::{EventHandler, HandlerError};
-use agora_platform::events::{CheckoutRejected, DomainEvent, Envelope};
+use agora_platform::events::{CheckoutRejected, Envelope};
 use agora_platform::validate::MAX_QUANTITY;
 use agora_platform::Tx;
 use async_trait::async_trait;
 
 use crate::store;
 
-/// The routing keys the cart service's queue is bound to: what it consumes.
-pub const ROUTING_KEYS: &[&str] = &[CheckoutRejected::ROUTING_KEY];
+agora_platform::incoming! {
+    /// What the cart service consumes.
+    pub enum Incoming { CheckoutRejected }
+}
+
+/// The routing keys the cart service's queue is bound to.
+pub const ROUTING_KEYS: &[&str] = Incoming::ROUTING_KEYS;
 
 pub struct Handler;
 
@@ -27,7 +32,7 @@ impl EventHandler for Handler {
     /// Puts the lines back, on top of what the customer added since (at
     /// most the most a cart holds of one product).
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        let e: CheckoutRejected = event.decode()?;
+        let Incoming::CheckoutRejected(e) = Incoming::decode(event)?;
         for line in &e.items {
             store::add_at_most(
                 tx,

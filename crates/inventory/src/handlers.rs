@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
-    DomainEvent, Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, ProductCreated,
+    Envelope, LineItem, OrderCancelled, OrderCompleted, OrderCreated, ProductCreated,
     StockRejected, StockReleased, StockReserved,
 };
 use agora_platform::Tx;
@@ -14,13 +14,13 @@ use async_trait::async_trait;
 use crate::domain::{normalize, Level, Levels};
 use crate::store::{self, ReserveOutcome};
 
-/// The routing keys the inventory service's queue is bound to: what it consumes.
-pub const ROUTING_KEYS: &[&str] = &[
-    ProductCreated::ROUTING_KEY,
-    OrderCreated::ROUTING_KEY,
-    OrderCompleted::ROUTING_KEY,
-    OrderCancelled::ROUTING_KEY,
-];
+agora_platform::incoming! {
+    /// What inventory consumes, decoded once per event.
+    enum Incoming { ProductCreated, OrderCreated, OrderCompleted, OrderCancelled }
+}
+
+/// The routing keys the inventory service's queue is bound to.
+pub const ROUTING_KEYS: &[&str] = Incoming::ROUTING_KEYS;
 
 pub struct Handler {
     pub reservation_ttl: std::time::Duration,
@@ -69,33 +69,6 @@ impl EventHandler for Handler {
         }
         store::write_levels(tx, &mut levels).await?;
         Ok(())
-    }
-}
-
-/// The events inventory handles, decoded.
-enum Incoming {
-    ProductCreated(ProductCreated),
-    OrderCreated(Box<OrderCreated>),
-    OrderCompleted(OrderCompleted),
-    OrderCancelled(OrderCancelled),
-}
-
-impl Incoming {
-    fn decode(event: &Envelope) -> Result<Incoming, HandlerError> {
-        Ok(if event.is::<ProductCreated>() {
-            Incoming::ProductCreated(event.decode()?)
-        } else if event.is::<OrderCreated>() {
-            Incoming::OrderCreated(Box::new(event.decode()?))
-        } else if event.is::<OrderCompleted>() {
-            Incoming::OrderCompleted(event.decode()?)
-        } else if event.is::<OrderCancelled>() {
-            Incoming::OrderCancelled(event.decode()?)
-        } else {
-            return Err(HandlerError::permanent(format!(
-                "inventory does not handle {}",
-                event.event_type
-            )));
-        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use agora_platform::clock::now_rfc3339;
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
-    DomainEvent, Envelope, OrderCancelled, OrderCreated, PaymentSucceeded, ShippingCreated,
+    Envelope, OrderCancelled, OrderCreated, PaymentSucceeded, ShippingCreated,
 };
 use agora_platform::memo::Memo;
 use agora_platform::Tx;
@@ -19,13 +19,13 @@ use crate::store;
 /// An order's email and phone: written once, with `OrderCreated`.
 type Contact = (String, Option<String>);
 
-/// The routing keys the notification service's queue is bound to: what it consumes.
-pub const ROUTING_KEYS: &[&str] = &[
-    OrderCreated::ROUTING_KEY,
-    PaymentSucceeded::ROUTING_KEY,
-    ShippingCreated::ROUTING_KEY,
-    OrderCancelled::ROUTING_KEY,
-];
+agora_platform::incoming! {
+    /// What the notification service consumes.
+    pub enum Incoming { OrderCreated, PaymentSucceeded, ShippingCreated, OrderCancelled }
+}
+
+/// The routing keys the notification service's queue is bound to.
+pub const ROUTING_KEYS: &[&str] = Incoming::ROUTING_KEYS;
 
 pub struct Handler {
     /// Contacts seen by this process, so that the later notifications of an
@@ -55,28 +55,20 @@ impl EventHandler for Handler {
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        let (order_id, moment, contact) = if event.is::<OrderCreated>() {
-            let e: OrderCreated = event.decode()?;
-            store::save_contact(tx, e.order_id, &e.email, e.phone.as_deref()).await?;
-            (e.order_id, Moment::Created, Some((e.email, e.phone)))
-        } else if event.is::<PaymentSucceeded>() {
-            let e: PaymentSucceeded = event.decode()?;
-            (e.order_id, Moment::Confirmed, None)
-        } else if event.is::<ShippingCreated>() {
-            let e: ShippingCreated = event.decode()?;
-            let moment = Moment::Shipped {
-                carrier: e.carrier,
-                tracking_number: e.tracking_number,
-            };
-            (e.order_id, moment, None)
-        } else if event.is::<OrderCancelled>() {
-            let e: OrderCancelled = event.decode()?;
-            (e.order_id, Moment::Cancelled { code: e.code }, None)
-        } else {
-            return Err(HandlerError::permanent(format!(
-                "notification does not handle {}",
-                event.event_type
-            )));
+        let (order_id, moment, contact) = match Incoming::decode(event)? {
+            Incoming::OrderCreated(e) => {
+                store::save_contact(tx, e.order_id, &e.email, e.phone.as_deref()).await?;
+                (e.order_id, Moment::Created, Some((e.email, e.phone)))
+            }
+            Incoming::PaymentSucceeded(e) => (e.order_id, Moment::Confirmed, None),
+            Incoming::ShippingCreated(e) => {
+                let moment = Moment::Shipped {
+                    carrier: e.carrier,
+                    tracking_number: e.tracking_number,
+                };
+                (e.order_id, moment, None)
+            }
+            Incoming::OrderCancelled(e) => (e.order_id, Moment::Cancelled { code: e.code }, None),
         };
         if !moment.is_told() {
             return Ok(());

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use agora_catalog::PricingError;
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
-    CartCheckedOut, DomainEvent, Envelope, PaymentFailed, PaymentRefunded, PaymentSucceeded,
-    ShippingCreated, StockRejected, StockReleased, StockReserved,
+    CartCheckedOut, Envelope, PaymentFailed, PaymentRefunded, PaymentSucceeded, ShippingCreated,
+    StockRejected, StockReleased, StockReserved,
 };
 use agora_platform::Tx;
 use async_trait::async_trait;
@@ -17,17 +17,23 @@ use uuid::Uuid;
 use crate::domain::{Input, PlaceOrder};
 use crate::{store, Orders, Step};
 
-/// The routing keys the order service's queue is bound to: what it consumes.
-pub const ROUTING_KEYS: &[&str] = &[
-    CartCheckedOut::ROUTING_KEY,
-    StockReserved::ROUTING_KEY,
-    StockRejected::ROUTING_KEY,
-    PaymentSucceeded::ROUTING_KEY,
-    PaymentFailed::ROUTING_KEY,
-    ShippingCreated::ROUTING_KEY,
-    StockReleased::ROUTING_KEY,
-    PaymentRefunded::ROUTING_KEY,
-];
+agora_platform::incoming! {
+    /// What the order service consumes: checkouts, and the other services'
+    /// answers to the saga's steps.
+    pub enum Incoming {
+        CartCheckedOut,
+        StockReserved,
+        StockRejected,
+        PaymentSucceeded,
+        PaymentFailed,
+        ShippingCreated,
+        StockReleased,
+        PaymentRefunded,
+    }
+}
+
+/// The routing keys the order service's queue is bound to.
+pub const ROUTING_KEYS: &[&str] = Incoming::ROUTING_KEYS;
 
 pub struct Handler {
     pub orders: Orders,
@@ -50,18 +56,22 @@ impl EventHandler for Handler {
     /// Reads every order the batch's saga events name in one statement,
     /// moves them in memory event by event, and writes them back in one more.
     async fn handle_all(&self, tx: &mut Tx, events: &[&Envelope]) -> Result<(), HandlerError> {
-        let mut ids: Vec<Uuid> = events
+        let decoded = events
             .iter()
-            .filter_map(|e| saga_input(e).ok().map(|(id, _)| id))
-            .collect();
+            .map(|e| Incoming::decode(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ids: Vec<Uuid> = decoded.iter().filter_map(Incoming::order_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let mut loaded = store::find_many_in(tx, &ids).await?;
-        for event in events {
-            if event.is::<CartCheckedOut>() {
-                self.checkout(tx, event).await?;
-            } else {
-                self.step(tx, event, &mut loaded).await?;
+        for (incoming, event) in decoded.into_iter().zip(events) {
+            match incoming {
+                Incoming::CartCheckedOut(checkout) => self.checkout(tx, checkout, event).await?,
+                answer => {
+                    if let Some((order_id, input)) = saga_input(answer) {
+                        self.step(tx, event, order_id, input, &mut loaded).await?;
+                    }
+                }
             }
         }
         // One write for every order the batch moved.
@@ -80,9 +90,10 @@ impl Handler {
         &self,
         tx: &mut Tx,
         event: &Envelope,
+        order_id: Uuid,
+        input: Input,
         loaded: &mut HashMap<Uuid, store::Loaded>,
     ) -> Result<(), HandlerError> {
-        let (order_id, input) = saga_input(event)?;
         // Not read with the batch: created inside this transaction, or unknown.
         let found = match loaded.entry(order_id) {
             Entry::Occupied(entry) => Some(entry.into_mut()),
@@ -107,8 +118,12 @@ impl Handler {
         }
     }
 
-    async fn checkout(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        let checkout: CartCheckedOut = event.decode()?;
+    async fn checkout(
+        &self,
+        tx: &mut Tx,
+        checkout: CartCheckedOut,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
         let e = checkout.clone();
         let cmd = PlaceOrder {
             customer_id: e.customer_id,
@@ -133,38 +148,39 @@ impl Handler {
     }
 }
 
-/// The order and state-machine input an event stands for.
-fn saga_input(event: &Envelope) -> Result<(Uuid, Input), HandlerError> {
-    Ok(if event.is::<StockReserved>() {
-        let e: StockReserved = event.decode()?;
-        (e.order_id, Input::StockReserved)
-    } else if event.is::<StockRejected>() {
-        let e: StockRejected = event.decode()?;
-        (e.order_id, Input::StockRejected { reason: e.reason })
-    } else if event.is::<PaymentSucceeded>() {
-        let e: PaymentSucceeded = event.decode()?;
-        (e.order_id, Input::PaymentSucceeded)
-    } else if event.is::<PaymentFailed>() {
-        let e: PaymentFailed = event.decode()?;
-        (e.order_id, Input::PaymentFailed { reason: e.reason })
-    } else if event.is::<ShippingCreated>() {
-        let e: ShippingCreated = event.decode()?;
-        (
+impl Incoming {
+    /// The order a saga answer is about (none for a checkout: its order
+    /// does not exist yet).
+    fn order_id(&self) -> Option<Uuid> {
+        match self {
+            Incoming::CartCheckedOut(_) => None,
+            Incoming::StockReserved(e) => Some(e.order_id),
+            Incoming::StockRejected(e) => Some(e.order_id),
+            Incoming::PaymentSucceeded(e) => Some(e.order_id),
+            Incoming::PaymentFailed(e) => Some(e.order_id),
+            Incoming::ShippingCreated(e) => Some(e.order_id),
+            Incoming::StockReleased(e) => Some(e.order_id),
+            Incoming::PaymentRefunded(e) => Some(e.order_id),
+        }
+    }
+}
+
+/// The order and state-machine input a saga answer stands for (none for a
+/// checkout: it is no step of an existing order).
+fn saga_input(incoming: Incoming) -> Option<(Uuid, Input)> {
+    Some(match incoming {
+        Incoming::CartCheckedOut(_) => return None,
+        Incoming::StockReserved(e) => (e.order_id, Input::StockReserved),
+        Incoming::StockRejected(e) => (e.order_id, Input::StockRejected { reason: e.reason }),
+        Incoming::PaymentSucceeded(e) => (e.order_id, Input::PaymentSucceeded),
+        Incoming::PaymentFailed(e) => (e.order_id, Input::PaymentFailed { reason: e.reason }),
+        Incoming::ShippingCreated(e) => (
             e.order_id,
             Input::ShippingCreated {
                 tracking_number: e.tracking_number,
             },
-        )
-    } else if event.is::<StockReleased>() {
-        let e: StockReleased = event.decode()?;
-        (e.order_id, Input::StockReleased)
-    } else if event.is::<PaymentRefunded>() {
-        let e: PaymentRefunded = event.decode()?;
-        (e.order_id, Input::PaymentRefunded)
-    } else {
-        return Err(HandlerError::permanent(format!(
-            "order does not handle {}",
-            event.event_type
-        )));
+        ),
+        Incoming::StockReleased(e) => (e.order_id, Input::StockReleased),
+        Incoming::PaymentRefunded(e) => (e.order_id, Input::PaymentRefunded),
     })
 }

@@ -3,7 +3,7 @@
 use agora_platform::clock::now_rfc3339;
 use agora_platform::consumer::{EventHandler, HandlerError};
 use agora_platform::events::{
-    DomainEvent, Envelope, Money, OrderCancelled, PaymentFailed, PaymentRefunded, PaymentRequested,
+    Envelope, Money, OrderCancelled, PaymentFailed, PaymentRefunded, PaymentRequested,
     PaymentSucceeded,
 };
 use agora_platform::Tx;
@@ -13,8 +13,13 @@ use uuid::Uuid;
 use crate::domain::{Decision, Gateway, Payment, PaymentStatus};
 use crate::store;
 
-/// The routing keys the payment service's queue is bound to: what it consumes.
-pub const ROUTING_KEYS: &[&str] = &[PaymentRequested::ROUTING_KEY, OrderCancelled::ROUTING_KEY];
+agora_platform::incoming! {
+    /// What the payment service consumes.
+    pub enum Incoming { PaymentRequested, OrderCancelled }
+}
+
+/// The routing keys the payment service's queue is bound to.
+pub const ROUTING_KEYS: &[&str] = Incoming::ROUTING_KEYS;
 
 pub struct Handler {
     pub gateway: Gateway,
@@ -31,44 +36,44 @@ impl EventHandler for Handler {
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        if event.is::<PaymentRequested>() {
-            let e: PaymentRequested = event.decode()?;
-            let decision =
-                if agora_platform::chaos::roll(agora_platform::chaos::get().payment_decline_rate) {
+        match Incoming::decode(event)? {
+            Incoming::PaymentRequested(e) => {
+                let decision = if agora_platform::chaos::roll(
+                    agora_platform::chaos::get().payment_decline_rate,
+                ) {
                     Decision::Declined("declined at random (chaos switch)".into())
                 } else {
                     self.gateway.charge(&e.payment_token, &e.amount)
                 };
-            let (status, reason) = match &decision {
-                Decision::Captured => (PaymentStatus::Captured, None),
-                Decision::Declined(reason) => (PaymentStatus::Declined, Some(reason.clone())),
-            };
-            let payment = new_payment(e.order_id, e.amount.clone(), status, reason);
-            if !store::insert(tx, &payment).await? {
-                return Ok(()); // charged, declined or voided already: never twice
-            }
-            match decision {
-                Decision::Captured => {
-                    tracing::info!(order_id = %e.order_id, amount = e.amount.amount, "payment captured");
-                    let succeeded = PaymentSucceeded {
-                        order_id: e.order_id,
-                        payment_id: payment.id,
-                        amount: e.amount,
-                    };
-                    tx.publish(&Envelope::caused_by(&succeeded, event)).await?;
+                let (status, reason) = match &decision {
+                    Decision::Captured => (PaymentStatus::Captured, None),
+                    Decision::Declined(reason) => (PaymentStatus::Declined, Some(reason.clone())),
+                };
+                let payment = new_payment(e.order_id, e.amount.clone(), status, reason);
+                if !store::insert(tx, &payment).await? {
+                    return Ok(()); // charged, declined or voided already: never twice
                 }
-                Decision::Declined(reason) => {
-                    tracing::info!(order_id = %e.order_id, %reason, "payment declined");
-                    let failed = PaymentFailed {
-                        order_id: e.order_id,
-                        reason,
-                    };
-                    tx.publish(&Envelope::caused_by(&failed, event)).await?;
+                match decision {
+                    Decision::Captured => {
+                        tracing::info!(order_id = %e.order_id, amount = e.amount.amount, "payment captured");
+                        let succeeded = PaymentSucceeded {
+                            order_id: e.order_id,
+                            payment_id: payment.id,
+                            amount: e.amount,
+                        };
+                        tx.publish(&Envelope::caused_by(&succeeded, event)).await?;
+                    }
+                    Decision::Declined(reason) => {
+                        tracing::info!(order_id = %e.order_id, %reason, "payment declined");
+                        let failed = PaymentFailed {
+                            order_id: e.order_id,
+                            reason,
+                        };
+                        tx.publish(&Envelope::caused_by(&failed, event)).await?;
+                    }
                 }
             }
-        } else if event.is::<OrderCancelled>() {
-            let e: OrderCancelled = event.decode()?;
-            match store::find_by_order(tx, e.order_id).await? {
+            Incoming::OrderCancelled(e) => match store::find_by_order(tx, e.order_id).await? {
                 Some(payment) if payment.status == PaymentStatus::Captured => {
                     store::set_status(tx, payment.id, PaymentStatus::Refunded).await?;
                     tracing::info!(order_id = %e.order_id, amount = payment.amount.amount, "payment refunded");
@@ -88,12 +93,7 @@ impl EventHandler for Handler {
                     let void = new_payment(e.order_id, zero, PaymentStatus::Voided, Some(e.reason));
                     store::insert(tx, &void).await?;
                 }
-            }
-        } else {
-            return Err(HandlerError::permanent(format!(
-                "payment does not handle {}",
-                event.event_type
-            )));
+            },
         }
         Ok(())
     }

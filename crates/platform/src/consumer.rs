@@ -73,6 +73,47 @@ pub trait EventHandler: Send + Sync + 'static {
     }
 }
 
+/// What a service consumes, decoded once: `incoming! { pub enum Incoming {
+/// OrderCreated, OrderCancelled } }` makes an enum with one variant per
+/// event (named and typed after it), `Incoming::decode(&envelope)` (an
+/// event of another type is permanent: it goes to the dead-letter queue)
+/// and `Incoming::ROUTING_KEYS`, the keys the service's queue is bound to,
+/// so that what a handler matches on and what its queue receives are one
+/// list.
+#[macro_export]
+macro_rules! incoming {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($event:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[allow(clippy::large_enum_variant)]
+        $vis enum $name {
+            $($event($event)),+
+        }
+
+        impl $name {
+            /// The routing keys of the events it holds.
+            pub const ROUTING_KEYS: &'static [&'static str] = &[
+                $(<$event as $crate::events::DomainEvent>::ROUTING_KEY),+
+            ];
+
+            /// `event` decoded, or a permanent error for an event of a type
+            /// it does not hold.
+            pub fn decode(
+                event: &$crate::events::Envelope,
+            ) -> Result<$name, $crate::consumer::HandlerError> {
+                $(
+                    if event.is::<$event>() {
+                        return Ok($name::$event(event.decode()?));
+                    }
+                )+
+                Err($crate::consumer::HandlerError::permanent(format!(
+                    "{} is not among the events handled here",
+                    event.event_type
+                )))
+            }
+        }
+    };
+}
+
 /// How often and how patiently a consumer retries transient failures.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {

@@ -2,9 +2,7 @@
 
 use agora_platform::clock::now_rfc3339;
 use agora_platform::consumer::{EventHandler, HandlerError};
-use agora_platform::events::{
-    DomainEvent, Envelope, OrderCancelled, ShippingCreated, ShippingRequested,
-};
+use agora_platform::events::{Envelope, OrderCancelled, ShippingCreated, ShippingRequested};
 use agora_platform::Tx;
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -12,8 +10,13 @@ use uuid::Uuid;
 use crate::domain::{carrier_for, tracking_number, Shipment, ShipmentStatus};
 use crate::store;
 
-/// The routing keys the shipping service's queue is bound to: what it consumes.
-pub const ROUTING_KEYS: &[&str] = &[ShippingRequested::ROUTING_KEY, OrderCancelled::ROUTING_KEY];
+agora_platform::incoming! {
+    /// What the shipping service consumes.
+    pub enum Incoming { ShippingRequested, OrderCancelled }
+}
+
+/// The routing keys the shipping service's queue is bound to.
+pub const ROUTING_KEYS: &[&str] = Incoming::ROUTING_KEYS;
 
 pub struct Handler;
 
@@ -28,33 +31,32 @@ impl EventHandler for Handler {
     }
 
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
-        if event.is::<ShippingRequested>() {
-            let e: ShippingRequested = event.decode()?;
-            let id = Uuid::now_v7();
-            let shipment = Shipment {
-                id,
-                order_id: e.order_id,
-                status: ShipmentStatus::Created,
-                carrier: carrier_for(&e.shipping_address.country).into(),
-                tracking_number: tracking_number(id),
-                address: Some(e.shipping_address),
-                items: e.items,
-                created_at: now_rfc3339(),
-            };
-            if !store::insert(tx, &shipment).await? {
-                return Ok(()); // shipped already, or cancelled first
+        match Incoming::decode(event)? {
+            Incoming::ShippingRequested(e) => {
+                let id = Uuid::now_v7();
+                let shipment = Shipment {
+                    id,
+                    order_id: e.order_id,
+                    status: ShipmentStatus::Created,
+                    carrier: carrier_for(&e.shipping_address.country).into(),
+                    tracking_number: tracking_number(id),
+                    address: Some(e.shipping_address),
+                    items: e.items,
+                    created_at: now_rfc3339(),
+                };
+                if !store::insert(tx, &shipment).await? {
+                    return Ok(()); // shipped already, or cancelled first
+                }
+                tracing::info!(order_id = %e.order_id, tracking = %shipment.tracking_number, "shipment created");
+                let created = ShippingCreated {
+                    order_id: e.order_id,
+                    shipment_id: id,
+                    carrier: shipment.carrier,
+                    tracking_number: shipment.tracking_number,
+                };
+                tx.publish(&Envelope::caused_by(&created, event)).await?;
             }
-            tracing::info!(order_id = %e.order_id, tracking = %shipment.tracking_number, "shipment created");
-            let created = ShippingCreated {
-                order_id: e.order_id,
-                shipment_id: id,
-                carrier: shipment.carrier,
-                tracking_number: shipment.tracking_number,
-            };
-            tx.publish(&Envelope::caused_by(&created, event)).await?;
-        } else if event.is::<OrderCancelled>() {
-            let e: OrderCancelled = event.decode()?;
-            match store::find_by_order(tx, e.order_id).await? {
+            Incoming::OrderCancelled(e) => match store::find_by_order(tx, e.order_id).await? {
                 Some(s) if s.status == ShipmentStatus::Created => {
                     store::set_status(tx, s.id, ShipmentStatus::Cancelled).await?;
                 }
@@ -73,12 +75,7 @@ impl EventHandler for Handler {
                     };
                     store::insert(tx, &tombstone).await?;
                 }
-            }
-        } else {
-            return Err(HandlerError::permanent(format!(
-                "shipping does not handle {}",
-                event.event_type
-            )));
+            },
         }
         Ok(())
     }
