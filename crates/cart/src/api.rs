@@ -1,10 +1,7 @@
 //! Cart REST API: `/api/v1/carts/{customer_id}`.
 
-use agora_catalog::PricingError;
-use agora_platform::events::{CartCheckedOut, Envelope, LineItem};
-use agora_platform::http::{parse_id, ApiError, FieldError, Json};
+use agora_platform::http::{parse_id, ApiError, Json};
 use agora_platform::idempotency::{self, Answer};
-use agora_platform::validate::MAX_QUANTITY;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -13,8 +10,8 @@ use axum::Router;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{self, customer_id, AddItem, AddItemRequest, Cart, CheckoutRequest};
-use crate::{store, Carts};
+use crate::domain::{customer_id, AddItem, AddItemRequest, Cart, CheckoutRequest};
+use crate::{CartError, Carts};
 
 pub fn router(carts: Carts) -> Router {
     Router::new()
@@ -28,24 +25,12 @@ pub fn router(carts: Carts) -> Router {
         .with_state(carts)
 }
 
-/// The cart priced with the catalog's current prices.
-async fn priced(carts: &Carts, customer: String) -> Result<Cart, ApiError> {
-    let items = store::items(&carts.db, &customer).await?;
-    let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
-    let products = carts
-        .catalog
-        .products(&ids)
-        .await
-        .map_err(PricingError::Unavailable)?;
-    Ok(domain::view(customer, &items, &products))
-}
-
 async fn show(
     State(carts): State<Carts>,
     Path(customer): Path<String>,
 ) -> Result<Json<Cart>, ApiError> {
     let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
-    Ok(Json(priced(&carts, customer).await?))
+    Ok(Json(carts.view(customer).await?))
 }
 
 async fn add(
@@ -55,50 +40,7 @@ async fn add(
 ) -> Result<Json<Cart>, ApiError> {
     let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
     let item = AddItem::parse(req)?;
-    // The cart stays one that can be checked out: the new product must be
-    // known, priced in the cart's currency, and fit an order's line count.
-    let mut lines = store::items(&carts.db, &customer).await?;
-    match lines.iter_mut().find(|l| l.product_id == item.product_id) {
-        Some(line) => line.quantity = line.quantity.saturating_add(item.quantity),
-        None => lines.push(LineItem {
-            product_id: item.product_id,
-            quantity: item.quantity,
-        }),
-    }
-    if let Err(refused) = agora_catalog::price(carts.catalog.as_ref(), &lines).await {
-        return Err(match refused {
-            PricingError::Refused(errors) => ApiError::invalid(
-                errors
-                    .into_iter()
-                    .map(|e| {
-                        FieldError::new(added_field(&e.field, &lines, item.product_id), e.message)
-                    })
-                    .collect(),
-            ),
-            unavailable => unavailable.into(),
-        });
-    }
-    let mut tx = carts.db.begin().await?;
-    let quantity = store::add(&mut tx, &customer, item.product_id, item.quantity).await?;
-    if quantity > MAX_QUANTITY {
-        // Dropping `tx` rolls the addition back.
-        return Err(ApiError::invalid_field(
-            "quantity",
-            format!("the cart may hold at most {MAX_QUANTITY} of one product"),
-        ));
-    }
-    tx.commit().await?;
-    Ok(Json(priced(&carts, customer).await?))
-}
-
-/// A pricing error about the line being added is about the request's
-/// `product_id`; one about the cart as a whole stays `items`.
-fn added_field(field: &str, lines: &[LineItem], added: Uuid) -> String {
-    let added_line = lines.iter().position(|l| l.product_id == added);
-    match added_line {
-        Some(i) if field == format!("items[{i}].product_id") => "product_id".into(),
-        _ => field.to_owned(),
-    }
+    Ok(Json(carts.add(customer, item).await?))
 }
 
 async fn remove(
@@ -107,14 +49,7 @@ async fn remove(
 ) -> Result<Json<Cart>, ApiError> {
     let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
     let product_id = parse_id(&product, "product id")?;
-    let mut tx = carts.db.begin().await?;
-    if !store::remove(&mut tx, &customer, product_id).await? {
-        return Err(ApiError::not_found(format!(
-            "product {product_id} is not in the cart"
-        )));
-    }
-    tx.commit().await?;
-    Ok(Json(priced(&carts, customer).await?))
+    Ok(Json(carts.remove(customer, product_id).await?))
 }
 
 #[derive(Serialize)]
@@ -146,37 +81,13 @@ async fn checkout(
     if let Some(answer) = replayed {
         return Ok(answer);
     }
-    let checked = async {
-        let items = store::items(&carts.db, &customer).await?;
-        if items.is_empty() {
-            return Err(ApiError::invalid_field("items", "the cart is empty"));
-        }
-        agora_catalog::price(carts.catalog.as_ref(), &items).await?;
-        Ok(items)
-    }
-    .await;
+    let checked = carts.checkable(&customer).await;
     idempotency::once(&carts.db, &scope, key, fingerprint, ttl, move |tx| {
         Box::pin(async move {
             // Refused only now, once the key is claimed: a concurrent
             // checkout with the same key that committed is replayed instead.
             let items = checked?;
-            if store::take_all(tx, &customer).await? != items {
-                return Err(ApiError::conflict(
-                    "the cart changed during the checkout; try again",
-                ));
-            }
-            let order_id = Uuid::now_v7();
-            let event = CartCheckedOut {
-                order_id,
-                customer_id: customer.clone(),
-                email: purchase.email,
-                phone: purchase.phone,
-                items,
-                shipping_address: purchase.shipping_address,
-                payment_token: purchase.payment_token,
-            };
-            tx.publish(&Envelope::root(&event)).await?;
-            tracing::info!(order_id = %order_id, customer_id = %customer, "cart checked out");
+            let order_id = Carts::check_out_in(tx, customer, purchase, items).await?;
             let status_url = format!("/api/v1/orders/{order_id}");
             let body = CheckedOut {
                 order_id,
@@ -186,4 +97,17 @@ async fn checkout(
         })
     })
     .await
+}
+
+/// The cart's refusals as answers, in one place.
+impl From<CartError> for ApiError {
+    fn from(e: CartError) -> Self {
+        match e {
+            CartError::Invalid(invalid) => invalid.into(),
+            CartError::NotInCart(_) => ApiError::not_found(e.to_string()),
+            CartError::Changed => ApiError::conflict(e.to_string()),
+            CartError::Pricing(e) => e.into(),
+            CartError::Storage(e) => e.into(),
+        }
+    }
 }

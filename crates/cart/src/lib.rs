@@ -12,10 +12,16 @@ pub mod store;
 
 use std::sync::Arc;
 
-use agora_catalog::CatalogClient;
+use agora_catalog::{CatalogClient, PricingError};
 use agora_platform::db::Migration;
+use agora_platform::events::{CartCheckedOut, Envelope, LineItem};
 use agora_platform::service::{Context, Parts, Service};
-use agora_platform::Db;
+use agora_platform::validate::{FieldError, Invalid, MAX_QUANTITY};
+use agora_platform::{Db, DbError, Tx};
+use uuid::Uuid;
+
+use agora_platform::validate::Purchase;
+use domain::{AddItem, Cart};
 
 pub use store::MIGRATIONS;
 
@@ -37,6 +43,132 @@ impl Carts {
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
         }
     }
+
+    /// `customer`'s cart, priced with the catalog's current prices.
+    pub async fn view(&self, customer: String) -> Result<Cart, CartError> {
+        let items = store::items(&self.db, &customer).await?;
+        let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+        let products = self
+            .catalog
+            .products(&ids)
+            .await
+            .map_err(PricingError::Unavailable)?;
+        Ok(domain::view(customer, &items, &products))
+    }
+
+    /// Adds `item`, keeping the cart one that can be checked out: the
+    /// product must be known, priced in the cart's currency, and fit an
+    /// order's line count and a line's quantity.
+    pub async fn add(&self, customer: String, item: AddItem) -> Result<Cart, CartError> {
+        let mut lines = store::items(&self.db, &customer).await?;
+        match lines.iter_mut().find(|l| l.product_id == item.product_id) {
+            Some(line) => line.quantity = line.quantity.saturating_add(item.quantity),
+            None => lines.push(LineItem {
+                product_id: item.product_id,
+                quantity: item.quantity,
+            }),
+        }
+        match agora_catalog::price(self.catalog.as_ref(), &lines).await {
+            Ok(_) => {}
+            Err(PricingError::Refused(errors)) => {
+                let errors = errors
+                    .into_iter()
+                    .map(|e| {
+                        FieldError::new(added_field(&e.field, &lines, item.product_id), e.message)
+                    })
+                    .collect();
+                return Err(CartError::Invalid(Invalid(errors)));
+            }
+            Err(unavailable) => return Err(unavailable.into()),
+        }
+        let mut tx = self.db.begin().await?;
+        let quantity = store::add(&mut tx, &customer, item.product_id, item.quantity).await?;
+        if quantity > MAX_QUANTITY {
+            // Dropping `tx` rolls the addition back.
+            return Err(CartError::Invalid(Invalid::field(
+                "quantity",
+                format!("the cart may hold at most {MAX_QUANTITY} of one product"),
+            )));
+        }
+        tx.commit().await?;
+        self.view(customer).await
+    }
+
+    /// Takes `product_id` out of the cart.
+    pub async fn remove(&self, customer: String, product_id: Uuid) -> Result<Cart, CartError> {
+        let mut tx = self.db.begin().await?;
+        if !store::remove(&mut tx, &customer, product_id).await? {
+            return Err(CartError::NotInCart(product_id));
+        }
+        tx.commit().await?;
+        self.view(customer).await
+    }
+
+    /// The lines of a cart that can be checked out: not empty, and priced
+    /// by the order's own rule (so what the order service would refuse is
+    /// refused here, with the cart kept).
+    pub async fn checkable(&self, customer: &str) -> Result<Vec<LineItem>, CartError> {
+        let items = store::items(&self.db, customer).await?;
+        if items.is_empty() {
+            return Err(CartError::Invalid(Invalid::field(
+                "items",
+                "the cart is empty",
+            )));
+        }
+        agora_catalog::price(self.catalog.as_ref(), &items).await?;
+        Ok(items)
+    }
+
+    /// Empties the cart and emits `CartCheckedOut` inside `tx`, if the cart
+    /// still holds `items`; returns the new order's id.
+    pub async fn check_out_in(
+        tx: &mut Tx,
+        customer: String,
+        purchase: Purchase,
+        items: Vec<LineItem>,
+    ) -> Result<Uuid, CartError> {
+        if store::take_all(tx, &customer).await? != items {
+            return Err(CartError::Changed);
+        }
+        let order_id = Uuid::now_v7();
+        let event = CartCheckedOut {
+            order_id,
+            customer_id: customer.clone(),
+            email: purchase.email,
+            phone: purchase.phone,
+            items,
+            shipping_address: purchase.shipping_address,
+            payment_token: purchase.payment_token,
+        };
+        tx.publish(&Envelope::root(&event)).await?;
+        tracing::info!(order_id = %order_id, customer_id = %customer, "cart checked out");
+        Ok(order_id)
+    }
+}
+
+/// A pricing error about the line being added is about the request's
+/// `product_id`; one about the cart as a whole stays `items`.
+fn added_field(field: &str, lines: &[LineItem], added: Uuid) -> String {
+    let added_line = lines.iter().position(|l| l.product_id == added);
+    match added_line {
+        Some(i) if field == format!("items[{i}].product_id") => "product_id".into(),
+        _ => field.to_owned(),
+    }
+}
+
+/// Why a cart action was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum CartError {
+    #[error("{0}")]
+    Invalid(Invalid),
+    #[error("product {0} is not in the cart")]
+    NotInCart(Uuid),
+    #[error("the cart changed during the checkout; try again")]
+    Changed,
+    #[error("the cart cannot be priced")]
+    Pricing(#[from] PricingError),
+    #[error(transparent)]
+    Storage(#[from] DbError),
 }
 
 /// The cart service: a customer's cart, priced by the catalog, checked out

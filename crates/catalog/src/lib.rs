@@ -62,11 +62,13 @@ impl Catalog {
 }
 
 /// Why lines could not be priced.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PricingError {
     /// The catalog did not answer: worth trying again.
+    #[error("{0}")]
     Unavailable(CatalogError),
     /// The catalog answered, and the lines cannot make an order.
+    #[error("the lines cannot be priced ({} problems)", .0.len())]
     Refused(Vec<FieldError>),
 }
 

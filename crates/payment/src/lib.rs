@@ -10,9 +10,17 @@ pub mod domain;
 pub mod handlers;
 pub mod store;
 
+use agora_platform::clock::now_rfc3339;
 use agora_platform::db::Migration;
+use agora_platform::events::{
+    Envelope, Money, OrderCancelled, PaymentFailed, PaymentRefunded, PaymentRequested,
+    PaymentSucceeded,
+};
 use agora_platform::service::{Context, Parts, Service};
-use agora_platform::Db;
+use agora_platform::{Db, DbError, Tx};
+use uuid::Uuid;
+
+use domain::{Decision, Payment, PaymentStatus};
 
 pub use domain::Gateway;
 pub use store::MIGRATIONS;
@@ -28,6 +36,101 @@ pub struct Payments {
 impl Payments {
     pub fn new(db: Db, gateway: Gateway) -> Self {
         Payments { db, gateway }
+    }
+
+    /// Charges for a requested payment inside `tx`, once per order, and
+    /// announces whether it succeeded.
+    pub async fn charge_in(
+        tx: &mut Tx,
+        gateway: &Gateway,
+        e: PaymentRequested,
+        cause: &Envelope,
+    ) -> Result<(), DbError> {
+        let decision =
+            if agora_platform::chaos::roll(agora_platform::chaos::get().payment_decline_rate) {
+                Decision::Declined("declined at random (chaos switch)".into())
+            } else {
+                gateway.charge(&e.payment_token, &e.amount)
+            };
+        let (status, reason) = match &decision {
+            Decision::Captured => (PaymentStatus::Captured, None),
+            Decision::Declined(reason) => (PaymentStatus::Declined, Some(reason.clone())),
+        };
+        let payment = new_payment(e.order_id, e.amount.clone(), status, reason);
+        if !store::insert(tx, &payment).await? {
+            return Ok(()); // charged, declined or voided already: never twice
+        }
+        match decision {
+            Decision::Captured => {
+                tracing::info!(order_id = %e.order_id, amount = e.amount.amount, "payment captured");
+                let succeeded = PaymentSucceeded {
+                    order_id: e.order_id,
+                    payment_id: payment.id,
+                    amount: e.amount,
+                };
+                tx.publish(&Envelope::caused_by(&succeeded, cause)).await?;
+            }
+            Decision::Declined(reason) => {
+                tracing::info!(order_id = %e.order_id, %reason, "payment declined");
+                let failed = PaymentFailed {
+                    order_id: e.order_id,
+                    reason,
+                };
+                tx.publish(&Envelope::caused_by(&failed, cause)).await?;
+            }
+        }
+
+        Ok(())
+    }
+
+    /// Refunds a captured payment of a cancelled order inside `tx`; an
+    /// order cancelled before its payment is voided, so a late request
+    /// never charges.
+    pub async fn refund_in(
+        tx: &mut Tx,
+        e: OrderCancelled,
+        cause: &Envelope,
+    ) -> Result<(), DbError> {
+        match store::find_by_order(tx, e.order_id).await? {
+            Some(payment) if payment.status == PaymentStatus::Captured => {
+                store::set_status(tx, payment.id, PaymentStatus::Refunded).await?;
+                tracing::info!(order_id = %e.order_id, amount = payment.amount.amount, "payment refunded");
+                let refunded = PaymentRefunded {
+                    order_id: e.order_id,
+                    payment_id: payment.id,
+                    amount: payment.amount,
+                };
+                tx.publish(&Envelope::caused_by(&refunded, cause)).await?;
+            }
+            Some(_) => {}
+            None => {
+                let zero = Money {
+                    amount: 0,
+                    currency: "XXX".into(),
+                };
+                let void = new_payment(e.order_id, zero, PaymentStatus::Voided, Some(e.reason));
+                store::insert(tx, &void).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn new_payment(
+    order_id: Uuid,
+    amount: Money,
+    status: PaymentStatus,
+    reason: Option<String>,
+) -> Payment {
+    let now = now_rfc3339();
+    Payment {
+        id: Uuid::now_v7(),
+        order_id,
+        amount,
+        status,
+        reason,
+        created_at: now.clone(),
+        updated_at: now,
     }
 }
 

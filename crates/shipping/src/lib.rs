@@ -9,9 +9,14 @@ pub mod domain;
 pub mod handlers;
 pub mod store;
 
+use agora_platform::clock::now_rfc3339;
 use agora_platform::db::Migration;
+use agora_platform::events::{Envelope, OrderCancelled, ShippingCreated, ShippingRequested};
 use agora_platform::service::{Context, Parts, Service};
-use agora_platform::Db;
+use agora_platform::{Db, DbError, Tx};
+use uuid::Uuid;
+
+use domain::{carrier_for, tracking_number, Shipment, ShipmentStatus};
 
 pub use store::MIGRATIONS;
 
@@ -25,6 +30,66 @@ pub struct Shipping {
 impl Shipping {
     pub fn new(db: Db) -> Self {
         Shipping { db }
+    }
+
+    /// Creates the shipment a paid order asks for inside `tx`, once per
+    /// order (never after its cancellation), and announces it.
+    pub async fn ship_in(
+        tx: &mut Tx,
+        e: ShippingRequested,
+        cause: &Envelope,
+    ) -> Result<(), DbError> {
+        let id = Uuid::now_v7();
+        let shipment = Shipment {
+            id,
+            order_id: e.order_id,
+            status: ShipmentStatus::Created,
+            carrier: carrier_for(&e.shipping_address.country).into(),
+            tracking_number: tracking_number(id),
+            address: Some(e.shipping_address),
+            items: e.items,
+            created_at: now_rfc3339(),
+        };
+        if !store::insert(tx, &shipment).await? {
+            return Ok(()); // shipped already, or cancelled first
+        }
+        tracing::info!(order_id = %e.order_id, tracking = %shipment.tracking_number, "shipment created");
+        let created = ShippingCreated {
+            order_id: e.order_id,
+            shipment_id: id,
+            carrier: shipment.carrier,
+            tracking_number: shipment.tracking_number,
+        };
+        tx.publish(&Envelope::caused_by(&created, cause)).await?;
+
+        Ok(())
+    }
+
+    /// Cancels a cancelled order's shipment inside `tx`; an order cancelled
+    /// before it was shipped leaves a voided record, so a late request
+    /// never ships.
+    pub async fn cancel_in(tx: &mut Tx, e: OrderCancelled) -> Result<(), DbError> {
+        match store::find_by_order(tx, e.order_id).await? {
+            Some(s) if s.status == ShipmentStatus::Created => {
+                store::set_status(tx, s.id, ShipmentStatus::Cancelled).await?;
+            }
+            Some(_) => {}
+            None => {
+                let id = Uuid::now_v7();
+                let tombstone = Shipment {
+                    id,
+                    order_id: e.order_id,
+                    status: ShipmentStatus::Voided,
+                    carrier: String::new(),
+                    tracking_number: String::new(),
+                    address: None,
+                    items: Vec::new(),
+                    created_at: now_rfc3339(),
+                };
+                store::insert(tx, &tombstone).await?;
+            }
+        }
+        Ok(())
     }
 }
 
