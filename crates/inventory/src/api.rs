@@ -121,7 +121,7 @@ async fn adjust(
             )))
         }
     }
-    let stock = store::find_in(&mut tx, id)
+    let stock = store::find(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::internal("adjusted stock vanished"))?;
     tx.commit().await?;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use agora_platform::db::{placeholders, Db, DbError, Migration, Row, Tx, Value};
+use agora_platform::db::{placeholders, Db, DbError, Exec, Migration, Row, Tx, Value};
 use agora_platform::events::{LineItem, Shortage};
 use agora_platform::http::Page;
 use agora_platform::params;
@@ -91,11 +91,7 @@ pub async fn lock_levels(tx: &mut Tx, products: &BTreeSet<Uuid>) -> Result<Level
         return Ok(levels);
     }
     // COLLATE "C": byte order of the text, which is the order of the ids.
-    let lock = if tx.is_sqlite() {
-        ""
-    } else {
-        " ORDER BY product_id COLLATE \"C\" FOR UPDATE"
-    };
+    let lock = tx.locking_in_order_of("product_id");
     let sql = format!(
         "SELECT product_id, available, reserved, sold FROM stock WHERE product_id IN ({}){lock}",
         placeholders(1, products.len())
@@ -122,26 +118,14 @@ pub async fn write_levels(tx: &mut Tx, levels: &mut Levels) -> Result<(), DbErro
         .into_iter()
         .map(|(id, l)| params![id, l.available, l.reserved, l.sold, &at].to_vec())
         .collect();
-    if tx.is_sqlite() {
-        for row in &rows {
-            tx.execute(
-                "UPDATE stock SET available = $2, reserved = $3, sold = $4, updated_at = $5 WHERE product_id = $1",
-                row,
-            )
-            .await?;
-        }
-    } else if !rows.is_empty() {
-        tx.query_arrays(
-            "UPDATE stock AS s SET available = v.available, reserved = v.reserved, sold = v.sold,
-                updated_at = v.updated_at
-             FROM (SELECT unnest($1::TEXT[]) AS product_id, unnest($2::BIGINT[]) AS available,
-                    unnest($3::BIGINT[]) AS reserved, unnest($4::BIGINT[]) AS sold,
-                    unnest($5::TEXT[]) AS updated_at) AS v
-             WHERE s.product_id = v.product_id",
-            &rows,
-        )
-        .await?;
-    }
+    tx.update_rows(
+        "stock",
+        "product_id",
+        &[],
+        &["available", "reserved", "sold", "updated_at"],
+        &rows,
+    )
+    .await?;
     Ok(())
 }
 
@@ -360,26 +344,16 @@ fn stock(row: &Row) -> Result<Stock, DbError> {
     })
 }
 
-pub async fn find(db: &Db, product_id: Uuid) -> Result<Option<Stock>, DbError> {
-    db.query_opt(
-        &format!("{STOCK} WHERE s.product_id = $1"),
-        params![product_id],
-    )
-    .await?
-    .as_ref()
-    .map(stock)
-    .transpose()
-}
-
-pub async fn find_in(tx: &mut Tx, product_id: Uuid) -> Result<Option<Stock>, DbError> {
-    tx.query_opt(
-        &format!("{STOCK} WHERE s.product_id = $1"),
-        params![product_id],
-    )
-    .await?
-    .as_ref()
-    .map(stock)
-    .transpose()
+pub async fn find(on: impl Into<Exec<'_>>, product_id: Uuid) -> Result<Option<Stock>, DbError> {
+    on.into()
+        .query_opt(
+            &format!("{STOCK} WHERE s.product_id = $1"),
+            params![product_id],
+        )
+        .await?
+        .as_ref()
+        .map(stock)
+        .transpose()
 }
 
 /// A page of every product's stock, by product id.

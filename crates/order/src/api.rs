@@ -209,7 +209,7 @@ async fn cancel(
         move |tx| {
             Box::pin(async move {
                 let order = orders.cancel_in(tx, id, reason).await?;
-                let timeline = store::timeline_in(tx, id).await?;
+                let timeline = store::timeline(&mut *tx, id).await?;
                 Ok(Answer::json(
                     StatusCode::OK,
                     None,

@@ -97,7 +97,9 @@ impl Handler {
         // Not read with the batch: created inside this transaction, or unknown.
         let found = match loaded.entry(order_id) {
             Entry::Occupied(entry) => Some(entry.into_mut()),
-            Entry::Vacant(entry) => store::find_in(tx, order_id).await?.map(|f| entry.insert(f)),
+            Entry::Vacant(entry) => store::find_loaded(&mut *tx, order_id)
+                .await?
+                .map(|f| entry.insert(f)),
         };
         let step = match found {
             Some(found) => {

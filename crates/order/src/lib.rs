@@ -293,7 +293,7 @@ impl Orders {
             .advance(tx, id, Input::CancelRequested { reason }, None)
             .await?;
         refusal(id, step)?;
-        store::find_in(tx, id)
+        store::find_loaded(&mut *tx, id)
             .await?
             .map(|loaded| loaded.order)
             .ok_or(OrderError::Vanished(id))
@@ -310,7 +310,7 @@ impl Orders {
         input: Input,
         cause: Option<&Envelope>,
     ) -> Result<Step, DbError> {
-        let Some(mut found) = store::find_in(tx, id).await? else {
+        let Some(mut found) = store::find_loaded(&mut *tx, id).await? else {
             return Ok(Step::UnknownOrder);
         };
         let step = self.advance_loaded(tx, &mut found, input, cause).await?;

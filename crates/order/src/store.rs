@@ -1,8 +1,8 @@
 //! Order storage: `orders`, `order_items`, `order_timeline`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use agora_platform::db::{placeholders, Db, DbError, Migration, Row, Tx, Value};
+use agora_platform::db::{placeholders, Db, DbError, Exec, Migration, Row, Tx, Value};
 use agora_platform::events::{Money, PricedItem};
 use agora_platform::http::Page;
 use agora_platform::params;
@@ -236,8 +236,8 @@ pub async fn insert(
 }
 
 /// The order with its items, read inside a transaction.
-pub async fn find_in(tx: &mut Tx, id: Uuid) -> Result<Option<Loaded>, DbError> {
-    let rows = tx.query(ORDER, params![id]).await?;
+pub async fn find_loaded(on: impl Into<Exec<'_>>, id: Uuid) -> Result<Option<Loaded>, DbError> {
+    let rows = on.into().query(ORDER, params![id]).await?;
     Ok(loaded_orders(&rows)?.pop())
 }
 
@@ -262,9 +262,8 @@ pub async fn find_many_in(tx: &mut Tx, ids: &[Uuid]) -> Result<HashMap<Uuid, Loa
         .collect())
 }
 
-pub async fn find(db: &Db, id: Uuid) -> Result<Option<Order>, DbError> {
-    let rows = db.query(ORDER, params![id]).await?;
-    Ok(loaded_orders(&rows)?.pop().map(|loaded| loaded.order))
+pub async fn find(on: impl Into<Exec<'_>>, id: Uuid) -> Result<Option<Order>, DbError> {
+    Ok(find_loaded(on, id).await?.map(|loaded| loaded.order))
 }
 
 /// Writes the changed orders among `orders` (status, reason, awaited
@@ -286,8 +285,10 @@ pub async fn save<'a>(
         .map(|l| {
             params![
                 l.order.id,
+                // Written only if still as read:
                 l.stored.0.as_str(),
                 l.stored.1.as_text(),
+                // The new values:
                 l.order.status.as_str(),
                 l.order.reason.clone(),
                 &l.order.updated_at,
@@ -298,35 +299,25 @@ pub async fn save<'a>(
             .to_vec()
         })
         .collect();
-    let mut written = HashSet::new();
-    if tx.is_sqlite() {
-        for (loaded, row) in changed.iter().zip(&rows) {
-            let sql =
-                "UPDATE orders SET status = $4, reason = $5, updated_at = $6, deadline_at = $7,
-                    awaiting = $8, payment_token = $9
-                 WHERE id = $1 AND status = $2 AND awaiting = $3";
-            if tx.execute(sql, row).await? == 1 {
-                written.insert(loaded.order.id);
-            }
-        }
-    } else {
-        let sql = "UPDATE orders AS o SET status = v.status, reason = v.reason,
-                updated_at = v.updated_at, deadline_at = v.deadline_at, awaiting = v.awaiting,
-                payment_token = v.payment_token
-             FROM (SELECT unnest($1::TEXT[]) AS id, unnest($2::TEXT[]) AS stored_status,
-                    unnest($3::TEXT[]) AS stored_awaiting, unnest($4::TEXT[]) AS status,
-                    unnest($5::TEXT[]) AS reason, unnest($6::TEXT[]) AS updated_at,
-                    unnest($7::BIGINT[]) AS deadline_at, unnest($8::TEXT[]) AS awaiting,
-                    unnest($9::TEXT[]) AS payment_token) AS v
-             WHERE o.id = v.id AND o.status = v.stored_status AND o.awaiting = v.stored_awaiting
-             RETURNING o.id";
-        for row in tx.query_arrays(sql, &rows).await? {
-            written.insert(row.uuid(0)?);
-        }
-    }
+    let written = tx
+        .update_rows(
+            "orders",
+            "id",
+            &["status", "awaiting"],
+            &[
+                "status",
+                "reason",
+                "updated_at",
+                "deadline_at",
+                "awaiting",
+                "payment_token",
+            ],
+            &rows,
+        )
+        .await?;
     let mut conflicts = Vec::new();
-    for loaded in &mut changed {
-        if written.contains(&loaded.order.id) {
+    for (loaded, written) in changed.iter_mut().zip(written) {
+        if written {
             loaded.stored = (loaded.order.status, loaded.order.awaiting);
             loaded.changed = false;
         } else {
@@ -394,18 +385,13 @@ pub fn add_timeline(tx: &mut Tx, order_id: Uuid, entry: &TimelineEntry) {
 const TIMELINE: &str =
     "SELECT at, from_status, to_status, cause, event_id, note FROM order_timeline WHERE order_id = $1 ORDER BY id";
 
-pub async fn timeline(db: &Db, order_id: Uuid) -> Result<Vec<TimelineEntry>, DbError> {
-    db.query(TIMELINE, params![order_id])
-        .await?
-        .iter()
-        .map(timeline_entry)
-        .collect()
-}
-
-/// The timeline as `tx` sees it, with the entries it added.
-pub async fn timeline_in(tx: &mut Tx, order_id: Uuid) -> Result<Vec<TimelineEntry>, DbError> {
-    tx.write_queued_rows().await?;
-    tx.query(TIMELINE, params![order_id])
+/// Inside a transaction, with the entries it added.
+pub async fn timeline(
+    on: impl Into<Exec<'_>>,
+    order_id: Uuid,
+) -> Result<Vec<TimelineEntry>, DbError> {
+    on.into()
+        .query_written(TIMELINE, params![order_id])
         .await?
         .iter()
         .map(timeline_entry)

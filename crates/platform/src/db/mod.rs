@@ -20,6 +20,7 @@
 //! backend.
 
 mod error;
+mod exec;
 mod notify;
 mod postgres;
 mod sqlite;
@@ -37,6 +38,7 @@ use sqlx::Executor;
 use tokio::sync::{Mutex, Notify};
 
 pub use error::{DbError, Fault};
+pub use exec::Exec;
 pub use postgres::drop_postgres_database;
 pub use tx::{placeholders, Tx};
 pub use value::{Cell, Row, Value};
@@ -143,7 +145,9 @@ impl Db {
         })
     }
 
-    pub fn is_sqlite(&self) -> bool {
+    /// For the outbox relay's two strategies (see `outbox::relay_once`);
+    /// no service branches on the backend.
+    pub(crate) fn is_sqlite(&self) -> bool {
         matches!(self.backend, Backend::Sqlite(_))
     }
 

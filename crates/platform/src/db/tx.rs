@@ -70,7 +70,7 @@ impl Tx {
         }
     }
 
-    pub fn is_sqlite(&self) -> bool {
+    fn is_sqlite(&self) -> bool {
         matches!(self.inner, TxInner::Sqlite(_))
     }
 
@@ -148,6 +148,97 @@ impl Tx {
         });
     }
 
+    /// Updates `table`'s rows by `key`: each of `rows` holds the key, then
+    /// one value per `guards` column (the row is written only if those
+    /// columns still hold these values, as read), then one per `sets`
+    /// column. Returns, per row, whether it was written. One statement for
+    /// all on PostgreSQL (arrays unnested in the select list, as in
+    /// [`Tx::insert_rows`]), one per row on SQLite, where statements cost
+    /// microseconds and run under the one writer.
+    pub async fn update_rows(
+        &mut self,
+        table: &str,
+        key: &str,
+        guards: &[&str],
+        sets: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<bool>, DbError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (g, n) = (guards.len(), sets.len());
+        if matches!(self.inner, TxInner::Sqlite(_)) {
+            let assign: Vec<String> = sets
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = ${}", 2 + g + i))
+                .collect();
+            let mut check = vec![format!("{key} = $1")];
+            check.extend(
+                guards
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = ${}", 2 + i)),
+            );
+            let sql = format!(
+                "UPDATE {table} SET {} WHERE {}",
+                assign.join(", "),
+                check.join(" AND ")
+            );
+            let mut written = Vec::with_capacity(rows.len());
+            for row in rows {
+                written.push(self.execute(&sql, row).await? == 1);
+            }
+            return Ok(written);
+        }
+        let mut columns = vec![format!("unnest($1) AS k")];
+        columns.extend((0..g).map(|i| format!("unnest(${}) AS g{i}", 2 + i)));
+        columns.extend((0..n).map(|i| format!("unnest(${}) AS s{i}", 2 + g + i)));
+        let assign: Vec<String> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = v.s{i}"))
+            .collect();
+        let mut check = vec![format!("t.{key} = v.k")];
+        check.extend(
+            guards
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("t.{c} = v.g{i}")),
+        );
+        let sql = format!(
+            "UPDATE {table} AS t SET {} FROM (SELECT {}) AS v WHERE {} RETURNING t.{key}",
+            assign.join(", "),
+            columns.join(", "),
+            check.join(" AND ")
+        );
+        let returned = self.query_arrays(&sql, rows).await?;
+        let written: std::collections::HashSet<String> = returned
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_, _>>()?;
+        Ok(rows
+            .iter()
+            .map(|row| match row.first() {
+                Some(Value::Text(Some(k))) => written.contains(k),
+                Some(Value::Int(Some(k))) => written.contains(&k.to_string()),
+                _ => false,
+            })
+            .collect())
+    }
+
+    /// What a `SELECT` of rows this transaction is about to update ends
+    /// with, to lock them in `column` order (two transactions over the same
+    /// rows lock them in one order, so neither waits for the other in a
+    /// cycle): `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose one
+    /// writer serialises transactions already.
+    pub fn locking_in_order_of(&self, column: &str) -> String {
+        match self.inner {
+            TxInner::Sqlite(_) => String::new(),
+            TxInner::Postgres(_) => format!(" ORDER BY {column} COLLATE \"C\" FOR UPDATE"),
+        }
+    }
+
     /// Inserts `rows` (each with one value per column of `columns`) into
     /// `table` in one statement, skipping rows that exist already, and
     /// returns the `returning` columns of the rows it inserted. PostgreSQL
@@ -197,17 +288,14 @@ impl Tx {
         }
     }
 
-    /// Runs `sql` once for all of `rows` (PostgreSQL only): parameter `$j`
+    /// Runs `sql` once for all of `rows` (PostgreSQL only: private to the
+    /// storage layer, behind [`Tx::update_rows`]): parameter `$j`
     /// is bound to the array of every row's `j`-th value, typed by the
     /// first row, so `sql` reads the rows as
     /// `(SELECT unnest($1::TEXT[]) AS a, …)` (in the select list: see
     /// [`Tx::insert_rows`]). One statement, with the same text and plan,
     /// for any number of rows.
-    pub async fn query_arrays(
-        &mut self,
-        sql: &str,
-        rows: &[Vec<Value>],
-    ) -> Result<Vec<Row>, DbError> {
+    async fn query_arrays(&mut self, sql: &str, rows: &[Vec<Value>]) -> Result<Vec<Row>, DbError> {
         let TxInner::Postgres(tx) = &mut self.inner else {
             return Err(DbError::Decode(
                 "query_arrays binds arrays, which only PostgreSQL has".into(),

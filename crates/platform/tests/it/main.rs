@@ -7,3 +7,4 @@ mod outbox_inbox;
 mod postgres;
 mod rabbitmq;
 mod schemas;
+mod storage;
