@@ -7,15 +7,7 @@ use uuid::Uuid;
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "cart_0001_cart_items",
-    sql: "
-        CREATE TABLE IF NOT EXISTS cart_items (
-            customer_id TEXT NOT NULL,
-            product_id TEXT NOT NULL,
-            quantity BIGINT NOT NULL,
-            added_at TEXT NOT NULL,
-            PRIMARY KEY (customer_id, product_id)
-        );
-    ",
+    sql: include_str!("../migrations/cart_0001_cart_items.sql"),
 }];
 
 /// Adds `quantity` of a product, on top of what the cart holds. Returns the

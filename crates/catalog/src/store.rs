@@ -10,17 +10,7 @@ use crate::domain::{NewProduct, Product};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "catalog_0001_products",
-    sql: "
-        CREATE TABLE IF NOT EXISTS products (
-            id TEXT PRIMARY KEY,
-            sku TEXT NOT NULL UNIQUE,
-            name TEXT NOT NULL,
-            description TEXT NOT NULL,
-            price_amount BIGINT NOT NULL,
-            currency TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-    ",
+    sql: include_str!("../migrations/catalog_0001_products.sql"),
 }];
 
 const COLUMNS: &str = "id, sku, name, description, price_amount, currency, created_at";

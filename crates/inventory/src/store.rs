@@ -13,39 +13,11 @@ use crate::domain::{Adjustment, Bucket, Level, Levels, Reservation, ReservationS
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "inventory_0001_stock",
-        sql: "
-        CREATE TABLE IF NOT EXISTS stock (
-            product_id TEXT PRIMARY KEY,
-            sku TEXT NOT NULL,
-            initial BIGINT NOT NULL,
-            available BIGINT NOT NULL CHECK (available >= 0),
-            reserved BIGINT NOT NULL CHECK (reserved >= 0),
-            sold BIGINT NOT NULL CHECK (sold >= 0),
-            updated_at TEXT NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS adjustments (
-            id TEXT PRIMARY KEY,
-            product_id TEXT NOT NULL,
-            delta BIGINT NOT NULL,
-            reason TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS adjustments_product ON adjustments (product_id);
-        CREATE TABLE IF NOT EXISTS reservations (
-            order_id TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            items TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-    ",
+        sql: include_str!("../migrations/inventory_0001_stock.sql"),
     },
     Migration {
         name: "inventory_0002_reservation_expiry",
-        sql: "
-            ALTER TABLE reservations ADD COLUMN expires_at BIGINT;
-            CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations (expires_at);
-        ",
+        sql: include_str!("../migrations/inventory_0002_reservation_expiry.sql"),
     },
 ];
 

@@ -10,18 +10,7 @@ use crate::domain::{Payment, PaymentStatus};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "payment_0001_payments",
-    sql: "
-        CREATE TABLE IF NOT EXISTS payments (
-            id TEXT PRIMARY KEY,
-            order_id TEXT NOT NULL UNIQUE,
-            amount BIGINT NOT NULL,
-            currency TEXT NOT NULL,
-            status TEXT NOT NULL,
-            reason TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-    ",
+    sql: include_str!("../migrations/payment_0001_payments.sql"),
 }];
 
 const COLUMNS: &str = "id, order_id, amount, currency, status, reason, created_at, updated_at";

@@ -22,18 +22,7 @@ use crate::params;
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "platform_0002_idempotency_keys",
-    sql: "
-        CREATE TABLE IF NOT EXISTS idempotency_keys (
-            scope TEXT NOT NULL,
-            key TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            status BIGINT NOT NULL,
-            location TEXT,
-            body TEXT NOT NULL,
-            created_at BIGINT NOT NULL,
-            PRIMARY KEY (scope, key)
-        );
-    ",
+    sql: include_str!("../migrations/platform_0002_idempotency_keys.sql"),
 }];
 
 /// How long a key is remembered by default.

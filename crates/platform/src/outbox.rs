@@ -21,29 +21,13 @@ use crate::transport::Publisher;
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "platform_0001_outbox_inbox",
-        sql: "
-        CREATE TABLE IF NOT EXISTS outbox (
-            id TEXT PRIMARY KEY,
-            routing_key TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            envelope TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            published_at TEXT
-        );
-        CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-        CREATE TABLE IF NOT EXISTS inbox (
-            consumer TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            handled_at TEXT NOT NULL,
-            PRIMARY KEY (consumer, event_id)
-        );
-    ",
+        sql: include_str!("../migrations/platform_0001_outbox_inbox.sql"),
     },
     // `envelope` is what the event log keeps and shows (secrets masked);
     // `secrets` the masked fields' values, held only until the publish.
     Migration {
         name: "platform_0003_outbox_secrets",
-        sql: "ALTER TABLE outbox ADD COLUMN secrets TEXT;",
+        sql: include_str!("../migrations/platform_0003_outbox_secrets.sql"),
     },
 ];
 

@@ -23,7 +23,7 @@ use crate::periodic::Periodic;
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "platform_0004_idempotency_keys_by_age",
-    sql: "CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);",
+    sql: include_str!("../migrations/platform_0004_idempotency_keys_by_age.sql"),
 }];
 
 /// Rows one statement deletes at most.

@@ -9,19 +9,7 @@ use crate::domain::{Shipment, ShipmentStatus};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     name: "shipping_0001_shipments",
-    sql: "
-        CREATE TABLE IF NOT EXISTS shipments (
-            id TEXT PRIMARY KEY,
-            order_id TEXT NOT NULL UNIQUE,
-            status TEXT NOT NULL,
-            carrier TEXT NOT NULL,
-            tracking_number TEXT NOT NULL,
-            address TEXT,
-            items TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
-        );
-    ",
+    sql: include_str!("../migrations/shipping_0001_shipments.sql"),
 }];
 
 const COLUMNS: &str = "id, order_id, status, carrier, tracking_number, address, items, created_at";

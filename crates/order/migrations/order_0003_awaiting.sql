@@ -1,0 +1,1 @@
+ALTER TABLE orders ADD COLUMN awaiting TEXT NOT NULL DEFAULT '';
