@@ -144,7 +144,7 @@ impl Handler {
                     .reject_checkout_in(tx, &checkout, &errors, event)
                     .await?;
             }
-            Err(PricingError::Unavailable(e)) => return Err(HandlerError::transient(e)),
+            Err(PricingError::Unavailable(e)) => return Err(HandlerError::Transient(Box::new(e))),
         }
         Ok(())
     }

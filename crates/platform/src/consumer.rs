@@ -17,22 +17,28 @@ use crate::events::{DecodeError, Envelope};
 use crate::params;
 use crate::transport::Settlement;
 
+/// The error a handler failed with, kept as it was (a storage error stays
+/// a `DbError`, for the log and for whoever inspects the chain).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How a handler failed, for the consumer to settle the delivery: the
+/// boundary between a service's reactions and the transport.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// Worth retrying: storage busy or unreachable, a dependency not ready.
     #[error("{0}")]
-    Transient(String),
+    Transient(Cause),
     /// Will never succeed: goes to the dead-letter queue at once.
     #[error("{0}")]
-    Permanent(String),
+    Permanent(Cause),
 }
 
 impl HandlerError {
     pub fn transient(e: impl std::fmt::Display) -> Self {
-        HandlerError::Transient(e.to_string())
+        HandlerError::Transient(e.to_string().into())
     }
     pub fn permanent(e: impl std::fmt::Display) -> Self {
-        HandlerError::Permanent(e.to_string())
+        HandlerError::Permanent(e.to_string().into())
     }
 }
 
@@ -41,15 +47,15 @@ impl From<DbError> for HandlerError {
     /// goes to the dead-letter queue at once instead of retrying.
     fn from(e: DbError) -> Self {
         match e.fault() {
-            crate::db::Fault::Data => HandlerError::Permanent(e.to_string()),
-            _ => HandlerError::Transient(e.to_string()),
+            crate::db::Fault::Data => HandlerError::Permanent(Box::new(e)),
+            _ => HandlerError::Transient(Box::new(e)),
         }
     }
 }
 
 impl From<DecodeError> for HandlerError {
     fn from(e: DecodeError) -> Self {
-        HandlerError::Permanent(e.to_string())
+        HandlerError::Permanent(Box::new(e))
     }
 }
 
@@ -159,7 +165,7 @@ impl RetryPolicy {
             }
             HandlerError::Transient(e) => Settlement::Retry {
                 delay_ms: self.delay(failed_attempts).as_millis() as u64,
-                error: e.clone(),
+                error: e.to_string(),
             },
         }
     }
@@ -262,7 +268,7 @@ async fn unwound<T>(
         Err(payload) => {
             let message = crate::supervise::panic_message(&*payload);
             tracing::error!(panic = %message, "an event handler panicked");
-            Err(HandlerError::Permanent(format!(
+            Err(HandlerError::permanent(format!(
                 "the handler panicked: {message}"
             )))
         }
@@ -346,6 +352,14 @@ mod tests {
             gather(9, &mut stream, 64, Duration::ZERO).await,
             vec![9, 0, 0]
         );
+    }
+
+    #[test]
+    fn a_storage_error_is_kept_as_the_cause_of_a_handler_error() {
+        let e = HandlerError::from(DbError::Decode("bad row".into()));
+        let (HandlerError::Transient(cause) | HandlerError::Permanent(cause)) = &e;
+        assert!(cause.downcast_ref::<DbError>().is_some(), "{e}");
+        assert!(e.to_string().contains("bad row"));
     }
 
     #[test]

@@ -406,7 +406,7 @@ agora_testing::each_backend! {
 
             assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{}", t.backend);
             assert!(
-                matches!(&outcomes[1], Err(HandlerError::Permanent(e)) if e.contains("panicked")),
+                matches!(&outcomes[1], Err(HandlerError::Permanent(e)) if e.to_string().contains("panicked")),
                 "{}: {:?}",
                 t.backend,
                 outcomes[1]
