@@ -13,14 +13,15 @@ pub mod handlers;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_platform::db::Migration;
-use agora_platform::events::{Envelope, StockReleased};
+use agora_platform::events::{Envelope, LineItem, StockReleased};
 use agora_platform::service::{Context, Parts, Peer, Service, Settings};
-use agora_platform::{Db, DbError};
+use agora_platform::{Db, DbError, Tx};
 use axum::http::Extensions;
-use std::sync::Arc;
+use uuid::Uuid;
 
 pub use store::MIGRATIONS;
 
@@ -50,7 +51,7 @@ impl Inventory {
         let mut released = 0;
         for order_id in expired {
             let mut tx = self.db.begin().await?;
-            if let Some(items) = store::release(&mut tx, order_id).await? {
+            if let Some(items) = release(&mut tx, order_id).await? {
                 tracing::warn!(order_id = %order_id, "reservation expired; stock released");
                 tx.publish(&Envelope::root(&StockReleased { order_id, items }))
                     .await?;
@@ -60,6 +61,43 @@ impl Inventory {
         }
         Ok(released)
     }
+}
+
+/// Reserves `items` for an order inside `tx` ([`store::reserve_locked`]
+/// on its own): locks the items' stock, reserves, writes.
+pub async fn reserve(
+    tx: &mut Tx,
+    order_id: Uuid,
+    items: &[LineItem],
+    expires_at: i64,
+) -> Result<store::ReserveOutcome, DbError> {
+    let products = items.iter().map(|item| item.product_id).collect();
+    let mut levels = store::lock_levels(tx, &products).await?;
+    let outcome = store::reserve_locked(tx, &mut levels, order_id, items, expires_at).await?;
+    store::write_levels(tx, &mut levels).await?;
+    Ok(outcome)
+}
+
+/// Gives a held reservation back to stock inside `tx`
+/// ([`store::release_locked`] on its own): locks the reservation's stock, releases,
+/// writes.
+pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>>, DbError> {
+    let products = store::reserved_products(tx, &[order_id]).await?;
+    let mut levels = store::lock_levels(tx, &products).await?;
+    let released = store::release_locked(tx, &mut levels, order_id).await?;
+    store::write_levels(tx, &mut levels).await?;
+    Ok(released)
+}
+
+/// Sells a held reservation inside `tx` ([`store::sell_locked`] on its
+/// own): locks the reservation's stock, sells,
+/// writes.
+pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
+    let products = store::reserved_products(tx, &[order_id]).await?;
+    let mut levels = store::lock_levels(tx, &products).await?;
+    let sold = store::sell_locked(tx, &mut levels, order_id).await?;
+    store::write_levels(tx, &mut levels).await?;
+    Ok(sold)
 }
 
 /// The reservation expiry, run periodically by the composition.

@@ -189,40 +189,6 @@ pub async fn sell_locked(
     .is_some())
 }
 
-/// [`reserve_locked`] on its own: locks the items' stock, reserves, writes.
-pub async fn reserve(
-    tx: &mut Tx,
-    order_id: Uuid,
-    items: &[LineItem],
-    expires_at: i64,
-) -> Result<ReserveOutcome, DbError> {
-    let products = items.iter().map(|item| item.product_id).collect();
-    let mut levels = lock_levels(tx, &products).await?;
-    let outcome = reserve_locked(tx, &mut levels, order_id, items, expires_at).await?;
-    write_levels(tx, &mut levels).await?;
-    Ok(outcome)
-}
-
-/// [`release_locked`] on its own: locks the reservation's stock, releases,
-/// writes.
-pub async fn release(tx: &mut Tx, order_id: Uuid) -> Result<Option<Vec<LineItem>>, DbError> {
-    let products = reserved_products(tx, &[order_id]).await?;
-    let mut levels = lock_levels(tx, &products).await?;
-    let released = release_locked(tx, &mut levels, order_id).await?;
-    write_levels(tx, &mut levels).await?;
-    Ok(released)
-}
-
-/// [`sell_locked`] on its own: locks the reservation's stock, sells,
-/// writes.
-pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
-    let products = reserved_products(tx, &[order_id]).await?;
-    let mut levels = lock_levels(tx, &products).await?;
-    let sold = sell_locked(tx, &mut levels, order_id).await?;
-    write_levels(tx, &mut levels).await?;
-    Ok(sold)
-}
-
 /// Moves the order's reservation from held to `to` (sold or released),
 /// and its units from reserved to `bucket` of `levels`; returns
 /// its items, `None` when it is not held (none yet, or decided already).

@@ -45,7 +45,7 @@ agora_testing::each_backend! {
             let ids = stocked(&t.db, &[10, 1]).await;
             let order = Uuid::now_v7();
             let mut tx = t.db.begin().await.unwrap();
-            let outcome = store::reserve(
+            let outcome = agora_inventory::reserve(
                 &mut tx,
                 order,
                 &normalize([line(ids[0], 4), line(ids[1], 2)]),
@@ -69,7 +69,7 @@ agora_testing::each_backend! {
             // The decision is final for that order.
             let mut tx = t.db.begin().await.unwrap();
             assert_eq!(
-                store::reserve(&mut tx, order, &[line(ids[0], 1)], i64::MAX)
+                agora_inventory::reserve(&mut tx, order, &[line(ids[0], 1)], i64::MAX)
                     .await
                     .unwrap(),
                 ReserveOutcome::AlreadyDecided
@@ -86,13 +86,13 @@ agora_testing::each_backend! {
             let (sold_order, released_order) = (Uuid::now_v7(), Uuid::now_v7());
             let mut tx = t.db.begin().await.unwrap();
             assert!(matches!(
-                store::reserve(&mut tx, sold_order, &[line(ids[0], 3)], i64::MAX)
+                agora_inventory::reserve(&mut tx, sold_order, &[line(ids[0], 3)], i64::MAX)
                     .await
                     .unwrap(),
                 ReserveOutcome::Reserved(_)
             ));
             assert!(matches!(
-                store::reserve(&mut tx, released_order, &[line(ids[0], 2)], i64::MAX)
+                agora_inventory::reserve(&mut tx, released_order, &[line(ids[0], 2)], i64::MAX)
                     .await
                     .unwrap(),
                 ReserveOutcome::Reserved(_)
@@ -101,22 +101,22 @@ agora_testing::each_backend! {
             assert_eq!(numbers(&t, ids[0]).await, (5, 5, 0));
 
             let mut tx = t.db.begin().await.unwrap();
-            assert!(store::sell(&mut tx, sold_order).await.unwrap());
+            assert!(agora_inventory::sell(&mut tx, sold_order).await.unwrap());
             assert!(
-                !store::sell(&mut tx, sold_order).await.unwrap(),
+                !agora_inventory::sell(&mut tx, sold_order).await.unwrap(),
                 "selling twice"
             );
             assert_eq!(
-                store::release(&mut tx, released_order).await.unwrap(),
+                agora_inventory::release(&mut tx, released_order).await.unwrap(),
                 Some(vec![line(ids[0], 2)])
             );
             assert_eq!(
-                store::release(&mut tx, released_order).await.unwrap(),
+                agora_inventory::release(&mut tx, released_order).await.unwrap(),
                 None,
                 "releasing twice"
             );
             assert_eq!(
-                store::release(&mut tx, sold_order).await.unwrap(),
+                agora_inventory::release(&mut tx, sold_order).await.unwrap(),
                 None,
                 "a sale is not released"
             );
@@ -133,9 +133,9 @@ agora_testing::each_backend! {
             let ids = stocked(&t.db, &[10]).await;
             let order = Uuid::now_v7();
             let mut tx = t.db.begin().await.unwrap();
-            assert_eq!(store::release(&mut tx, order).await.unwrap(), None);
+            assert_eq!(agora_inventory::release(&mut tx, order).await.unwrap(), None);
             assert_eq!(
-                store::reserve(&mut tx, order, &[line(ids[0], 3)], i64::MAX)
+                agora_inventory::reserve(&mut tx, order, &[line(ids[0], 3)], i64::MAX)
                     .await
                     .unwrap(),
                 ReserveOutcome::AlreadyDecided
@@ -157,7 +157,7 @@ agora_testing::each_backend! {
             let (sold_order, released_order) = (Uuid::now_v7(), Uuid::now_v7());
             let mut tx = t.db.begin().await.unwrap();
             for order in [sold_order, released_order] {
-                store::reserve(&mut tx, order, &[line(ids[0], 2)], i64::MAX)
+                agora_inventory::reserve(&mut tx, order, &[line(ids[0], 2)], i64::MAX)
                     .await
                     .unwrap();
             }
@@ -230,7 +230,7 @@ agora_testing::each_backend! {
                     loop {
                         let mut tx = db.begin().await.unwrap();
                         let items = normalize([line(ids[1], 1), line(ids[0], 1)]);
-                        match store::reserve(&mut tx, Uuid::now_v7(), &items, i64::MAX).await {
+                        match agora_inventory::reserve(&mut tx, Uuid::now_v7(), &items, i64::MAX).await {
                             Ok(outcome) => match tx.commit().await {
                                 Ok(()) => return matches!(outcome, ReserveOutcome::Reserved(_)),
                                 Err(_) => continue, // serialisation conflict: try again
@@ -260,18 +260,18 @@ agora_testing::each_backend! {
             let ids = stocked(&t.db, &[10]).await;
             let order = Uuid::now_v7();
             let mut tx = t.db.begin().await.unwrap();
-            store::reserve(&mut tx, order, &[line(ids[0], 4)], i64::MAX)
+            agora_inventory::reserve(&mut tx, order, &[line(ids[0], 4)], i64::MAX)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
 
             let mut selling = t.db.begin().await.unwrap();
-            let sold = store::sell(&mut selling, order).await.unwrap();
+            let sold = agora_inventory::sell(&mut selling, order).await.unwrap();
             let db = t.db.clone();
             // Waits for the sale's locks, then sees the reservation as it is.
             let releasing = tokio::spawn(async move {
                 let mut tx = db.begin().await.unwrap();
-                let released = store::release(&mut tx, order).await.unwrap();
+                let released = agora_inventory::release(&mut tx, order).await.unwrap();
                 tx.commit().await.unwrap();
                 released
             });
