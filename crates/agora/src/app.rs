@@ -30,34 +30,18 @@ use crate::services;
 pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
-    /// Payments above this amount (minor units) are declined.
-    pub decline_above: i64,
-    /// Seed the demo catalog when the catalog is empty.
-    pub seed_demo: bool,
+    /// What the services read: the same settings as `agora service`'s.
+    pub settings: Settings,
     /// Deliver every event twice (proves the consumers are idempotent).
     pub duplicate_delivery: bool,
     /// `synchronous=FULL`: survive power loss too, at some cost in speed.
     pub synchronous_full: bool,
     pub retry: RetryPolicy,
-    /// Deadline of each saga step.
-    pub step_timeout: Duration,
-    /// How long inventory holds a reservation at most.
-    pub reservation_ttl: Duration,
-    /// The order service's fast stock check before accepting an order.
-    pub stock_precheck: bool,
-    /// How long idempotency keys are remembered.
-    pub idempotency_ttl: Duration,
     /// Consumers not started: their queues fill up durably. Tests use this to
     /// hold a saga at a chosen step; a restart without it resumes them.
     pub paused_consumers: Vec<String>,
     /// The listener's limits (timeouts, requests in flight, per client).
     pub limits: Limits,
-    /// Clients waiting at once in `GET /orders/{id}?wait_ms`; past it, the
-    /// order is answered as it is, at once.
-    pub max_waiters: usize,
-    /// How long what only grows is kept (idempotency keys: see
-    /// `idempotency_ttl`).
-    pub keep: Keep,
     /// Dead letters kept per service.
     pub dead_letter_max: u32,
 }
@@ -67,19 +51,21 @@ impl Config {
         Config {
             listen: listen.into(),
             data_dir: data_dir.into(),
-            decline_above: Gateway::default().decline_above,
-            seed_demo: true,
+            settings: Settings {
+                step_timeout: Duration::from_secs(30),
+                reservation_ttl: Duration::from_secs(600),
+                idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
+                max_waiters: agora_order::DEFAULT_MAX_WAITERS,
+                stock_check: true,
+                payment_decline_above: Gateway::default().decline_above,
+                seed_demo: true,
+                keep: Keep::default(),
+            },
             duplicate_delivery: false,
             synchronous_full: false,
             retry: RetryPolicy::default(),
-            step_timeout: Duration::from_secs(30),
-            reservation_ttl: Duration::from_secs(600),
-            stock_precheck: true,
-            idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
             paused_consumers: Vec::new(),
             limits: Limits::default(),
-            max_waiters: agora_order::DEFAULT_MAX_WAITERS,
-            keep: Keep::default(),
             dead_letter_max: agora_platform::dead_letters::DEFAULT_MAX,
         }
     }
@@ -115,7 +101,7 @@ impl Application {
             dead_letter_max: config.dead_letter_max,
         };
         let bus = EmbeddedBus::open(&config.data_dir.join("bus.db"), options).await?;
-        let settings = config.settings();
+        let settings = config.settings.clone();
         // Every service is in this process: each is reached in-process.
         let mut peers = Extensions::new();
         for (service, s) in services::ALL.iter().zip(&dbs) {
@@ -155,21 +141,5 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.host.run_until_stopped(stop).await
-    }
-}
-
-impl Config {
-    /// The settings every service reads, from this configuration.
-    fn settings(&self) -> Settings {
-        Settings {
-            step_timeout: self.step_timeout,
-            reservation_ttl: self.reservation_ttl,
-            idempotency_ttl: self.idempotency_ttl,
-            max_waiters: self.max_waiters,
-            stock_check: self.stock_precheck,
-            payment_decline_above: self.decline_above,
-            seed_demo: self.seed_demo,
-            keep: self.keep.clone(),
-        }
     }
 }

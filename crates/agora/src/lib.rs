@@ -15,6 +15,7 @@ pub mod operator;
 pub mod secrets;
 pub mod service;
 pub mod services;
+pub mod settings;
 pub mod trace;
 
 pub use app::{Application, Config};

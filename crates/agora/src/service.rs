@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use agora_platform::amqp::{AmqpConfig, Broker, QueueType};
-use agora_platform::service::{Peer, Settings};
+use agora_platform::service::Peer;
 use agora_platform::Db;
 use axum::http::Extensions;
 
 use crate::host::{Host, Member, Plan};
-use crate::limits::{LimitArgs, RetentionArgs};
+use crate::limits::LimitArgs;
 use crate::services::{self, ServiceUrls};
+use crate::settings::SettingsArgs;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServiceArgs {
@@ -55,42 +56,18 @@ pub struct ServiceArgs {
     /// transaction and one ack for all); bounds the latency each hop adds.
     #[arg(long, env = "AGORA_CONSUMER_LINGER_MS", default_value_t = agora_platform::amqp::DEFAULT_BATCH_LINGER_MS)]
     pub consumer_linger_ms: u64,
-    /// Attempts before a failing event goes to the dead-letter queue.
-    #[arg(long, env = "AGORA_MAX_ATTEMPTS", default_value_t = 8)]
-    pub max_attempts: u32,
-    /// First retry delay in milliseconds; doubles per attempt, with jitter.
-    #[arg(long, env = "AGORA_RETRY_BASE_MS", default_value_t = 100)]
-    pub retry_base_ms: u64,
-    #[arg(long, env = "AGORA_PAYMENT_DECLINE_ABOVE", default_value_t = 1_000_000)]
-    pub payment_decline_above: i64,
     /// PostgreSQL connections of this process.
     #[arg(long, env = "AGORA_DB_CONNECTIONS", default_value_t = 10)]
     pub db_connections: u32,
-    /// Seconds each saga step may take before the order is cancelled (order).
-    #[arg(long, env = "AGORA_STEP_TIMEOUT_SECS", default_value_t = 30)]
-    pub step_timeout_secs: u64,
-    /// Seconds a stock reservation is held at most (inventory).
-    #[arg(long, env = "AGORA_RESERVATION_TTL_SECS", default_value_t = 600)]
-    pub reservation_ttl_secs: u64,
-    /// Seconds an Idempotency-Key is remembered (order, cart).
-    #[arg(long, env = "AGORA_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
-    pub idempotency_ttl_secs: u64,
     /// Milliseconds the outbox relay waits for more events before publishing.
     #[arg(long, env = "AGORA_RELAY_LINGER_MS", default_value_t = 5)]
     pub relay_linger_ms: u64,
-    /// Do not seed the demo catalog (catalog only).
-    #[arg(long, env = "AGORA_NO_SEED")]
-    pub no_seed: bool,
-    /// Clients waiting at once in `GET /orders/{id}?wait_ms` (order); past
-    /// it, the order is answered as it is, at once.
-    #[arg(long, env = "AGORA_MAX_WAITERS", default_value_t = agora_order::DEFAULT_MAX_WAITERS)]
-    pub max_waiters: usize,
     #[command(flatten)]
     pub urls: ServiceUrls,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
-    pub retention: RetentionArgs,
+    pub settings: SettingsArgs,
 }
 
 pub struct ServiceApp {
@@ -112,18 +89,7 @@ impl ServiceApp {
         )?;
         let db = Db::connect_postgres(&database_url, args.db_connections).await?;
         db.migrate(&services::migrations(service)).await?;
-        let settings = Settings {
-            step_timeout: Duration::from_secs(args.step_timeout_secs),
-            reservation_ttl: Duration::from_secs(args.reservation_ttl_secs),
-            idempotency_ttl: Duration::from_secs(args.idempotency_ttl_secs),
-            max_waiters: args.max_waiters,
-            stock_check: true,
-            payment_decline_above: args.payment_decline_above,
-            seed_demo: !args.no_seed,
-            keep: args
-                .retention
-                .keep(Duration::from_secs(args.idempotency_ttl_secs)),
-        };
+        let settings = args.settings.settings();
         // The services it needs run elsewhere: each is reached over HTTP.
         let mut peers = Extensions::new();
         for need in service.needs() {
@@ -136,9 +102,8 @@ impl ServiceApp {
         amqp.prefetch = args.prefetch;
         amqp.batch_linger = Duration::from_millis(args.consumer_linger_ms);
         amqp.queue_type = args.queue_type;
-        amqp.retry.max_attempts = args.max_attempts.max(1);
-        amqp.retry.base_delay = Duration::from_millis(args.retry_base_ms);
-        amqp.dead_letter_max = args.retention.dead_letter_max;
+        amqp.retry = args.settings.retry();
+        amqp.dead_letter_max = args.settings.retention.dead_letter_max;
         let host = Host::build(Plan {
             listen: args.listen.clone(),
             members: vec![Member { service, db }],

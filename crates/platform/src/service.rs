@@ -107,21 +107,6 @@ pub struct Settings {
     pub keep: Keep,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            step_timeout: Duration::from_secs(30),
-            reservation_ttl: Duration::from_secs(600),
-            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
-            max_waiters: 1000,
-            stock_check: true,
-            payment_decline_above: 1_000_000,
-            seed_demo: true,
-            keep: Keep::default(),
-        }
-    }
-}
-
 /// Where another service is reached from this process.
 pub enum Peer<'a> {
     /// In this process, on its own storage.

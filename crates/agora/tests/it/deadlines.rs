@@ -9,7 +9,7 @@ use crate::common::{order_body, spawn_app_on, spawn_app_with};
 async fn an_overdue_step_cancels_the_order_and_compensates() {
     // Payment never answers in time.
     let app = spawn_app_with(|c| {
-        c.step_timeout = Duration::from_millis(800);
+        c.settings.step_timeout = Duration::from_millis(800);
         c.paused_consumers = vec!["payment".into()];
     })
     .await;
@@ -33,7 +33,10 @@ async fn an_overdue_step_cancels_the_order_and_compensates() {
     // Payment comes back and handles the late request: it charges, then
     // refunds on the cancellation. No net charge, stock conserved.
     let dir = app.stop().await;
-    let app = spawn_app_on(dir, |c| c.step_timeout = Duration::from_millis(800)).await;
+    let app = spawn_app_on(dir, |c| {
+        c.settings.step_timeout = Duration::from_millis(800)
+    })
+    .await;
     app.eventually(|| async {
         let payments = app.list(&format!("/api/v1/payments?order_id={id}")).await;
         payments.len() == 1 && payments[0]["status"] == "REFUNDED"
@@ -47,7 +50,7 @@ async fn an_overdue_step_cancels_the_order_and_compensates() {
 #[tokio::test]
 async fn an_expired_reservation_returns_to_stock_and_cancels_its_order() {
     let app = spawn_app_with(|c| {
-        c.reservation_ttl = Duration::from_millis(800);
+        c.settings.reservation_ttl = Duration::from_millis(800);
         c.paused_consumers = vec!["payment".into()];
     })
     .await;
@@ -94,7 +97,7 @@ async fn an_unconfirmed_compensation_requires_attention_until_an_operator_acts()
 
     // Payment is down now: cancellations cannot be refunded in time.
     let down = |c: &mut agora::Config| {
-        c.step_timeout = Duration::from_millis(800);
+        c.settings.step_timeout = Duration::from_millis(800);
         c.paused_consumers = vec!["shipping".into(), "payment".into()];
     };
     let app = spawn_app_on(dir, down).await;

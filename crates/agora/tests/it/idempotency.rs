@@ -114,7 +114,7 @@ async fn spawn_app_paused() -> crate::common::TestApp {
 #[tokio::test]
 async fn keys_expire_after_their_time_to_live() {
     let app = crate::common::spawn_app_with(|c| {
-        c.idempotency_ttl = std::time::Duration::from_millis(200)
+        c.settings.idempotency_ttl = std::time::Duration::from_millis(200)
     })
     .await;
     let product = app.create_product(1_000, 10).await;

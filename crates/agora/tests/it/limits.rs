@@ -45,7 +45,7 @@ async fn a_client_that_sends_its_request_head_too_slowly_is_dropped() {
 async fn a_request_that_takes_too_long_is_a_503_with_retry_after() {
     let app = spawn_app_with(|c| {
         c.paused_consumers = vec!["inventory".into()];
-        c.stock_precheck = false;
+        c.settings.stock_check = false;
         c.limits = limits(|l| l.request_timeout = Duration::from_secs(1));
     })
     .await;
@@ -70,7 +70,7 @@ async fn a_request_that_takes_too_long_is_a_503_with_retry_after() {
 async fn past_the_cap_on_requests_in_flight_a_request_is_shed_at_once() {
     let app = spawn_app_with(|c| {
         c.paused_consumers = vec!["inventory".into()];
-        c.stock_precheck = false;
+        c.settings.stock_check = false;
         c.limits = limits(|l| l.max_concurrent_requests = 2);
     })
     .await;
@@ -135,7 +135,7 @@ async fn more_waiters_than_the_cap_leave_the_saga_its_pace() {
     // Shipping is paused: every order stops at PAID, so waiters would wait.
     let app = std::sync::Arc::new(
         spawn_app_with(|c| {
-            c.max_waiters = 10;
+            c.settings.max_waiters = 10;
             c.paused_consumers = vec!["shipping".into()];
         })
         .await,
@@ -177,7 +177,7 @@ async fn more_waiters_than_the_cap_leave_the_saga_its_pace() {
 async fn one_client_cannot_hold_every_slot() {
     let app = spawn_app_with(|c| {
         c.paused_consumers = vec!["inventory".into()];
-        c.stock_precheck = false;
+        c.settings.stock_check = false;
         c.limits = limits(|l| l.max_concurrent_per_client = 2);
     })
     .await;

@@ -77,7 +77,7 @@ async fn a_paid_order_completes_with_payment_shipment_and_notifications() {
 #[tokio::test]
 async fn an_order_beyond_the_stock_is_rejected_and_holds_nothing() {
     // Without the fast stock check at the door, the saga itself rejects.
-    let app = spawn_app_with(|c| c.stock_precheck = false).await;
+    let app = spawn_app_with(|c| c.settings.stock_check = false).await;
     let scarce = app.create_product(1_000, 2).await;
     let plenty = app.create_product(1_000, 100).await;
 
@@ -147,7 +147,7 @@ async fn a_declined_payment_cancels_the_order_and_releases_the_stock() {
 
 #[tokio::test]
 async fn an_amount_above_the_limit_is_declined() {
-    let app = spawn_app_with(|c| c.decline_above = 5_000).await;
+    let app = spawn_app_with(|c| c.settings.payment_decline_above = 5_000).await;
     let product = app.create_product(3_000, 10).await;
 
     let small = app.place_order(&order_body(product, 1, "tok_visa")).await;
