@@ -434,7 +434,7 @@ impl Inlet for EmbeddedInlet {
     fn incoming<'d>(&self, d: &'d Delivery) -> Incoming<'d> {
         Incoming {
             body: &d.envelope,
-            event_id: d.event_id.clone(),
+            event_id: &d.event_id,
             routing_key: &d.routing_key,
             attempts: d.attempts,
         }

@@ -97,7 +97,7 @@ pub trait Transport: Publisher + 'static {
 /// One delivery of a batch, as the shared consumer loop sees it.
 pub struct Incoming<'a> {
     pub body: &'a str,
-    pub event_id: String,
+    pub event_id: &'a str,
     pub routing_key: &'a str,
     /// Failed attempts before this one.
     pub attempts: u32,
@@ -205,7 +205,7 @@ async fn pump<I: Inlet>(
 
 /// One log line per failed delivery, whichever transport carried it.
 fn log_failure(consumer: &str, d: &Incoming<'_>, failed_attempts: u32, settlement: &Settlement) {
-    let (event_id, routing_key) = (d.event_id.as_str(), d.routing_key);
+    let (event_id, routing_key) = (d.event_id, d.routing_key);
     match settlement {
         Settlement::Ack => {}
         Settlement::Retry { delay_ms, error } => tracing::warn!(

@@ -114,8 +114,7 @@ impl Inlet for RabbitInlet {
                 .properties
                 .message_id()
                 .as_ref()
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
+                .map_or("", |id| id.as_str()),
             routing_key: d.routing_key.as_str(),
             attempts: header_u32(d, ATTEMPTS),
         }
