@@ -18,7 +18,7 @@
 //!
 //! A publisher never relies on its consumers having started first: when its
 //! publishing channel opens it declares the queue and bindings of every
-//! consumer of the events it emits ([`AmqpConfig::consumers`]), and it
+//! consumer of the events it emits (given by `Transport::bind`), and it
 //! publishes those events `mandatory`, so an event that reaches no queue
 //! comes back and stays in the outbox instead of being confirmed into the
 //! void.
@@ -90,10 +90,6 @@ pub struct AmqpConfig {
     /// How long a consumer waits after a delivery for more to join its
     /// batch: one transaction and one ack for many events.
     pub batch_linger: Duration,
-    /// The queues of the consumers of what this process publishes: declared
-    /// (with their bindings) before its first publish, whether or not those
-    /// consumers ever started, so that start order cannot lose an event.
-    pub consumers: Vec<QueueSpec>,
     /// Messages a service's dead-letter queue keeps; past it, the oldest
     /// are dropped (`x-max-length`, overflow `drop-head`).
     pub dead_letter_max: u32,
@@ -108,7 +104,6 @@ impl AmqpConfig {
             queue_type: QueueType::Classic,
             retry: RetryPolicy::default(),
             batch_linger: Duration::from_millis(DEFAULT_BATCH_LINGER_MS),
-            consumers: Vec::new(),
             dead_letter_max: crate::dead_letters::DEFAULT_MAX,
         }
     }
@@ -163,14 +158,17 @@ pub struct Broker {
     config: AmqpConfig,
     publishing: Mutex<Option<(Connection, Channel)>>,
     consuming: AtomicBool,
-    /// The configured consumers' queues and those bound since.
+    /// The queues of the consumers of what this process publishes
+    /// ([`Transport::bind`]): declared (with their bindings) whenever the
+    /// publishing channel opens, whether or not those consumers ever
+    /// started, so that start order cannot lose an event.
     consumers: RwLock<Vec<QueueSpec>>,
 }
 
 impl Broker {
     pub fn new(config: AmqpConfig) -> Arc<Broker> {
         Arc::new(Broker {
-            consumers: RwLock::new(config.consumers.clone()),
+            consumers: RwLock::new(Vec::new()),
             config,
             publishing: Mutex::new(None),
             consuming: AtomicBool::new(true),

@@ -5,7 +5,7 @@
 use agora_platform::amqp::{AmqpConfig, Broker, QueueSpec};
 use agora_platform::events::{Envelope, OrderCompleted};
 use agora_platform::outbox::OutboxRecord;
-use agora_platform::transport::Publisher;
+use agora_platform::transport::{Publisher, Transport};
 
 fn broker_url() -> String {
     agora_testing::servers().1
@@ -31,8 +31,10 @@ async fn an_event_that_no_queue_takes_is_not_confirmed_and_is_published_again_la
     let url = broker_url();
     let mut config = AmqpConfig::new(&url);
     config.prefix = format!("t{}.", uuid::Uuid::now_v7().simple());
-    config.consumers = vec![QueueSpec::new("inventory", &["order.completed.v1"])];
     let broker = Broker::new(config.clone());
+    broker
+        .bind(&[QueueSpec::new("inventory", &["order.completed.v1"])])
+        .await;
 
     // The publisher declared the consumer's queue itself: the event waits
     // there although no inventory ever ran.
