@@ -7,8 +7,8 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::domain::{Adjustment, AdjustmentRequest, Reservation, ReservationStatus, Stock};
-use crate::store::{self, AdjustError};
-use crate::Inventory;
+use crate::store;
+use crate::{Inventory, InventoryError};
 
 pub fn router(inventory: Inventory) -> Router {
     Router::new()
@@ -106,25 +106,18 @@ async fn adjust(
 ) -> Result<Json<Stock>, ApiError> {
     let id = parse_id(&id, "product id")?;
     let adjustment = Adjustment::parse(req)?;
-    let mut tx = inventory.db.begin().await?;
-    match store::adjust(&mut tx, id, &adjustment).await? {
-        Ok(()) => {}
-        Err(AdjustError::UnknownProduct) => {
-            return Err(ApiError::not_found(format!(
-                "no stock is kept for product {id}"
-            )))
-        }
-        Err(AdjustError::BelowZero { available }) => {
-            return Err(ApiError::conflict(format!(
-                "adjusting by {} would take available stock ({available}) below zero",
-                adjustment.delta
-            )))
+    let stock = inventory.adjust(id, &adjustment).await?;
+    Ok(Json(stock))
+}
+
+/// Inventory's refusals as answers, in one place.
+impl From<InventoryError> for ApiError {
+    fn from(e: InventoryError) -> Self {
+        match e {
+            InventoryError::NoStock(_) => ApiError::not_found(e.to_string()),
+            InventoryError::BelowZero { .. } => ApiError::conflict(e.to_string()),
+            InventoryError::Vanished(_) => ApiError::internal(e),
+            InventoryError::Storage(e) => e.into(),
         }
     }
-    let stock = store::find(&mut tx, id)
-        .await?
-        .ok_or_else(|| ApiError::internal("adjusted stock vanished"))?;
-    tx.commit().await?;
-    tracing::info!(product_id = %id, delta = adjustment.delta, reason = %adjustment.reason, "stock adjusted");
-    Ok(Json(stock))
 }

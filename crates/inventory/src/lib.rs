@@ -44,6 +44,32 @@ impl Inventory {
         }
     }
 
+    /// Adjusts a product's available stock (a count, a loss) and records
+    /// why; refused when no stock is kept for it or it would go below zero.
+    pub async fn adjust(
+        &self,
+        id: Uuid,
+        adjustment: &domain::Adjustment,
+    ) -> Result<domain::Stock, InventoryError> {
+        let mut tx = self.db.begin().await?;
+        match store::adjust(&mut tx, id, adjustment).await? {
+            Ok(()) => {}
+            Err(store::AdjustError::UnknownProduct) => return Err(InventoryError::NoStock(id)),
+            Err(store::AdjustError::BelowZero { available }) => {
+                return Err(InventoryError::BelowZero {
+                    delta: adjustment.delta,
+                    available,
+                })
+            }
+        }
+        let stock = store::find(&mut tx, id)
+            .await?
+            .ok_or(InventoryError::Vanished(id))?;
+        tx.commit().await?;
+        tracing::info!(product_id = %id, delta = adjustment.delta, reason = %adjustment.reason, "stock adjusted");
+        Ok(stock)
+    }
+
     /// Releases reservations past their time to live, announcing each with
     /// `StockReleased` (the order service then cancels a live order).
     pub async fn expire_reservations(&self) -> Result<usize, DbError> {
@@ -98,6 +124,19 @@ pub async fn sell(tx: &mut Tx, order_id: Uuid) -> Result<bool, DbError> {
     let sold = store::sell_locked(tx, &mut levels, order_id).await?;
     store::write_levels(tx, &mut levels).await?;
     Ok(sold)
+}
+
+/// Why an inventory action was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("no stock is kept for product {0}")]
+    NoStock(Uuid),
+    #[error("adjusting by {delta} would take available stock ({available}) below zero")]
+    BelowZero { delta: i64, available: i64 },
+    #[error("the stock of product {0} vanished after its adjustment")]
+    Vanished(Uuid),
+    #[error(transparent)]
+    Storage(#[from] DbError),
 }
 
 /// The reservation expiry, run periodically by the composition.
