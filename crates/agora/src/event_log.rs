@@ -87,15 +87,15 @@ pub async fn select(source: &str, db: &Db, range: &Range) -> Result<Vec<LoggedEv
         .await?;
     let mut events = Vec::new();
     for r in &rows {
-        let envelope = r.text(5)?;
+        let envelope = r.text("envelope")?;
         let event = LoggedEvent {
             source: source.to_owned(),
-            id: r.text(0)?,
+            id: r.text("id")?,
             event_type: agora_platform::dead_letters::event_type_of(&envelope),
-            routing_key: r.text(1)?,
-            subject: r.text(2)?,
-            time: r.text(3)?,
-            published: r.opt_text(4)?.is_some(),
+            routing_key: r.text("routing_key")?,
+            subject: r.text("subject")?,
+            time: r.text("created_at")?,
+            published: r.opt_text("published_at")?.is_some(),
             envelope,
         };
         // RFC 3339 times from one clock compare as instants once parsed.

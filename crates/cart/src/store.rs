@@ -29,7 +29,7 @@ pub async fn add(
         params![customer_id, product_id],
     )
     .await?
-    .map_or(Ok(0), |r| r.i64(0))
+    .map_or(Ok(0), |r| r.i64("quantity"))
 }
 
 /// Adds `quantity` of a product like [`add`], holding at most `max`.
@@ -69,8 +69,8 @@ pub async fn items(db: &Db, customer_id: &str) -> Result<Vec<LineItem>, DbError>
     .iter()
     .map(|r| {
         Ok(LineItem {
-            product_id: r.uuid(0)?,
-            quantity: r.i64(1)? as u32,
+            product_id: r.uuid("product_id")?,
+            quantity: r.i64("quantity")? as u32,
         })
     })
     .collect()
@@ -87,8 +87,8 @@ pub async fn take_all(tx: &mut Tx, customer_id: &str) -> Result<Vec<LineItem>, D
         .iter()
         .map(|r| {
             Ok(LineItem {
-                product_id: r.uuid(0)?,
-                quantity: r.i64(1)? as u32,
+                product_id: r.uuid("product_id")?,
+                quantity: r.i64("quantity")? as u32,
             })
         })
         .collect::<Result<Vec<_>, DbError>>()?;

@@ -17,15 +17,15 @@ const COLUMNS: &str = "id, sku, name, description, price_amount, currency, creat
 
 fn product(row: &Row) -> Result<Product, DbError> {
     Ok(Product {
-        id: row.uuid(0)?,
-        sku: row.text(1)?,
-        name: row.text(2)?,
-        description: row.text(3)?,
+        id: row.uuid("id")?,
+        sku: row.text("sku")?,
+        name: row.text("name")?,
+        description: row.text("description")?,
         price: Money {
-            amount: row.i64(4)?,
-            currency: row.text(5)?,
+            amount: row.i64("price_amount")?,
+            currency: row.text("currency")?,
         },
-        created_at: row.text(6)?,
+        created_at: row.text("created_at")?,
     })
 }
 
@@ -101,7 +101,7 @@ pub async fn list(db: &Db, page: &Page) -> Result<Vec<Product>, DbError> {
 }
 
 pub async fn count(db: &Db) -> Result<i64, DbError> {
-    db.query_opt("SELECT COUNT(*) FROM products", &[])
+    db.query_opt("SELECT COUNT(*) AS n FROM products", &[])
         .await?
-        .map_or(Ok(0), |r| r.i64(0))
+        .map_or(Ok(0), |r| r.i64("n"))
 }

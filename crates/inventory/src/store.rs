@@ -71,11 +71,11 @@ pub async fn lock_levels(tx: &mut Tx, products: &BTreeSet<Uuid>) -> Result<Level
     let ids: Vec<Value> = products.iter().map(|id| Value::from(*id)).collect();
     for row in tx.query(&sql, &ids).await? {
         let level = Level {
-            available: row.i64(1)?,
-            reserved: row.i64(2)?,
-            sold: row.i64(3)?,
+            available: row.i64("available")?,
+            reserved: row.i64("reserved")?,
+            sold: row.i64("sold")?,
         };
-        levels.insert(row.uuid(0)?, level);
+        levels.insert(row.uuid("product_id")?, level);
     }
     Ok(levels)
 }
@@ -113,7 +113,7 @@ pub async fn reserved_products(tx: &mut Tx, orders: &[Uuid]) -> Result<BTreeSet<
     let ids: Vec<Value> = orders.iter().map(|id| Value::from(*id)).collect();
     let mut products = BTreeSet::new();
     for row in tx.query(&sql, &ids).await? {
-        let items: Vec<LineItem> = row.json(0)?;
+        let items: Vec<LineItem> = row.json("items")?;
         products.extend(items.iter().map(|item| item.product_id));
     }
     Ok(products)
@@ -209,7 +209,7 @@ async fn settle_held(
     else {
         return Ok(None);
     };
-    let items: Vec<LineItem> = row.json(0)?;
+    let items: Vec<LineItem> = row.json("items")?;
     // A batch locks the products of the reservations it saw before it
     // began; one that another instance committed since may name others.
     // Those are locked now, out of product order: in that rare case two
@@ -254,7 +254,7 @@ pub async fn adjust(
         return Ok(Err(match available {
             None => AdjustError::UnknownProduct,
             Some(row) => AdjustError::BelowZero {
-                available: row.i64(0)?,
+                available: row.i64("available")?,
             },
         }));
     }
@@ -267,18 +267,18 @@ pub async fn adjust(
 }
 
 const STOCK: &str = "SELECT s.product_id, s.sku, s.available, s.reserved, s.sold, s.initial,
-        CAST(COALESCE((SELECT SUM(a.delta) FROM adjustments a WHERE a.product_id = s.product_id), 0) AS BIGINT)
+        CAST(COALESCE((SELECT SUM(a.delta) FROM adjustments a WHERE a.product_id = s.product_id), 0) AS BIGINT) AS adjusted
      FROM stock s";
 
 fn stock(row: &Row) -> Result<Stock, DbError> {
     Ok(Stock {
-        product_id: row.uuid(0)?,
-        sku: row.text(1)?,
-        available: row.i64(2)?,
-        reserved: row.i64(3)?,
-        sold: row.i64(4)?,
-        initial: row.i64(5)?,
-        adjusted: row.i64(6)?,
+        product_id: row.uuid("product_id")?,
+        sku: row.text("sku")?,
+        available: row.i64("available")?,
+        reserved: row.i64("reserved")?,
+        sold: row.i64("sold")?,
+        initial: row.i64("initial")?,
+        adjusted: row.i64("adjusted")?,
     })
 }
 
@@ -356,12 +356,12 @@ async fn set_status(tx: &mut Tx, order_id: Uuid, status: ReservationStatus) -> R
 /// Reservations per status: for the audit and operators.
 pub async fn reservation_counts(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
     db.query(
-        "SELECT status, COUNT(*) FROM reservations GROUP BY status ORDER BY status",
+        "SELECT status, COUNT(*) AS n FROM reservations GROUP BY status ORDER BY status",
         &[],
     )
     .await?
     .iter()
-    .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+    .map(|r| Ok((r.text("status")?, r.i64("n")?)))
     .collect()
 }
 
@@ -388,11 +388,11 @@ pub async fn reservations(
     .iter()
     .map(|r| {
         Ok(Reservation {
-            order_id: r.uuid(0)?,
-            status: r.text(1)?,
-            items: r.json(2)?,
-            created_at: r.text(3)?,
-            updated_at: r.text(4)?,
+            order_id: r.uuid("order_id")?,
+            status: r.text("status")?,
+            items: r.json("items")?,
+            created_at: r.text("created_at")?,
+            updated_at: r.text("updated_at")?,
         })
     })
     .collect()
@@ -406,6 +406,6 @@ pub async fn expired(db: &Db, now_millis: i64, limit: i64) -> Result<Vec<Uuid>, 
     )
     .await?
     .iter()
-    .map(|r| r.uuid(0))
+    .map(|r| r.uuid("order_id"))
     .collect()
 }

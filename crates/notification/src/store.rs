@@ -35,7 +35,7 @@ pub async fn contact(
         params![order_id],
     )
     .await?
-    .map(|r| Ok((r.text(0)?, r.opt_text(1)?)))
+    .map(|r| Ok((r.text("email")?, r.opt_text("phone")?)))
     .transpose()
 }
 
@@ -61,15 +61,18 @@ pub fn insert(tx: &mut Tx, n: &Notification, event_id: Uuid) {
 
 fn notification(row: &Row) -> Result<Notification, DbError> {
     Ok(Notification {
-        id: row.uuid(0)?,
-        order_id: row.uuid(1)?,
-        channel: Channel::parse(row.str(2)?).ok_or_else(|| {
-            DbError::Decode(format!("unknown channel {}", row.str(2).unwrap_or("")))
+        id: row.uuid("id")?,
+        order_id: row.uuid("order_id")?,
+        channel: Channel::parse(row.str("channel")?).ok_or_else(|| {
+            DbError::Decode(format!(
+                "unknown channel {}",
+                row.str("channel").unwrap_or("")
+            ))
         })?,
-        recipient: row.text(3)?,
-        kind: row.text(4)?,
-        message: row.text(5)?,
-        created_at: row.text(6)?,
+        recipient: row.text("recipient")?,
+        kind: row.text("kind")?,
+        message: row.text("message")?,
+        created_at: row.text("created_at")?,
     })
 }
 

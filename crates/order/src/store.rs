@@ -56,11 +56,11 @@ pub struct Loaded {
     stored: (OrderStatus, Awaiting),
 }
 
-fn status(row: &Row, index: usize) -> Result<OrderStatus, DbError> {
-    OrderStatus::parse(row.str(index)?).ok_or_else(|| {
+fn status(row: &Row, column: &str) -> Result<OrderStatus, DbError> {
+    OrderStatus::parse(row.str(column)?).ok_or_else(|| {
         DbError::Decode(format!(
             "unknown order status {}",
-            row.str(index).unwrap_or("")
+            row.str(column).unwrap_or("")
         ))
     })
 }
@@ -70,54 +70,54 @@ fn status(row: &Row, index: usize) -> Result<OrderStatus, DbError> {
 fn loaded_orders(rows: &[Row]) -> Result<Vec<Loaded>, DbError> {
     let mut orders: Vec<Loaded> = Vec::new();
     for row in rows {
-        let id = row.uuid(0)?;
+        let id = row.uuid("id")?;
         if orders.last().is_none_or(|last| last.order.id != id) {
             orders.push(loaded(row)?);
         }
-        if row.opt_text(15)?.is_some() {
+        if row.opt_text("product_id")?.is_some() {
             let order = &mut orders.last_mut().expect("pushed above").order;
-            order.items.push(item(row, 15)?);
+            order.items.push(item(row)?);
         }
     }
     Ok(orders)
 }
 
 fn loaded(row: &Row) -> Result<Loaded, DbError> {
-    let status = status(row, 4)?;
+    let status = status(row, "status")?;
     Ok(Loaded {
         order: Order {
-            id: row.uuid(0)?,
-            customer_id: row.text(1)?,
-            email: row.text(2)?,
-            phone: row.opt_text(3)?,
+            id: row.uuid("id")?,
+            customer_id: row.text("customer_id")?,
+            email: row.text("email")?,
+            phone: row.opt_text("phone")?,
             status,
-            reason: row.opt_text(5)?,
+            reason: row.opt_text("reason")?,
             total: Money {
-                amount: row.i64(6)?,
-                currency: row.text(7)?,
+                amount: row.i64("total_amount")?,
+                currency: row.text("currency")?,
             },
-            awaiting: Awaiting::parse(row.str(13)?),
-            shipping_address: row.json(8)?,
-            payment_token: row.text(9)?,
-            created_at: row.text(10)?,
-            updated_at: row.text(11)?,
+            awaiting: Awaiting::parse(row.str("awaiting")?),
+            shipping_address: row.json("shipping_address")?,
+            payment_token: row.text("payment_token")?,
+            created_at: row.text("created_at")?,
+            updated_at: row.text("updated_at")?,
             items: Vec::new(),
         },
-        correlation_id: row.text(12)?,
-        deadline_at: row.opt_i64(14)?,
+        correlation_id: row.text("correlation_id")?,
+        deadline_at: row.opt_i64("deadline_at")?,
         changed: false,
-        stored: (status, Awaiting::parse(row.str(13)?)),
+        stored: (status, Awaiting::parse(row.str("awaiting")?)),
     })
 }
 
-/// The item in columns `first..first + 5` of `row`.
-fn item(row: &Row, first: usize) -> Result<PricedItem, DbError> {
+/// The item in the `order_items` columns of `row`.
+fn item(row: &Row) -> Result<PricedItem, DbError> {
     Ok(PricedItem {
-        product_id: row.uuid(first)?,
-        sku: row.text(first + 1)?,
-        name: row.text(first + 2)?,
-        quantity: row.i64(first + 3)? as u32,
-        unit_price: row.i64(first + 4)?,
+        product_id: row.uuid("product_id")?,
+        sku: row.text("sku")?,
+        name: row.text("name")?,
+        quantity: row.i64("quantity")? as u32,
+        unit_price: row.i64("unit_price")?,
     })
 }
 
@@ -297,10 +297,10 @@ pub async fn mask_spent_tokens(db: &Db) -> Result<usize, DbError> {
     for chunk in rows.chunks(500) {
         let mut tx = db.begin().await?;
         for row in chunk {
-            let masked = agora_platform::secrets::mask(row.str(1)?);
+            let masked = agora_platform::secrets::mask(row.str("payment_token")?);
             tx.execute(
                 "UPDATE orders SET payment_token = $1 WHERE id = $2",
-                params![masked, row.text(0)?],
+                params![masked, row.text("id")?],
             )
             .await?;
         }
@@ -317,7 +317,7 @@ pub async fn overdue(db: &Db, now_millis: i64, limit: i64) -> Result<Vec<Uuid>, 
     )
     .await?
     .iter()
-    .map(|r| r.uuid(0))
+    .map(|r| r.uuid("id"))
     .collect()
 }
 
@@ -359,12 +359,16 @@ pub async fn timeline(
 fn timeline_entry(r: &Row) -> Result<TimelineEntry, DbError> {
     {
         Ok(TimelineEntry {
-            at: r.text(0)?,
-            from: r.opt_text(1)?.and_then(|s| OrderStatus::parse(&s)),
-            to: status(r, 2)?,
-            cause: r.text(3)?,
-            event_id: r.opt_text(4)?.and_then(|s| Uuid::parse_str(&s).ok()),
-            note: r.opt_text(5)?,
+            at: r.text("at")?,
+            from: r
+                .opt_text("from_status")?
+                .and_then(|s| OrderStatus::parse(&s)),
+            to: status(r, "to_status")?,
+            cause: r.text("cause")?,
+            event_id: r
+                .opt_text("event_id")?
+                .and_then(|s| Uuid::parse_str(&s).ok()),
+            note: r.opt_text("note")?,
         })
     }
 }
@@ -372,7 +376,7 @@ fn timeline_entry(r: &Row) -> Result<TimelineEntry, DbError> {
 pub async fn status_of(db: &Db, id: Uuid) -> Result<Option<OrderStatus>, DbError> {
     db.query_opt("SELECT status FROM orders WHERE id = $1", params![id])
         .await?
-        .map(|r| status(&r, 0))
+        .map(|r| status(&r, "status"))
         .transpose()
 }
 
@@ -399,16 +403,16 @@ pub async fn list(
     .iter()
     .map(|r| {
         Ok(OrderSummary {
-            id: r.uuid(0)?,
-            customer_id: r.text(1)?,
-            status: status(r, 2)?,
-            reason: r.opt_text(3)?,
+            id: r.uuid("id")?,
+            customer_id: r.text("customer_id")?,
+            status: status(r, "status")?,
+            reason: r.opt_text("reason")?,
             total: Money {
-                amount: r.i64(4)?,
-                currency: r.text(5)?,
+                amount: r.i64("total_amount")?,
+                currency: r.text("currency")?,
             },
-            created_at: r.text(6)?,
-            updated_at: r.text(7)?,
+            created_at: r.text("created_at")?,
+            updated_at: r.text("updated_at")?,
         })
     })
     .collect()
@@ -417,11 +421,11 @@ pub async fn list(
 /// Orders per status.
 pub async fn status_counts(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
     db.query(
-        "SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status",
+        "SELECT status, COUNT(*) AS n FROM orders GROUP BY status ORDER BY status",
         &[],
     )
     .await?
     .iter()
-    .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+    .map(|r| Ok((r.text("status")?, r.i64("n")?)))
     .collect()
 }

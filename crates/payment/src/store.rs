@@ -17,21 +17,21 @@ const COLUMNS: &str = "id, order_id, amount, currency, status, reason, created_a
 
 fn payment(row: &Row) -> Result<Payment, DbError> {
     Ok(Payment {
-        id: row.uuid(0)?,
-        order_id: row.uuid(1)?,
+        id: row.uuid("id")?,
+        order_id: row.uuid("order_id")?,
         amount: Money {
-            amount: row.i64(2)?,
-            currency: row.text(3)?,
+            amount: row.i64("amount")?,
+            currency: row.text("currency")?,
         },
-        status: PaymentStatus::parse(row.str(4)?).ok_or_else(|| {
+        status: PaymentStatus::parse(row.str("status")?).ok_or_else(|| {
             DbError::Decode(format!(
                 "unknown payment status {}",
-                row.str(4).unwrap_or("")
+                row.str("status").unwrap_or("")
             ))
         })?,
-        reason: row.opt_text(5)?,
-        created_at: row.text(6)?,
-        updated_at: row.text(7)?,
+        reason: row.opt_text("reason")?,
+        created_at: row.text("created_at")?,
+        updated_at: row.text("updated_at")?,
     })
 }
 

@@ -125,11 +125,11 @@ impl EmbeddedBus {
         rows.iter()
             .map(|r| {
                 Ok(Delivery {
-                    event_id: r.text(0)?,
-                    copy: r.i64(1)?,
-                    routing_key: r.text(2)?,
-                    envelope: r.text(3)?,
-                    attempts: r.i64(4)? as u32,
+                    event_id: r.text("event_id")?,
+                    copy: r.i64("copy")?,
+                    routing_key: r.text("routing_key")?,
+                    envelope: r.text("envelope")?,
+                    attempts: r.i64("attempts")? as u32,
                 })
             })
             .collect()
@@ -193,11 +193,13 @@ impl EmbeddedBus {
         let rows = self
             .db
             .query(
-                "SELECT subscriber, COUNT(*) FROM deliveries GROUP BY subscriber ORDER BY subscriber",
+                "SELECT subscriber, COUNT(*) AS n FROM deliveries GROUP BY subscriber ORDER BY subscriber",
                 &[],
             )
             .await?;
-        rows.iter().map(|r| Ok((r.text(0)?, r.i64(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.text("subscriber")?, r.i64("n")?)))
+            .collect()
     }
 
     /// Puts an event into a subscriber's queue under its own id (a replay):
@@ -304,15 +306,15 @@ impl DeadLetterQueues for EmbeddedBus {
         let now = time::OffsetDateTime::now_utc();
         let mut letters = Vec::new();
         for r in &rows {
-            let body = r.text(6)?;
+            let body = r.text("envelope")?;
             let letter = DeadLetter {
-                service: r.text(0)?,
-                event_id: r.text(1)?,
+                service: r.text("subscriber")?,
+                event_id: r.text("event_id")?,
                 event_type: event_type_of(&body),
-                routing_key: r.text(2)?,
-                attempts: r.i64(3)?,
-                error: r.text(4)?,
-                failed_at: r.text(5)?,
+                routing_key: r.text("routing_key")?,
+                attempts: r.i64("attempts")?,
+                error: r.text("error")?,
+                failed_at: r.text("failed_at")?,
                 body,
             };
             if filter.matches(&letter, now) {

@@ -193,7 +193,7 @@ pub async fn apply_in(
         )
         .await?
         .iter()
-        .map(|row| row.text(0))
+        .map(|row| row.text("event_id"))
         .collect::<Result<_, _>>()?;
     let new: Vec<&Envelope> = events
         .iter()

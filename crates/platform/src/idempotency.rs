@@ -141,16 +141,16 @@ async fn stored(
 /// A replayed answer from a stored row, or 422 when the key was used with
 /// another request.
 fn answer_from(row: &crate::db::Row, fingerprint: &str) -> Result<Response, ApiError> {
-    if row.str(0)? != fingerprint {
+    if row.str("fingerprint")? != fingerprint {
         return Err(ApiError::invalid_field(
             "Idempotency-Key",
             "this key was used with a different request",
         ));
     }
     let answer = Answer {
-        status: StatusCode::from_u16(row.i64(1)? as u16).unwrap_or(StatusCode::OK),
-        location: row.opt_text(2)?,
-        body: row.text(3)?,
+        status: StatusCode::from_u16(row.i64("status")? as u16).unwrap_or(StatusCode::OK),
+        location: row.opt_text("location")?,
+        body: row.text("body")?,
     };
     Ok(answer.into_response_replayed(true))
 }

@@ -91,17 +91,17 @@ pub async fn mask_kept_secrets(db: &Db) -> Result<usize, DbError> {
     for chunk in rows.chunks(500) {
         let mut tx = db.begin().await?;
         for row in chunk {
-            let Ok(envelope) = serde_json::from_str::<Envelope>(row.str(1)?) else {
+            let Ok(envelope) = serde_json::from_str::<Envelope>(row.str("envelope")?) else {
                 continue;
             };
             let (masked, secrets) = crate::events::split_secrets(&envelope);
             if secrets.is_none() {
                 continue;
             }
-            let unpublished = row.opt_text(2)?.is_none();
+            let unpublished = row.opt_text("published_at")?.is_none();
             tx.execute(
                 "UPDATE outbox SET envelope = $1, secrets = $2 WHERE id = $3",
-                params![masked, secrets.filter(|_| unpublished), row.text(0)?],
+                params![masked, secrets.filter(|_| unpublished), row.text("id")?],
             )
             .await?;
             changed += 1;
@@ -226,15 +226,15 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
 fn records(rows: &[crate::db::Row]) -> Result<Vec<OutboxRecord>, DbError> {
     rows.iter()
         .map(|r| {
-            let kept = r.text(2)?;
-            let envelope = match r.opt_text(3)? {
+            let kept = r.text("envelope")?;
+            let envelope = match r.opt_text("secrets")? {
                 Some(secrets) => crate::events::with_secrets(&kept, &secrets)
                     .map_err(|e| DbError::Decode(format!("outbox secrets: {e}")))?,
                 None => kept,
             };
             Ok(OutboxRecord {
-                id: r.text(0)?,
-                routing_key: r.text(1)?,
+                id: r.text("id")?,
+                routing_key: r.text("routing_key")?,
                 envelope,
             })
         })

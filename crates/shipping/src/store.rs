@@ -16,23 +16,23 @@ const COLUMNS: &str = "id, order_id, status, carrier, tracking_number, address, 
 
 fn shipment(row: &Row) -> Result<Shipment, DbError> {
     Ok(Shipment {
-        id: row.uuid(0)?,
-        order_id: row.uuid(1)?,
-        status: ShipmentStatus::parse(row.str(2)?).ok_or_else(|| {
+        id: row.uuid("id")?,
+        order_id: row.uuid("order_id")?,
+        status: ShipmentStatus::parse(row.str("status")?).ok_or_else(|| {
             DbError::Decode(format!(
                 "unknown shipment status {}",
-                row.str(2).unwrap_or("")
+                row.str("status").unwrap_or("")
             ))
         })?,
-        carrier: row.text(3)?,
-        tracking_number: row.text(4)?,
+        carrier: row.text("carrier")?,
+        tracking_number: row.text("tracking_number")?,
         address: row
-            .opt_text(5)?
+            .opt_text("address")?
             .map(|a| serde_json::from_str(&a))
             .transpose()
             .map_err(|e| DbError::Decode(e.to_string()))?,
-        items: row.json(6)?,
-        created_at: row.text(7)?,
+        items: row.json("items")?,
+        created_at: row.text("created_at")?,
     })
 }
 

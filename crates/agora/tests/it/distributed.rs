@@ -428,13 +428,13 @@ async fn events_published_before_their_consumer_first_started_are_delivered() {
         .eventually(|| async {
             let left = outbox
                 .query_opt(
-                    "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+                    "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL",
                     &[],
                 )
                 .await
                 .unwrap()
                 .unwrap();
-            left.i64(0).unwrap() == 0
+            left.i64("n").unwrap() == 0
         })
         .await;
     outbox.close().await;

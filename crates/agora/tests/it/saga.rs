@@ -501,7 +501,7 @@ async fn columns_holding(db: &agora_platform::Db, needle: &str) -> Vec<String> {
         .query("SELECT name FROM sqlite_master WHERE type = 'table'", &[])
         .await
         .unwrap();
-    for table in tables.iter().map(|r| r.text(0).unwrap()) {
+    for table in tables.iter().map(|r| r.text("name").unwrap()) {
         let columns = db
             .query(
                 "SELECT name FROM pragma_table_info($1)",
@@ -509,15 +509,15 @@ async fn columns_holding(db: &agora_platform::Db, needle: &str) -> Vec<String> {
             )
             .await
             .unwrap();
-        for column in columns.iter().map(|r| r.text(0).unwrap()) {
+        for column in columns.iter().map(|r| r.text("name").unwrap()) {
             let sql = format!(
-                "SELECT COUNT(*) FROM \"{table}\" WHERE CAST(\"{column}\" AS TEXT) LIKE $1"
+                "SELECT COUNT(*) AS n FROM \"{table}\" WHERE CAST(\"{column}\" AS TEXT) LIKE $1"
             );
             let hits = db
                 .query(&sql, agora_platform::params![format!("%{needle}%")])
                 .await
                 .unwrap();
-            if hits[0].i64(0).unwrap() > 0 {
+            if hits[0].i64("n").unwrap() > 0 {
                 found.push(format!("{table}.{column}"));
             }
         }

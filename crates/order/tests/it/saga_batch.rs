@@ -72,7 +72,7 @@ agora_testing::each_backend! {
                 .await
                 .unwrap()
                 .iter()
-                .map(|r| r.text(0).unwrap())
+                .map(|r| r.text("routing_key").unwrap())
                 .collect();
             assert_eq!(
                 emitted,

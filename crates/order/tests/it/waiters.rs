@@ -116,7 +116,7 @@ agora_testing::each_backend! {
                     .await
                     .unwrap()
                     .unwrap()
-                    .text(0)
+                    .text("payment_token")
                     .unwrap()
                 }
             };

@@ -3,7 +3,8 @@
 //!
 //! Service code writes portable SQL with `$1`-style placeholders and a small
 //! set of column types (`BIGINT`, `TEXT`), and sees rows as [`Row`]s of
-//! [`Cell`]s. The backend is a configuration, not a rewrite.
+//! [`Cell`]s, read by column name (both backends name a column by its alias
+//! or its own name). The backend is a configuration, not a rewrite.
 //!
 //! Why not sqlx for SQLite too: sqlx-sqlite sends every statement to a worker
 //! thread and back, which caps one saga step (update + outbox + inbox) near
@@ -43,7 +44,7 @@ pub use postgres::drop_postgres_database;
 pub use tx::{placeholders, Tx};
 pub use value::{Cell, Row, Value};
 
-use postgres::{bind_pg, create_database_if_missing, pg_row};
+use postgres::{bind_pg, create_database_if_missing, pg_rows};
 use sqlite::sqlite_query;
 use tx::{SqliteTx, TxInner};
 
@@ -254,7 +255,7 @@ impl Db {
             }
             Backend::Postgres(pool) => {
                 let rows = bind_pg(sqlx::query(sql), params).fetch_all(pool).await?;
-                rows.iter().map(pg_row).collect()
+                pg_rows(&rows)
             }
         }
     }
@@ -275,9 +276,9 @@ impl Db {
             Backend::Sqlite(_) => Ok(true),
             Backend::Postgres(_) => {
                 let on = self
-                    .query("SELECT current_setting('autovacuum')", &[])
+                    .query("SELECT current_setting('autovacuum') AS autovacuum", &[])
                     .await?;
-                Ok(on.first().map(|row| row.str(0)).transpose()? == Some("on"))
+                Ok(on.first().map(|row| row.str("autovacuum")).transpose()? == Some("on"))
             }
         }
     }

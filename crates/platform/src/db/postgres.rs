@@ -2,6 +2,7 @@
 //! the database created when missing.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Column, Executor, Row as _, TypeInfo};
@@ -21,7 +22,22 @@ pub(super) fn bind_pg<'q>(
     query
 }
 
-pub(super) fn pg_row(row: &PgRow) -> Result<Row, DbError> {
+/// Converts a result's rows, with the column names read once from the
+/// first row and shared by all of them (every row of a result has the same
+/// columns).
+pub(super) fn pg_rows(rows: &[PgRow]) -> Result<Vec<Row>, DbError> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let names: Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    rows.iter().map(|row| pg_row(row, &names)).collect()
+}
+
+fn pg_row(row: &PgRow, names: &Arc<[String]>) -> Result<Row, DbError> {
     let mut cells = Vec::with_capacity(row.columns().len());
     for (i, column) in row.columns().iter().enumerate() {
         let cell = match column.type_info().name() {
@@ -40,13 +56,14 @@ pub(super) fn pg_row(row: &PgRow) -> Result<Row, DbError> {
             }
             other => {
                 return Err(DbError::Decode(format!(
-                    "column {i}: unsupported type {other}"
+                    "column {}: unsupported type {other}",
+                    column.name()
                 )))
             }
         };
         cells.push(cell.unwrap_or(Cell::Null));
     }
-    Ok(Row(cells))
+    Ok(Row::new(names.clone(), cells))
 }
 
 /// Creates the database `options` names unless it exists. A first

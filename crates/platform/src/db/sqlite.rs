@@ -1,6 +1,7 @@
 //! SQLite's side: parameters bound by number, statements run inline.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::{Cell, DbError, Row, Value};
 
@@ -29,22 +30,24 @@ pub(super) fn sqlite_query(
     params: &[Value],
 ) -> Result<Vec<Row>, DbError> {
     let mut stmt = conn.prepare_cached(&sqlite_sql(sql))?;
-    let columns = stmt.column_count();
+    // The names once for the statement, shared by its rows: the alias, or
+    // the column's name, as on PostgreSQL.
+    let names: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let mut cells = Vec::with_capacity(columns);
-        for i in 0..columns {
+        let mut cells = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
             use rusqlite::types::ValueRef;
             cells.push(match row.get_ref(i)? {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(v) => Cell::Int(v),
                 ValueRef::Real(v) => Cell::Int(v as i64),
                 ValueRef::Text(v) => Cell::Text(String::from_utf8_lossy(v).into_owned()),
-                ValueRef::Blob(_) => return Err(DbError::Decode(format!("column {i}: blob"))),
+                ValueRef::Blob(_) => return Err(DbError::Decode(format!("column {name}: blob"))),
             });
         }
-        out.push(Row(cells));
+        out.push(Row::new(names.clone(), cells));
     }
     Ok(out)
 }

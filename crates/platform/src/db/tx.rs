@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, OwnedMutexGuard};
 
-use super::postgres::{bind_pg, pg_row};
+use super::postgres::{bind_pg, pg_rows};
 use super::sqlite::{sqlite_query, sqlite_sql};
 use super::{DbError, Row, Value};
 
@@ -95,7 +95,7 @@ impl Tx {
                 let rows = bind_pg(sqlx::query(sql), params)
                     .fetch_all(&mut ***tx)
                     .await?;
-                rows.iter().map(pg_row).collect()
+                pg_rows(&rows)
             }
         }
     }
@@ -215,7 +215,7 @@ impl Tx {
         let returned = self.query_arrays(&sql, rows).await?;
         let written: std::collections::HashSet<String> = returned
             .iter()
-            .map(|r| r.text(0))
+            .map(|r| r.text(key))
             .collect::<Result<_, _>>()?;
         Ok(rows
             .iter()
@@ -327,7 +327,7 @@ impl Tx {
             };
         }
         let rows = query.fetch_all(&mut ***tx).await?;
-        rows.iter().map(pg_row).collect()
+        pg_rows(&rows)
     }
 
     /// Writes the rows queued by [`Tx::insert_at_commit`] now, one statement

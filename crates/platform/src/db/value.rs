@@ -1,5 +1,7 @@
 //! Statement parameters and result rows, the same on both backends.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::DbError;
@@ -79,61 +81,79 @@ pub enum Cell {
     Text(String),
 }
 
-/// One result row, read by column index in the order of the `SELECT`.
+/// One result row, read by column name: the `SELECT`'s alias, or the
+/// column's own name. Names, not positions, so that a column added to or
+/// moved in a `SELECT` can never be read as its neighbour. Compared as SQL
+/// compares unquoted identifiers, ignoring ASCII case, because PostgreSQL
+/// reports them folded to lower case and SQLite as written. Two columns of
+/// one name (a join's `a.id, b.id`) need an alias: the name reads the first.
 #[derive(Debug, Clone)]
-pub struct Row(pub(super) Vec<Cell>);
+pub struct Row {
+    /// The statement's column names, built once per statement and shared
+    /// by all of its rows.
+    columns: Arc<[String]>,
+    cells: Vec<Cell>,
+}
 
 impl Row {
-    fn cell(&self, index: usize) -> Result<&Cell, DbError> {
-        self.0
-            .get(index)
-            .ok_or_else(|| DbError::Decode(format!("no column {index}")))
+    /// A row of the statement whose columns are `columns`, one cell each.
+    pub(super) fn new(columns: Arc<[String]>, cells: Vec<Cell>) -> Row {
+        debug_assert_eq!(columns.len(), cells.len());
+        Row { columns, cells }
     }
 
-    pub fn i64(&self, index: usize) -> Result<i64, DbError> {
-        match self.cell(index)? {
+    fn cell(&self, column: &str) -> Result<&Cell, DbError> {
+        self.columns
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(column))
+            .and_then(|i| self.cells.get(i))
+            .ok_or_else(|| DbError::Decode(format!("no column {column}")))
+    }
+
+    pub fn i64(&self, column: &str) -> Result<i64, DbError> {
+        match self.cell(column)? {
             Cell::Int(v) => Ok(*v),
             other => Err(DbError::Decode(format!(
-                "column {index}: expected integer, got {other:?}"
+                "column {column}: expected integer, got {other:?}"
             ))),
         }
     }
 
-    pub fn opt_i64(&self, index: usize) -> Result<Option<i64>, DbError> {
-        match self.cell(index)? {
+    pub fn opt_i64(&self, column: &str) -> Result<Option<i64>, DbError> {
+        match self.cell(column)? {
             Cell::Null => Ok(None),
-            _ => self.i64(index).map(Some),
+            _ => self.i64(column).map(Some),
         }
     }
 
-    pub fn str(&self, index: usize) -> Result<&str, DbError> {
-        match self.cell(index)? {
+    pub fn str(&self, column: &str) -> Result<&str, DbError> {
+        match self.cell(column)? {
             Cell::Text(v) => Ok(v),
             other => Err(DbError::Decode(format!(
-                "column {index}: expected text, got {other:?}"
+                "column {column}: expected text, got {other:?}"
             ))),
         }
     }
 
-    pub fn text(&self, index: usize) -> Result<String, DbError> {
-        self.str(index).map(str::to_owned)
+    pub fn text(&self, column: &str) -> Result<String, DbError> {
+        self.str(column).map(str::to_owned)
     }
 
-    pub fn opt_text(&self, index: usize) -> Result<Option<String>, DbError> {
-        match self.cell(index)? {
+    pub fn opt_text(&self, column: &str) -> Result<Option<String>, DbError> {
+        match self.cell(column)? {
             Cell::Null => Ok(None),
-            _ => self.text(index).map(Some),
+            _ => self.text(column).map(Some),
         }
     }
 
-    pub fn uuid(&self, index: usize) -> Result<Uuid, DbError> {
-        let text = self.str(index)?;
-        Uuid::parse_str(text).map_err(|e| DbError::Decode(format!("column {index}: {e}")))
+    pub fn uuid(&self, column: &str) -> Result<Uuid, DbError> {
+        let text = self.str(column)?;
+        Uuid::parse_str(text).map_err(|e| DbError::Decode(format!("column {column}: {e}")))
     }
 
     /// Reads a JSON document stored as text.
-    pub fn json<T: serde::de::DeserializeOwned>(&self, index: usize) -> Result<T, DbError> {
-        serde_json::from_str(self.str(index)?)
-            .map_err(|e| DbError::Decode(format!("column {index}: {e}")))
+    pub fn json<T: serde::de::DeserializeOwned>(&self, column: &str) -> Result<T, DbError> {
+        serde_json::from_str(self.str(column)?)
+            .map_err(|e| DbError::Decode(format!("column {column}: {e}")))
     }
 }

@@ -77,10 +77,10 @@ agora_testing::each_backend! {
                 t.db.query("SELECT id, n, note FROM effects ORDER BY id", &[])
                     .await
                     .unwrap();
-            assert_eq!(rows[0].opt_i64(1).unwrap(), Some(7), "{}", t.backend);
-            assert_eq!(rows[0].opt_text(2).unwrap(), None, "{}", t.backend);
-            assert_eq!(rows[1].opt_i64(1).unwrap(), None, "{}", t.backend);
-            assert_eq!(rows[1].text(2).unwrap(), "hi", "{}", t.backend);
+            assert_eq!(rows[0].opt_i64("n").unwrap(), Some(7), "{}", t.backend);
+            assert_eq!(rows[0].opt_text("note").unwrap(), None, "{}", t.backend);
+            assert_eq!(rows[1].opt_i64("n").unwrap(), None, "{}", t.backend);
+            assert_eq!(rows[1].text("note").unwrap(), "hi", "{}", t.backend);
             t.cleanup().await;
         }
     }
@@ -134,12 +134,12 @@ agora_testing::each_backend! {
             assert_eq!(published[0].routing_key, "order.completed.v1");
             let kept =
                 t.db.query(
-                    "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL",
+                    "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NOT NULL",
                     &[],
                 )
                 .await
                 .unwrap();
-            assert_eq!(kept[0].i64(0).unwrap(), 2);
+            assert_eq!(kept[0].i64("n").unwrap(), 2);
             t.cleanup().await;
         }
     }
@@ -160,10 +160,10 @@ agora_testing::each_backend! {
             assert!(outcomes.iter().all(Result::is_ok));
 
             let effects =
-                t.db.query("SELECT COUNT(*) FROM effects", &[])
+                t.db.query("SELECT COUNT(*) AS n FROM effects", &[])
                     .await
                     .unwrap();
-            assert_eq!(effects[0].i64(0).unwrap(), 1, "{}", t.backend);
+            assert_eq!(effects[0].i64("n").unwrap(), 1, "{}", t.backend);
             t.cleanup().await;
         }
     }
@@ -191,10 +191,10 @@ agora_testing::each_backend! {
             assert!(matches!(outcomes[1], Err(HandlerError::Permanent(_))));
             assert!(matches!(outcomes[2], Err(HandlerError::Permanent(_))));
             let effects =
-                t.db.query("SELECT COUNT(*) FROM effects", &[])
+                t.db.query("SELECT COUNT(*) AS n FROM effects", &[])
                     .await
                     .unwrap();
-            assert_eq!(effects[0].i64(0).unwrap(), 2);
+            assert_eq!(effects[0].i64("n").unwrap(), 2);
             t.cleanup().await;
         }
     }
@@ -243,9 +243,9 @@ agora_testing::each_backend! {
                 params!["a", "o", 8i64, None::<String>].to_vec(),
             );
             tx.write_queued_rows().await.unwrap();
-            let inside = tx.query("SELECT COUNT(*) FROM effects", &[]).await.unwrap();
+            let inside = tx.query("SELECT COUNT(*) AS n FROM effects", &[]).await.unwrap();
             assert_eq!(
-                inside[0].i64(0).unwrap(),
+                inside[0].i64("n").unwrap(),
                 2,
                 "{}: visible inside",
                 t.backend
@@ -261,16 +261,16 @@ agora_testing::each_backend! {
                 t.db.query("SELECT id, n, note FROM effects ORDER BY id", &[])
                     .await
                     .unwrap();
-            let ids: Vec<String> = rows.iter().map(|r| r.text(0).unwrap()).collect();
+            let ids: Vec<String> = rows.iter().map(|r| r.text("id").unwrap()).collect();
             assert_eq!(ids, ["a", "b", "c"], "{}", t.backend);
             assert_eq!(
-                rows[0].opt_i64(1).unwrap(),
+                rows[0].opt_i64("n").unwrap(),
                 Some(7),
                 "{}: first write wins",
                 t.backend
             );
-            assert_eq!(rows[1].opt_i64(1).unwrap(), None, "{}", t.backend);
-            assert_eq!(rows[1].text(2).unwrap(), "hi", "{}", t.backend);
+            assert_eq!(rows[1].opt_i64("n").unwrap(), None, "{}", t.backend);
+            assert_eq!(rows[1].text("note").unwrap(), "hi", "{}", t.backend);
             t.cleanup().await;
         }
     }
@@ -301,11 +301,11 @@ agora_testing::each_backend! {
 
             assert!(outcomes.iter().all(Result::is_ok), "{}", t.backend);
             let effects =
-                t.db.query("SELECT COUNT(*) FROM effects", &[])
+                t.db.query("SELECT COUNT(*) AS n FROM effects", &[])
                     .await
                     .unwrap();
             assert_eq!(
-                effects[0].i64(0).unwrap(),
+                effects[0].i64("n").unwrap(),
                 3,
                 "{}: the seen event and the duplicate in the batch add nothing",
                 t.backend
@@ -338,13 +338,13 @@ agora_testing::each_backend! {
             tx.commit().await.unwrap();
             let kept = || async {
                 t.db.query(
-                    "SELECT envelope, COALESCE(secrets, '') FROM outbox ORDER BY id",
+                    "SELECT envelope, COALESCE(secrets, '') AS secrets FROM outbox ORDER BY id",
                     &[],
                 )
                 .await
                 .unwrap()
                 .iter()
-                .map(|r| (r.text(0).unwrap(), r.text(1).unwrap()))
+                .map(|r| (r.text("envelope").unwrap(), r.text("secrets").unwrap()))
                 .collect::<Vec<_>>()
             };
             let before = kept().await;
@@ -412,10 +412,10 @@ agora_testing::each_backend! {
                 outcomes[1]
             );
             let effects =
-                t.db.query("SELECT COUNT(*) FROM effects", &[])
+                t.db.query("SELECT COUNT(*) AS n FROM effects", &[])
                     .await
                     .unwrap();
-            assert_eq!(effects[0].i64(0).unwrap(), 2, "{}", t.backend);
+            assert_eq!(effects[0].i64("n").unwrap(), 2, "{}", t.backend);
             // The storage is usable after the unwinding (no lock held, no
             // transaction left open).
             let mut tx = t.db.begin().await.unwrap();
@@ -516,26 +516,26 @@ agora_testing::each_backend! {
             assert_eq!(deleted, old_inbox as usize + 1 + 1 + 1, "{}", t.backend);
             let count = |sql: &'static str| {
                 let db = t.db.clone();
-                async move { db.query(sql, &[]).await.unwrap()[0].i64(0).unwrap() }
+                async move { db.query(sql, &[]).await.unwrap()[0].i64("n").unwrap() }
             };
             assert_eq!(
-                count("SELECT COUNT(*) FROM inbox").await,
+                count("SELECT COUNT(*) AS n FROM inbox").await,
                 2,
                 "{}",
                 t.backend
             );
             assert_eq!(
-                count("SELECT COUNT(*) FROM outbox").await,
+                count("SELECT COUNT(*) AS n FROM outbox").await,
                 2,
                 "{}: the unpublished and the recent one stay",
                 t.backend
             );
             assert_eq!(
-                count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await,
+                count("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL").await,
                 1
             );
-            assert_eq!(count("SELECT COUNT(*) FROM idempotency_keys").await, 1);
-            assert_eq!(count("SELECT COUNT(*) FROM notes").await, 1);
+            assert_eq!(count("SELECT COUNT(*) AS n FROM idempotency_keys").await, 1);
+            assert_eq!(count("SELECT COUNT(*) AS n FROM notes").await, 1);
             assert_eq!(retention.sweep_all().await.unwrap(), 0, "{}", t.backend);
             t.cleanup().await;
         }
@@ -594,11 +594,11 @@ agora_testing::each_backend! {
                     .await
                     .unwrap();
             for row in &rows {
-                let envelope = row.text(0).unwrap();
+                let envelope = row.text("envelope").unwrap();
                 assert!(!envelope.contains("tok_old_"), "{}: {envelope}", t.backend);
             }
             assert_eq!(
-                rows[0].opt_text(1).unwrap(),
+                rows[0].opt_text("secrets").unwrap(),
                 None,
                 "published: nothing kept"
             );

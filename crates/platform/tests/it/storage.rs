@@ -40,7 +40,13 @@ agora_testing::each_backend! {
                 .unwrap();
             let seen: Vec<(String, String, i64)> = rows
                 .iter()
-                .map(|r| (r.text(0).unwrap(), r.text(1).unwrap(), r.i64(2).unwrap()))
+                .map(|r| {
+                    (
+                        r.text("id").unwrap(),
+                        r.text("state").unwrap(),
+                        r.i64("n").unwrap(),
+                    )
+                })
                 .collect();
             assert_eq!(
                 seen,
@@ -52,6 +58,60 @@ agora_testing::each_backend! {
                 "{}",
                 t.backend
             );
+            t.cleanup().await;
+        }
+    }
+}
+
+agora_testing::each_backend! {
+    async fn rows_are_read_by_the_names_their_select_gives_the_columns() {
+        for t in backends(&[ITEMS]).await {
+            // Arrange: two rows, one with a NULL.
+            let mut tx = t.db.begin().await.unwrap();
+            tx.execute("INSERT INTO items VALUES ('a', 'NEW', 7), ('b', 'DONE', NULL)", &[])
+                .await
+                .unwrap();
+
+            // Act: a qualified column, an alias and a computed column, read
+            // inside the transaction and outside it.
+            let sql = "SELECT i.id, i.state AS status, i.n, COUNT(*) OVER () AS total
+                       FROM items i ORDER BY i.id";
+            let inside = tx.query(sql, &[]).await.unwrap();
+            tx.commit().await.unwrap();
+            let outside = t.db.query(sql, &[]).await.unwrap();
+
+            // Assert: the same names on both backends; an unknown name is a
+            // decode error that names it.
+            for rows in [&inside, &outside] {
+                let read: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.text("id").unwrap(),
+                            r.text("status").unwrap(),
+                            r.opt_i64("n").unwrap(),
+                            r.i64("total").unwrap(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(
+                    read,
+                    [
+                        ("a".into(), "NEW".into(), Some(7), 2),
+                        ("b".into(), "DONE".into(), None, 2)
+                    ],
+                    "{}",
+                    t.backend
+                );
+                let unknown = rows[0].text("state").unwrap_err();
+                assert!(
+                    matches!(&unknown, agora_platform::db::DbError::Decode(m) if m.contains("state")),
+                    "{}: {unknown}",
+                    t.backend
+                );
+                let mistyped = rows[0].i64("status").unwrap_err().to_string();
+                assert!(mistyped.contains("status"), "{}: {mistyped}", t.backend);
+            }
             t.cleanup().await;
         }
     }
