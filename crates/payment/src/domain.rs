@@ -53,9 +53,6 @@ pub enum PaymentStatus {
     Captured,
     Declined,
     Refunded,
-    /// The order was cancelled before payment was asked for: a tombstone that
-    /// stops a late request from charging.
-    Voided,
 }
 
 impl PaymentStatus {
@@ -64,12 +61,11 @@ impl PaymentStatus {
             Self::Captured => "CAPTURED",
             Self::Declined => "DECLINED",
             Self::Refunded => "REFUNDED",
-            Self::Voided => "VOIDED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Captured, Self::Declined, Self::Refunded, Self::Voided]
+        [Self::Captured, Self::Declined, Self::Refunded]
             .into_iter()
             .find(|status| status.as_str() == s)
     }
@@ -84,6 +80,27 @@ pub struct Payment {
     pub reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// An order cancelled before its payment was asked for. Recorded in the
+/// place of its payment (one record per order), so that a late request
+/// finds the order taken and never charges; it holds no amount, because
+/// nothing was charged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Void {
+    pub order_id: Uuid,
+    /// Why the order was cancelled.
+    pub reason: String,
+    /// When the void was recorded (RFC 3339).
+    pub at: String,
+}
+
+/// What the payment service holds for an order: its payment, or the void
+/// that took its place.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Payment(Payment),
+    Voided(Void),
 }
 
 #[cfg(test)]
@@ -118,8 +135,10 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in ["CAPTURED", "DECLINED", "REFUNDED", "VOIDED"] {
+        for s in ["CAPTURED", "DECLINED", "REFUNDED"] {
             assert_eq!(PaymentStatus::parse(s).unwrap().as_str(), s);
         }
+        // A void is a record of its own, not a payment's status.
+        assert_eq!(PaymentStatus::parse("VOIDED"), None);
     }
 }

@@ -20,7 +20,7 @@ use agora_platform::service::{Context, Parts, Service};
 use agora_platform::{Db, DbError, Tx};
 use uuid::Uuid;
 
-use domain::{Decision, Payment, PaymentStatus};
+use domain::{Decision, Payment, PaymentStatus, Record, Void};
 
 pub use domain::Gateway;
 pub use store::MIGRATIONS;
@@ -92,7 +92,7 @@ impl Payments {
         cause: &Envelope,
     ) -> Result<(), DbError> {
         match store::find_by_order(tx, e.order_id).await? {
-            Some(payment) if payment.status == PaymentStatus::Captured => {
+            Some(Record::Payment(payment)) if payment.status == PaymentStatus::Captured => {
                 store::set_status(tx, payment.id, PaymentStatus::Refunded).await?;
                 tracing::info!(order_id = %e.order_id, amount = payment.amount.amount, "payment refunded");
                 let refunded = PaymentRefunded {
@@ -104,12 +104,12 @@ impl Payments {
             }
             Some(_) => {}
             None => {
-                let zero = Money {
-                    amount: 0,
-                    currency: "XXX".into(),
+                let void = Void {
+                    order_id: e.order_id,
+                    reason: e.reason,
+                    at: now_rfc3339(),
                 };
-                let void = new_payment(e.order_id, zero, PaymentStatus::Voided, Some(e.reason));
-                store::insert(tx, &void).await?;
+                store::insert_void(tx, &void).await?;
             }
         }
         Ok(())

@@ -1,4 +1,5 @@
-//! Payment storage: `payments`, at most one per order.
+//! Payment storage: `payments`, at most one per order: a payment, or the
+//! void of an order cancelled before it, whose amount and currency are NULL.
 
 use agora_platform::db::{Db, DbError, Migration, Row, Tx};
 use agora_platform::events::Money;
@@ -6,14 +7,36 @@ use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
 
-use crate::domain::{Payment, PaymentStatus};
+use crate::domain::{Payment, PaymentStatus, Record, Void};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "payment_0001_payments",
-    sql: include_str!("../migrations/payment_0001_payments.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "payment_0001_payments",
+        sql: include_str!("../migrations/payment_0001_payments.sql"),
+    },
+    Migration {
+        name: "payment_0002_voids_without_values",
+        sql: include_str!("../migrations/payment_0002_voids_without_values.sql"),
+    },
+];
 
 const COLUMNS: &str = "id, order_id, amount, currency, status, reason, created_at, updated_at";
+
+/// The status that marks a void's row: a void shares the payments' table,
+/// and with it the unique `order_id` that lets either a void or a charge
+/// be recorded for an order, never both.
+const VOIDED: &str = "VOIDED";
+
+fn record(row: &Row) -> Result<Record, DbError> {
+    if row.str("status")? == VOIDED {
+        return Ok(Record::Voided(Void {
+            order_id: row.uuid("order_id")?,
+            reason: row.text("reason")?,
+            at: row.text("created_at")?,
+        }));
+    }
+    payment(row).map(Record::Payment)
+}
 
 fn payment(row: &Row) -> Result<Payment, DbError> {
     Ok(Payment {
@@ -35,18 +58,19 @@ fn payment(row: &Row) -> Result<Payment, DbError> {
     })
 }
 
-pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Payment>, DbError> {
+pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Record>, DbError> {
     tx.query_opt(
         &format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1"),
         params![order_id],
     )
     .await?
     .as_ref()
-    .map(payment)
+    .map(record)
     .transpose()
 }
 
-/// Records the order's payment; false when the order has one already.
+/// Records the order's payment; false when the order has one (or a void)
+/// already.
 pub async fn insert(tx: &mut Tx, payment: &Payment) -> Result<bool, DbError> {
     let inserted = tx.execute(
         &format!("INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"),
@@ -65,6 +89,25 @@ pub async fn insert(tx: &mut Tx, payment: &Payment) -> Result<bool, DbError> {
     Ok(inserted == 1)
 }
 
+/// Records the void of an order in its payment's place; false when the
+/// order has a payment (or a void) already.
+pub async fn insert_void(tx: &mut Tx, void: &Void) -> Result<bool, DbError> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO payments (id, order_id, status, reason, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+            params![
+                Uuid::now_v7(),
+                void.order_id,
+                VOIDED,
+                &void.reason,
+                &void.at
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
 pub async fn set_status(tx: &mut Tx, id: Uuid, status: PaymentStatus) -> Result<(), DbError> {
     tx.execute(
         "UPDATE payments SET status = $1, updated_at = $2 WHERE id = $3",
@@ -74,10 +117,11 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: PaymentStatus) -> Result<
     Ok(())
 }
 
+/// A page of payments; voids are no payments, and are not listed.
 pub async fn list(db: &Db, order_id: Option<Uuid>, page: &Page) -> Result<Vec<Payment>, DbError> {
     let [after, limit, offset] = page.params();
     db.query(
-        &format!("SELECT {COLUMNS} FROM payments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED'
+        &format!("SELECT {COLUMNS} FROM payments WHERE ($1 IS NULL OR order_id = $1) AND status <> '{VOIDED}'
                   AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3 OFFSET $4"),
         &[order_id.map(|id| id.to_string()).into(), after, limit, offset],
     )

@@ -10,9 +10,6 @@ pub enum ShipmentStatus {
     Created,
     /// Cancelled with its order after it was created.
     Cancelled,
-    /// The order was cancelled before shipping was asked for: a tombstone
-    /// that stops a late request from shipping. Not listed by the API.
-    Voided,
 }
 
 impl ShipmentStatus {
@@ -20,12 +17,11 @@ impl ShipmentStatus {
         match self {
             Self::Created => "CREATED",
             Self::Cancelled => "CANCELLED",
-            Self::Voided => "VOIDED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Created, Self::Cancelled, Self::Voided]
+        [Self::Created, Self::Cancelled]
             .into_iter()
             .find(|status| status.as_str() == s)
     }
@@ -41,6 +37,27 @@ pub struct Shipment {
     pub address: Option<Address>,
     pub items: Vec<LineItem>,
     pub created_at: String,
+}
+
+/// An order cancelled before shipping was asked for. Recorded in the place
+/// of its shipment (one record per order), so that a late request finds
+/// the order taken and never ships; it holds no carrier, tracking number
+/// or items, because nothing was shipped. Not listed by the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Void {
+    pub order_id: Uuid,
+    /// When the void was recorded (RFC 3339).
+    pub at: String,
+}
+
+/// What the shipping service holds for an order: its shipment, or the
+/// void that took its place. Read once per event and matched at once, so
+/// the small void's unused room costs nothing worth a box.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Record {
+    Shipment(Shipment),
+    Voided(Void),
 }
 
 /// Domestic parcels go with one carrier, the rest with another.

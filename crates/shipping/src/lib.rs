@@ -1,8 +1,8 @@
 //! Shipping service: shipments.
 //!
 //! Owns `shipments`, at most one per order. Creates a shipment when the
-//! order service asks, and cancels it (or leaves a tombstone) when the order
-//! is cancelled first.
+//! order service asks, and cancels it (or records a void in its place) when
+//! the order is cancelled first.
 
 pub mod api;
 pub mod domain;
@@ -16,7 +16,7 @@ use agora_platform::service::{Context, Parts, Service};
 use agora_platform::{Db, DbError, Tx};
 use uuid::Uuid;
 
-use domain::{carrier_for, tracking_number, Shipment, ShipmentStatus};
+use domain::{carrier_for, tracking_number, Record, Shipment, ShipmentStatus, Void};
 
 pub use store::MIGRATIONS;
 
@@ -70,23 +70,16 @@ impl Shipping {
     /// never ships.
     pub async fn cancel_in(tx: &mut Tx, e: OrderCancelled) -> Result<(), DbError> {
         match store::find_by_order(tx, e.order_id).await? {
-            Some(s) if s.status == ShipmentStatus::Created => {
+            Some(Record::Shipment(s)) if s.status == ShipmentStatus::Created => {
                 store::set_status(tx, s.id, ShipmentStatus::Cancelled).await?;
             }
             Some(_) => {}
             None => {
-                let id = Uuid::now_v7();
-                let tombstone = Shipment {
-                    id,
+                let void = Void {
                     order_id: e.order_id,
-                    status: ShipmentStatus::Voided,
-                    carrier: String::new(),
-                    tracking_number: String::new(),
-                    address: None,
-                    items: Vec::new(),
-                    created_at: now_rfc3339(),
+                    at: now_rfc3339(),
                 };
-                store::insert(tx, &tombstone).await?;
+                store::insert_void(tx, &void).await?;
             }
         }
         Ok(())

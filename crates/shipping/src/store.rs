@@ -1,18 +1,41 @@
-//! Shipping storage: `shipments`, at most one per order.
+//! Shipping storage: `shipments`, at most one per order: a shipment, or the
+//! void of an order cancelled before it, whose carrier, tracking number and
+//! items are NULL.
 
 use agora_platform::db::{Db, DbError, Migration, Row, Tx};
 use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
 
-use crate::domain::{Shipment, ShipmentStatus};
+use crate::domain::{Record, Shipment, ShipmentStatus, Void};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "shipping_0001_shipments",
-    sql: include_str!("../migrations/shipping_0001_shipments.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "shipping_0001_shipments",
+        sql: include_str!("../migrations/shipping_0001_shipments.sql"),
+    },
+    Migration {
+        name: "shipping_0002_voids_without_values",
+        sql: include_str!("../migrations/shipping_0002_voids_without_values.sql"),
+    },
+];
 
 const COLUMNS: &str = "id, order_id, status, carrier, tracking_number, address, items, created_at";
+
+/// The status that marks a void's row: a void shares the shipments' table,
+/// and with it the unique `order_id` that lets either a void or a shipment
+/// be recorded for an order, never both.
+const VOIDED: &str = "VOIDED";
+
+fn record(row: &Row) -> Result<Record, DbError> {
+    if row.str("status")? == VOIDED {
+        return Ok(Record::Voided(Void {
+            order_id: row.uuid("order_id")?,
+            at: row.text("created_at")?,
+        }));
+    }
+    shipment(row).map(Record::Shipment)
+}
 
 fn shipment(row: &Row) -> Result<Shipment, DbError> {
     Ok(Shipment {
@@ -36,18 +59,19 @@ fn shipment(row: &Row) -> Result<Shipment, DbError> {
     })
 }
 
-pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Shipment>, DbError> {
+pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Record>, DbError> {
     tx.query_opt(
         &format!("SELECT {COLUMNS} FROM shipments WHERE order_id = $1"),
         params![order_id],
     )
     .await?
     .as_ref()
-    .map(shipment)
+    .map(record)
     .transpose()
 }
 
-/// Records the order's shipment; false when the order has one already.
+/// Records the order's shipment; false when the order has one (or a void)
+/// already.
 pub async fn insert(tx: &mut Tx, shipment: &Shipment) -> Result<bool, DbError> {
     let address = shipment
         .address
@@ -71,6 +95,19 @@ pub async fn insert(tx: &mut Tx, shipment: &Shipment) -> Result<bool, DbError> {
     Ok(inserted == 1)
 }
 
+/// Records the void of an order in its shipment's place; false when the
+/// order has a shipment (or a void) already.
+pub async fn insert_void(tx: &mut Tx, void: &Void) -> Result<bool, DbError> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO shipments (id, order_id, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
+            params![Uuid::now_v7(), void.order_id, VOIDED, &void.at],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
 pub async fn set_status(tx: &mut Tx, id: Uuid, status: ShipmentStatus) -> Result<(), DbError> {
     tx.execute(
         "UPDATE shipments SET status = $1, updated_at = $2 WHERE id = $3",
@@ -80,10 +117,11 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: ShipmentStatus) -> Result
     Ok(())
 }
 
+/// A page of shipments; voids are no shipments, and are not listed.
 pub async fn list(db: &Db, order_id: Option<Uuid>, page: &Page) -> Result<Vec<Shipment>, DbError> {
     let [after, limit, offset] = page.params();
     db.query(
-        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> 'VOIDED'
+        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> '{VOIDED}'
                   AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3 OFFSET $4"),
         &[order_id.map(|id| id.to_string()).into(), after, limit, offset],
     )

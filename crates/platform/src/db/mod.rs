@@ -28,6 +28,7 @@ mod sqlite;
 mod tx;
 mod value;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,9 +63,48 @@ pub enum DbConfig {
 }
 
 /// A migration: portable DDL, applied once and recorded in `schema_migrations`.
+///
+/// Where the backends need different DDL (SQLite cannot change a column in
+/// place, so it rebuilds the table), one migration still keeps its SQL in
+/// one file, for both: a line `-- backend: sqlite` or `-- backend: postgres`
+/// starts SQL that only that backend runs, up to the next such line; what
+/// comes before the first runs on both.
 pub struct Migration {
     pub name: &'static str,
     pub sql: &'static str,
+}
+
+/// The line that starts a migration's SQL for one backend alone.
+const BACKEND_MARK: &str = "-- backend:";
+
+impl Migration {
+    /// What `backend` (`sqlite` or `postgres`) runs of this migration. A
+    /// mark naming no backend is an error rather than SQL that silently
+    /// runs nowhere.
+    fn sql_for(&self, backend: &str) -> Result<Cow<'static, str>, DbError> {
+        if !self.sql.contains(BACKEND_MARK) {
+            return Ok(Cow::Borrowed(self.sql));
+        }
+        let mut sql = String::with_capacity(self.sql.len());
+        let mut ours = true;
+        for line in self.sql.lines() {
+            match line.trim().strip_prefix(BACKEND_MARK).map(str::trim) {
+                Some(marked @ ("sqlite" | "postgres")) => ours = marked == backend,
+                Some(other) => {
+                    return Err(DbError::Decode(format!(
+                        "migration {}: unknown backend {other:?}",
+                        self.name
+                    )))
+                }
+                None if ours => {
+                    sql.push_str(line);
+                    sql.push('\n');
+                }
+                None => {}
+            }
+        }
+        Ok(Cow::Owned(sql))
+    }
 }
 
 /// A handle to one service's database. Cheap to clone.
@@ -173,7 +213,7 @@ impl Db {
                         .prepare("SELECT 1 FROM schema_migrations WHERE name = ?1")?
                         .exists([m.name])?;
                     if !done {
-                        tx.execute_batch(m.sql)?;
+                        tx.execute_batch(&m.sql_for("sqlite")?)?;
                         tx.execute(
                             "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
                             [m.name, &crate::clock::now_rfc3339()],
@@ -197,7 +237,8 @@ impl Db {
                         .await?
                         .is_some();
                     if !done {
-                        sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+                        let sql = m.sql_for("postgres")?;
+                        sqlx::raw_sql(&sql).execute(&mut *tx).await?;
                         sqlx::query(
                             "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)",
                         )
@@ -322,6 +363,39 @@ mod tests {
         );
         assert_eq!(values.len(), 4);
         assert_eq!(values[2], Value::from("b"));
+    }
+
+    #[test]
+    fn a_migration_runs_what_is_common_and_its_backends_own_sql() {
+        let m = Migration {
+            name: "m",
+            sql: "CREATE TABLE a (x TEXT);\n-- backend: postgres\nALTER TABLE a ALTER COLUMN x DROP NOT NULL;\n  -- backend: sqlite  \nCREATE TABLE b (x TEXT);\n",
+        };
+        assert_eq!(
+            m.sql_for("postgres").unwrap(),
+            "CREATE TABLE a (x TEXT);\nALTER TABLE a ALTER COLUMN x DROP NOT NULL;\n"
+        );
+        assert_eq!(
+            m.sql_for("sqlite").unwrap(),
+            "CREATE TABLE a (x TEXT);\nCREATE TABLE b (x TEXT);\n"
+        );
+        let portable = Migration {
+            name: "p",
+            sql: "CREATE TABLE a (x TEXT)",
+        };
+        assert!(matches!(
+            portable.sql_for("sqlite").unwrap(),
+            Cow::Borrowed(_)
+        ));
+        let typo = Migration {
+            name: "t",
+            sql: "-- backend: sqlit\nSELECT 1",
+        };
+        assert!(typo
+            .sql_for("sqlite")
+            .unwrap_err()
+            .to_string()
+            .contains("sqlit"));
     }
 
     #[test]
