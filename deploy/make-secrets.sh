@@ -11,7 +11,7 @@ mkdir -p secrets
 chmod 700 secrets
 umask 022
 new_password() { head -c 24 /dev/urandom | base64 | tr -d '/+=\n'; }
-for name in postgres rabbitmq catalog_db inventory_db cart_db order_db payment_db shipping_db notification_db; do
+for name in postgres rabbitmq catalog_db inventory_db cart_db order_db payment_db shipping_db notification_db identity_db; do
   file="secrets/${name}_password"
   [ -s "$file" ] || new_password > "$file"
 done

@@ -6,7 +6,7 @@
 # /run/secrets/<service>_db_password (SECRETS_DIR elsewhere).
 set -euo pipefail
 SECRETS_DIR=${SECRETS_DIR:-/run/secrets}
-SERVICES=(catalog inventory cart order payment shipping notification)
+SERVICES=(catalog inventory cart order payment shipping notification identity)
 psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres)
 for db in postgres template1; do
   "${psql[@]}" -c "REVOKE CONNECT ON DATABASE $db FROM PUBLIC;"

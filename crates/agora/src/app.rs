@@ -44,6 +44,8 @@ pub struct Config {
     pub limits: Limits,
     /// Dead letters kept per service.
     pub dead_letter_max: u32,
+    /// Serve the demo accounts on a listener that is not loopback.
+    pub allow_demo_accounts: bool,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ impl Config {
                 payment_decline_above: Gateway::default().decline_above,
                 seed_demo: true,
                 keep: Keep::default(),
+                access_token_ttl: Duration::from_secs(15 * 60),
             },
             duplicate_delivery: false,
             synchronous_full: false,
@@ -67,6 +70,7 @@ impl Config {
             paused_consumers: Vec::new(),
             limits: Limits::default(),
             dead_letter_max: agora_platform::dead_letters::DEFAULT_MAX,
+            allow_demo_accounts: false,
         }
     }
 }
@@ -107,6 +111,19 @@ impl Application {
         for (service, s) in services::ALL.iter().zip(&dbs) {
             service.offer(Peer::Local(&s.db), &settings, &mut peers);
         }
+        let identity = dbs
+            .iter()
+            .find(|s| s.name == agora_identity::NAME)
+            .expect("identity is one of the services");
+        crate::users::guard_demo_accounts(
+            &config.listen,
+            config.settings.seed_demo,
+            &identity.db,
+            config.allow_demo_accounts,
+        )
+        .await?;
+        let verifier =
+            agora_identity::verifier(Peer::Local(&identity.db), settings.access_token_ttl);
         let members = services::ALL
             .iter()
             .zip(&dbs)
@@ -125,6 +142,7 @@ impl Application {
             consumers: 1,
             paused_consumers: config.paused_consumers.clone(),
             limits: config.limits.clone(),
+            verifier,
             operator_routes: true,
         })
         .await?;

@@ -44,7 +44,7 @@ pub struct GatewayArgs {
 /// The instances of one service.
 struct Upstream {
     service: &'static str,
-    /// The first path segments after `/api/v1/` that this service owns.
+    /// The path prefixes this service owns.
     paths: &'static [&'static str],
     instances: Vec<String>,
     next: AtomicUsize,
@@ -57,7 +57,10 @@ struct Gateway {
 }
 
 /// Request and response headers passed through.
-const FORWARDED: [HeaderName; 6] = [
+const FORWARDED: [HeaderName; 9] = [
+    header::AUTHORIZATION,
+    header::WWW_AUTHENTICATE,
+    header::CACHE_CONTROL,
     header::CONTENT_TYPE,
     header::ACCEPT,
     header::LOCATION,
@@ -107,7 +110,14 @@ impl GatewayApp {
             router = router.merge(crate::admin::dead_letter_router(queues));
         }
         let limits = args.limits.limits();
-        let router = crate::host::edge(router, &limits);
+        // It verifies every token itself before passing a request on; the
+        // service verifies it again.
+        let identity = args.urls.first_of(agora_identity::NAME)?;
+        let verifier = agora_identity::verifier(
+            agora_platform::service::Peer::Remote(&identity),
+            Duration::ZERO,
+        );
+        let router = crate::host::edge(router, &limits, verifier);
         let listener = TcpListener::bind(&args.listen).await?;
         Ok(GatewayApp {
             listener,
@@ -131,9 +141,18 @@ impl GatewayApp {
 }
 
 impl Gateway {
+    /// The service whose path prefix is the longest that `path` is in.
     fn route(&self, path: &str) -> Option<&Upstream> {
-        let segment = path.strip_prefix("/api/v1/")?.split('/').next()?;
-        self.upstreams.iter().find(|u| u.paths.contains(&segment))
+        let within = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        self.upstreams
+            .iter()
+            .flat_map(|u| u.paths.iter().map(move |p| (u, p.len(), *p)))
+            .filter(|(_, _, prefix)| within(prefix))
+            .max_by_key(|(_, len, _)| *len)
+            .map(|(u, _, _)| u)
     }
 }
 

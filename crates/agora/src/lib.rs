@@ -17,5 +17,6 @@ pub mod service;
 pub mod services;
 pub mod settings;
 pub mod trace;
+pub mod users;
 
 pub use app::{Application, Config};

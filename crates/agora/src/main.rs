@@ -31,6 +31,10 @@ enum Command {
     Audit(agora::audit::AuditArgs),
     /// Inspect, replay or purge dead letters (embedded or RabbitMQ).
     Dlq(agora::dlq::DlqArgs),
+    /// Make accounts in the identity storage (the first admin, operators).
+    Users(agora::users::UsersArgs),
+    /// Rotate the keys that sign access tokens.
+    Keys(agora::users::KeysArgs),
 }
 
 #[derive(clap::Args)]
@@ -47,6 +51,10 @@ struct RunArgs {
     /// Deliver every event twice, to watch the consumers absorb duplicates.
     #[arg(long, env = "AGORA_DUPLICATE_DELIVERY")]
     duplicate_delivery: bool,
+    /// Serve the demo accounts (public passwords) on a listener that is
+    /// not loopback all the same.
+    #[arg(long, env = "AGORA_ALLOW_DEMO_ACCOUNTS")]
+    allow_demo_accounts: bool,
     #[command(flatten)]
     limits: agora::limits::LimitArgs,
     #[command(flatten)]
@@ -92,6 +100,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Audit(args) => agora::audit::run(args).await,
         Command::Events(args) => agora::event_log::run(args).await,
         Command::Orders(args) => agora::operator::run(args).await,
+        Command::Users(args) => agora::users::users(args).await,
+        Command::Keys(args) => agora::users::keys(args).await,
     }
 }
 
@@ -103,6 +113,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     config.duplicate_delivery = args.duplicate_delivery;
     config.limits = args.limits.limits();
     config.dead_letter_max = args.settings.retention.dead_letter_max;
+    config.allow_demo_accounts = args.allow_demo_accounts;
     let app = Application::build(config.clone()).await?;
     // A plain line that scripts (and the kill -9 test) read the port from.
     println!("agora listening on http://{}", app.local_addr());

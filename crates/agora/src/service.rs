@@ -62,6 +62,10 @@ pub struct ServiceArgs {
     /// Milliseconds the outbox relay waits for more events before publishing.
     #[arg(long, env = "AGORA_RELAY_LINGER_MS", default_value_t = 5)]
     pub relay_linger_ms: u64,
+    /// Identity: serve the demo accounts (public passwords) on a listener
+    /// that is not loopback all the same.
+    #[arg(long, env = "AGORA_ALLOW_DEMO_ACCOUNTS")]
+    pub allow_demo_accounts: bool,
     #[command(flatten)]
     pub urls: ServiceUrls,
     #[command(flatten)]
@@ -97,6 +101,23 @@ impl ServiceApp {
             services::find(need)?.offer(Peer::Remote(&url), &settings, &mut peers);
         }
 
+        // Tokens are verified here too, with identity's keys: read from its
+        // storage in its own process, fetched from it in any other.
+        let identity_url = args.urls.first_of(agora_identity::NAME)?;
+        let keys_at = if service.name() == agora_identity::NAME {
+            crate::users::guard_demo_accounts(
+                &args.listen,
+                settings.seed_demo,
+                &db,
+                args.allow_demo_accounts,
+            )
+            .await?;
+            Peer::Local(&db)
+        } else {
+            Peer::Remote(&identity_url)
+        };
+        let verifier = agora_identity::verifier(keys_at, settings.access_token_ttl);
+
         let mut amqp = AmqpConfig::new(&amqp_url);
         amqp.prefix = args.amqp_prefix.clone();
         amqp.prefetch = args.prefetch;
@@ -114,6 +135,7 @@ impl ServiceApp {
             consumers: args.consumers,
             paused_consumers: Vec::new(),
             limits: args.limits.service_limits(),
+            verifier,
             operator_routes: false,
         })
         .await?;

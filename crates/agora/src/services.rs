@@ -5,6 +5,7 @@
 
 use agora_cart::CartService;
 use agora_catalog::CatalogService;
+use agora_identity::IdentityService;
 use agora_inventory::InventoryService;
 use agora_notification::NotificationService;
 use agora_order::OrderService;
@@ -15,9 +16,11 @@ use agora_platform::transport::QueueSpec;
 use agora_platform::{idempotency, outbox, retention};
 use agora_shipping::ShippingService;
 
-/// Every service, in start order (the catalog first: others ask it
-/// prices). A service's place also gives its default port: 8081 onwards.
-pub static ALL: [&dyn Service; 7] = [
+/// Every service, in start order (identity first: every process verifies
+/// tokens with its keys; then the catalog: others ask it prices). A
+/// service's place also gives its default port: 8081 onwards.
+pub static ALL: [&dyn Service; 8] = [
+    &IdentityService,
     &CatalogService,
     &InventoryService,
     &CartService,
@@ -206,8 +209,9 @@ mod tests {
 
     #[test]
     fn default_ports_follow_the_list() {
-        assert_eq!(default_port("catalog"), Some(8081));
-        assert_eq!(default_port("notification"), Some(8087));
+        assert_eq!(default_port("identity"), Some(8081));
+        assert_eq!(default_port("catalog"), Some(8082));
+        assert_eq!(default_port("notification"), Some(8088));
         assert_eq!(default_port("nobody"), None);
     }
 }

@@ -39,6 +39,9 @@ pub struct SettingsArgs {
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
     #[arg(long, env = "AGORA_RETRY_BASE_MS", default_value_t = 100)]
     pub retry_base_ms: u64,
+    /// Seconds an access token is valid (identity).
+    #[arg(long, env = "AGORA_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
     #[command(flatten)]
     pub retention: RetentionArgs,
 }
@@ -56,6 +59,7 @@ impl SettingsArgs {
             payment_decline_above: self.payment_decline_above,
             seed_demo: !self.no_seed,
             keep: self.retention.keep(idempotency_ttl),
+            access_token_ttl: Duration::from_secs(self.access_token_ttl_secs.max(1)),
         }
     }
 

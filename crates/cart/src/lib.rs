@@ -182,7 +182,7 @@ impl Service for CartService {
     }
 
     fn paths(&self) -> &'static [&'static str] {
-        &["carts"]
+        &["/api/v1/carts"]
     }
 
     fn migrations(&self) -> &'static [Migration] {

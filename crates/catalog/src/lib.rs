@@ -229,7 +229,7 @@ impl Service for CatalogService {
     }
 
     fn paths(&self) -> &'static [&'static str] {
-        &["products"]
+        &["/api/v1/products"]
     }
 
     fn migrations(&self) -> &'static [Migration] {

@@ -229,7 +229,7 @@ impl Service for InventoryService {
     }
 
     fn paths(&self) -> &'static [&'static str] {
-        &["inventory"]
+        &["/api/v1/inventory"]
     }
 
     fn migrations(&self) -> &'static [Migration] {

@@ -41,7 +41,7 @@ impl Service for NotificationService {
     }
 
     fn paths(&self) -> &'static [&'static str] {
-        &["notifications"]
+        &["/api/v1/notifications"]
     }
 
     fn migrations(&self) -> &'static [Migration] {

@@ -664,7 +664,7 @@ impl Service for OrderService {
     }
 
     fn paths(&self) -> &'static [&'static str] {
-        &["orders"]
+        &["/api/v1/orders"]
     }
 
     fn migrations(&self) -> &'static [Migration] {

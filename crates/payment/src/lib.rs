@@ -145,7 +145,7 @@ impl Service for PaymentService {
     }
 
     fn paths(&self) -> &'static [&'static str] {
-        &["payments"]
+        &["/api/v1/payments"]
     }
 
     fn migrations(&self) -> &'static [Migration] {

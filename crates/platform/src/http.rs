@@ -23,8 +23,11 @@ pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
     pub errors: Vec<FieldError>,
-    /// Seconds after which a retry may succeed (`Retry-After`), for 503s.
+    /// Seconds after which a retry may succeed (`Retry-After`), for 503s
+    /// and 429s.
     pub retry_after: Option<u32>,
+    /// How to authenticate (`WWW-Authenticate`), for 401s.
+    pub challenge: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -45,6 +48,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            challenge: None,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -64,6 +68,31 @@ impl ApiError {
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
         }
     }
+    /// 401: no credentials where some are needed.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self {
+            challenge: Some("Bearer"),
+            ..Self::new(StatusCode::UNAUTHORIZED, detail)
+        }
+    }
+    /// 401: credentials given, and refused (RFC 6750's `invalid_token`).
+    pub fn invalid_token(detail: impl Into<String>) -> Self {
+        Self {
+            challenge: Some("Bearer error=\"invalid_token\""),
+            ..Self::new(StatusCode::UNAUTHORIZED, detail)
+        }
+    }
+    /// 403: signed in, without the role this needs.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+    /// 429: too many attempts; the next may come after `retry_after` seconds.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
+        }
+    }
     /// 422 naming each field that is wrong.
     pub fn invalid(errors: Vec<FieldError>) -> Self {
         ApiError {
@@ -71,6 +100,7 @@ impl ApiError {
             detail: "the request has invalid fields".into(),
             errors,
             retry_after: None,
+            challenge: None,
         }
     }
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -136,6 +166,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, secs.into());
+        }
+        if let Some(challenge) = self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(challenge),
+            );
         }
         response
     }

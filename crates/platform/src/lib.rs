@@ -3,6 +3,7 @@
 //! the embedded durable bus, HTTP plumbing, input checks and telemetry.
 
 pub mod amqp;
+pub mod auth;
 pub mod breaker;
 pub mod bus;
 pub mod chaos;

@@ -311,3 +311,32 @@ mod tests {
         assert!(slots.take(me).is_some());
     }
 }
+
+/// The client a request came from, as the limits count it (its address, or
+/// its IPv6 /64): `None` where the server does not say (a router under test
+/// served without connection info).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client(pub Option<IpAddr>);
+
+impl Client {
+    /// The key its limits are kept under.
+    pub fn key(&self) -> String {
+        self.0.map(|ip| ip.to_string()).unwrap_or_default()
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| client_key(peer)),
+        ))
+    }
+}

@@ -105,6 +105,9 @@ pub struct Settings {
     pub seed_demo: bool,
     /// How long what only grows is kept.
     pub keep: Keep,
+    /// How long an access token is valid (identity; and how long a
+    /// superseded signing key keeps verifying).
+    pub access_token_ttl: Duration,
 }
 
 /// Where another service is reached from this process.
@@ -151,8 +154,8 @@ pub trait Service: Send + Sync + 'static {
     /// Names its storage, its queue, its inbox rows and its process.
     fn name(&self) -> &'static str;
 
-    /// The first path segments under `/api/v1/` that it serves (how the
-    /// gateway routes).
+    /// The path prefixes it serves (`/api/v1/orders` serves
+    /// `/api/v1/orders` and everything under it): how the gateway routes.
     fn paths(&self) -> &'static [&'static str];
 
     /// Its own tables (the platform's come first, from the host).

@@ -97,7 +97,7 @@ impl Service for ShippingService {
     }
 
     fn paths(&self) -> &'static [&'static str] {
-        &["shipments"]
+        &["/api/v1/shipments"]
     }
 
     fn migrations(&self) -> &'static [Migration] {

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agora_platform::auth::{authenticate, Verifier};
 use agora_platform::breaker::Breaker;
 use agora_platform::http::{not_found_fallback, ApiError, Json, MAX_BODY_BYTES};
 use agora_platform::periodic::{run_periodic, Periodic};
@@ -60,6 +61,8 @@ pub struct Plan {
     /// Consumers not started: their queues fill up durably.
     pub paused_consumers: Vec<String>,
     pub limits: Limits,
+    /// What the access tokens of every request are verified with.
+    pub verifier: Arc<Verifier>,
     /// Serve the operator's queue and dead-letter endpoints here.
     pub operator_routes: bool,
 }
@@ -180,7 +183,11 @@ impl Host {
                 .merge(crate::admin::dead_letter_router(queues))
                 .merge(queue_router(plan.transport.clone(), consumers));
         }
-        let router = edge(router.fallback(not_found_fallback), &plan.limits);
+        let router = edge(
+            router.fallback(not_found_fallback),
+            &plan.limits,
+            plan.verifier.clone(),
+        );
         let listener = TcpListener::bind(&plan.listen).await?;
         Ok(Host {
             listener,
@@ -227,10 +234,12 @@ impl Host {
 }
 
 /// The layers every process kind serves behind, in one place: the body
-/// limit, request tracing, and (outermost) the listener's limits.
-pub fn edge(router: Router, limits: &Limits) -> Router {
+/// limit, the bearer token's verification, request tracing, and
+/// (outermost) the listener's limits.
+pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>) -> Router {
     let router = router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
         .layer(crate::trace::http_trace());
     agora_platform::server::limited(router, limits)
 }

@@ -16,6 +16,7 @@ mod distributed;
 mod event_replay;
 mod gateway;
 mod idempotency;
+mod identity;
 mod limits;
 mod loadgen;
 mod postgres_restart;
