@@ -6,11 +6,12 @@
 //! - `POST /api/v1/admin/dead-letters/replay?…[&dry_run=true]`
 //! - `POST /api/v1/admin/dead-letters/purge?…[&dry_run=true]`
 //!
-//! Replay and purge act on what the filter selects and refuse an empty
+//! Operators and admins only. Replay and purge act on what the filter selects and refuse an empty
 //! filter unless `all=true` says so.
 
 use std::sync::Arc;
 
+use agora_platform::auth::Operator;
 use agora_platform::dead_letters::{Action, DeadLetter, DeadLetterQueues, Filter};
 use agora_platform::http::{ApiError, Json, PageParams, Query};
 use axum::extract::{Path, State};
@@ -89,6 +90,7 @@ struct ListParams {
 
 async fn list(
     State(queues): State<Queues>,
+    _: Operator,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<DeadLetter>>, ApiError> {
     let filter = Filter {
@@ -134,6 +136,7 @@ async fn list(
 
 async fn show(
     State(queues): State<Queues>,
+    _: Operator,
     Path((service, event_id)): Path<(String, String)>,
 ) -> Result<Json<DeadLetter>, ApiError> {
     let filter = Filter::one(&service, &event_id);
@@ -150,6 +153,7 @@ async fn show(
 
 async fn replay(
     State(queues): State<Queues>,
+    _: Operator,
     Query(params): Query<Params>,
 ) -> Result<Json<Outcome>, ApiError> {
     act(queues, Action::Replay, params).await
@@ -157,6 +161,7 @@ async fn replay(
 
 async fn purge(
     State(queues): State<Queues>,
+    _: Operator,
     Query(params): Query<Params>,
 ) -> Result<Json<Outcome>, ApiError> {
     act(queues, Action::Purge, params).await

@@ -31,6 +31,9 @@ pub struct AuditArgs {
     pub stuck_after_secs: i64,
     #[arg(long)]
     pub json: bool,
+    /// An operator's (or admin's) credentials: the audit reads everyone's.
+    #[command(flatten)]
+    pub credentials: crate::credentials::Credentials,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,9 +241,13 @@ pub fn check(s: &Snapshot, now: OffsetDateTime, stuck_after_secs: i64) -> Vec<Vi
     out
 }
 
-/// Reads a snapshot through the API and checks it.
-pub async fn audit(base: &str, stuck_after_secs: i64) -> anyhow::Result<Report> {
-    let client = reqwest::Client::new();
+/// Reads a snapshot through the API, with `client` (an operator's), and
+/// checks it.
+pub async fn audit(
+    client: &reqwest::Client,
+    base: &str,
+    stuck_after_secs: i64,
+) -> anyhow::Result<Report> {
     let base = base.trim_end_matches('/');
     let get = |path: String| {
         let client = client.clone();
@@ -301,7 +308,8 @@ where
 }
 
 pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
-    let report = audit(&args.url, args.stuck_after_secs).await?;
+    let client = args.credentials.client(&args.url).await?;
+    let report = audit(&client, &args.url, args.stuck_after_secs).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod credentials;
 pub mod dlq;
 pub mod event_log;
 pub mod gateway;

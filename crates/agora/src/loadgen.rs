@@ -1,12 +1,18 @@
 //! `agora loadgen`: pushes orders through a running Agora (embedded or the
 //! distributed gateway) and reports completed orders per second and the time
 //! from `POST /orders` to a terminal state.
+//!
+//! It makes its products as an admin ([`Credentials`]), then registers its
+//! own customers (`--customers`), who place the orders, each with its own
+//! token, as shoppers would.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use crate::credentials::{authorized, sign_in, Credentials};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -41,6 +47,12 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Customers it registers to place the orders (round robin).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub customers: u64,
+    /// An admin's credentials, to make the products.
+    #[command(flatten)]
+    pub credentials: Credentials,
 }
 
 /// What a run measured.
@@ -89,18 +101,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 pub async fn generate(args: &Args) -> anyhow::Result<Report> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency as usize)
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let builder = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(args.concurrency as usize)
+            .timeout(Duration::from_secs(60))
+    };
     let base = args.url.trim_end_matches('/').to_owned();
+    let admin = authorized(builder(), &args.credentials.token(&base).await?)?;
     let count = args.products.max(1);
     let stock = args.orders.div_ceil(count) * u64::from(args.quantity);
     let mut products = Vec::new();
     for _ in 0..count {
-        products.push(create_product(&client, &base, stock).await?);
+        products.push(create_product(&admin, &base, stock).await?);
     }
     let products = Arc::new(products);
+    let mut customers = Vec::new();
+    for i in 0..args.customers {
+        let token = register_customer(&admin, &base, i).await?;
+        customers.push(authorized(builder(), &token)?);
+    }
+    let customers = Arc::new(customers);
 
     let next = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(args.orders as usize)));
@@ -127,8 +147,8 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (client, base, next, latencies, counts, bar, pacer, products) = (
-            client.clone(),
+        let (customers, base, next, latencies, counts, bar, pacer, products) = (
+            customers.clone(),
             base.clone(),
             next.clone(),
             latencies.clone(),
@@ -149,7 +169,8 @@ pub async fn generate(args: &Args) -> anyhow::Result<Report> {
                 }
                 let t0 = Instant::now();
                 let product_id = products[(n % products.len() as u64) as usize];
-                match one_order(&client, &base, product_id, quantity, n, deadline).await {
+                let client = &customers[(n % customers.len() as u64) as usize];
+                match one_order(client, &base, product_id, quantity, n, deadline).await {
                     Ok(status) => {
                         latencies.lock().await.push(t0.elapsed());
                         counts.record(&status);
@@ -216,6 +237,26 @@ impl Counts {
     }
 }
 
+/// Registers a customer of this run and signs it in: its token.
+async fn register_customer(client: &reqwest::Client, base: &str, i: u64) -> anyhow::Result<String> {
+    let email = format!("load-{}-{i}@loadgen.example", uuid::Uuid::now_v7().simple());
+    let password = format!("loadgen-{}", uuid::Uuid::now_v7().simple());
+    let response = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(
+            &json!({ "email": email, "password": password, "name": format!("Load customer {i}") }),
+        )
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "registering a load customer: {}",
+        response.text().await?
+    );
+    sign_in(client, base, &email, &password).await
+}
+
 /// A product with `stock` units: enough for its share of the run, so every
 /// order can complete.
 async fn create_product(
@@ -267,7 +308,6 @@ async fn one_order(
     let response = client
         .post(format!("{base}/api/v1/orders"))
         .json(&json!({
-            "customer_id": format!("load-{}", n % 1000),
             "email": format!("load{n}@example.com"),
             "items": [{ "product_id": product_id, "quantity": quantity }],
             "shipping_address": {

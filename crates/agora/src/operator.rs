@@ -11,6 +11,9 @@ pub struct OrdersArgs {
     /// Base URL of the running instance.
     #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
     pub url: String,
+    /// An operator's (or admin's) credentials.
+    #[command(flatten)]
+    pub credentials: crate::credentials::Credentials,
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -24,7 +27,7 @@ pub enum OrdersCommand {
 }
 
 pub async fn run(args: OrdersArgs) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    let client = args.credentials.client(&args.url).await?;
     let base = args.url.trim_end_matches('/');
     let (response, action) = match &args.command {
         OrdersCommand::Attention => {

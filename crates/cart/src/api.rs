@@ -1,8 +1,13 @@
-//! Cart REST API: `/api/v1/carts/{customer_id}`.
+//! Cart REST API: `/api/v1/carts/me` (the caller's cart), and
+//! `/api/v1/carts/{customer_id}` when that id is the caller's.
 
+use std::collections::HashMap;
+
+use agora_platform::auth::Signed;
 use agora_platform::http::{parse_id, ApiError, Json};
 use agora_platform::idempotency::{self, Answer};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -10,7 +15,7 @@ use axum::Router;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{customer_id, AddItem, AddItemRequest, Cart, CheckoutRequest};
+use crate::domain::{AddItem, AddItemRequest, Cart, CheckoutRequest};
 use crate::{CartError, Carts};
 
 pub fn router(carts: Carts) -> Router {
@@ -25,30 +30,48 @@ pub fn router(carts: Carts) -> Router {
         .with_state(carts)
 }
 
-async fn show(
-    State(carts): State<Carts>,
-    Path(customer): Path<String>,
-) -> Result<Json<Cart>, ApiError> {
-    let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
+/// The customer whose cart a request is about: the caller, named `me` or by
+/// its own customer id. Anyone else's cart is "not found" (carts cannot be
+/// probed), also for operators: a cart is its customer's alone.
+struct Owner(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Signed(caller) = Signed::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let own = caller.customer_id();
+        match params.get("customer_id").map(String::as_str) {
+            None | Some("me") => Ok(Owner(own)),
+            Some(named) if named == own => Ok(Owner(own)),
+            Some(_) => Err(ApiError::not_found("no such cart")),
+        }
+    }
+}
+
+async fn show(State(carts): State<Carts>, Owner(customer): Owner) -> Result<Json<Cart>, ApiError> {
     Ok(Json(carts.view(customer).await?))
 }
 
 async fn add(
     State(carts): State<Carts>,
-    Path(customer): Path<String>,
+    Owner(customer): Owner,
     Json(req): Json<AddItemRequest>,
 ) -> Result<Json<Cart>, ApiError> {
-    let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
     let item = AddItem::parse(req)?;
     Ok(Json(carts.add(customer, item).await?))
 }
 
 async fn remove(
     State(carts): State<Carts>,
-    Path((customer, product)): Path<(String, String)>,
+    Owner(customer): Owner,
+    Path(params): Path<HashMap<String, String>>,
 ) -> Result<Json<Cart>, ApiError> {
-    let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
-    let product_id = parse_id(&product, "product id")?;
+    let product = params.get("product_id").map(String::as_str).unwrap_or("");
+    let product_id = parse_id(product, "product id")?;
     Ok(Json(carts.remove(customer, product_id).await?))
 }
 
@@ -66,11 +89,10 @@ struct CheckedOut {
 /// up before anything else: the first checkout emptied the cart).
 async fn checkout(
     State(carts): State<Carts>,
-    Path(customer): Path<String>,
+    Owner(customer): Owner,
     headers: HeaderMap,
     Json(req): Json<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
-    let customer = customer_id(&customer).map_err(ApiError::bad_request)?;
     let key = idempotency::key_from(&headers)?;
     let fingerprint = idempotency::fingerprint(&(&customer, &req));
     let purchase = req.parse()?;

@@ -1,5 +1,6 @@
 //! Catalog REST API: `/api/v1/products`.
 
+use agora_platform::auth::Admin;
 use agora_platform::http::{parse_id, parse_ids, ApiError, Json, PageParams, Query};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -76,6 +77,7 @@ async fn show(
 
 async fn create(
     State(catalog): State<Catalog>,
+    _: Admin,
     Json(req): Json<NewProductRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = NewProduct::parse(req)?;

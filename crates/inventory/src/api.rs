@@ -1,5 +1,6 @@
 //! Inventory REST API: `/api/v1/inventory`.
 
+use agora_platform::auth::{Admin, Operator};
 use agora_platform::http::{parse_id, parse_ids, ApiError, Json, PageParams, Query};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -62,6 +63,7 @@ struct ReservationParams {
 /// CANCELLED) and order.
 async fn reservations(
     State(inventory): State<Inventory>,
+    _: Operator,
     Query(params): Query<ReservationParams>,
 ) -> Result<Json<Vec<Reservation>>, ApiError> {
     let status = params
@@ -101,6 +103,7 @@ async fn show(
 
 async fn adjust(
     State(inventory): State<Inventory>,
+    _: Admin,
     Path(id): Path<String>,
     Json(req): Json<AdjustmentRequest>,
 ) -> Result<Json<Stock>, ApiError> {

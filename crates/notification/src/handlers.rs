@@ -57,7 +57,8 @@ impl EventHandler for Handler {
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         let (order_id, moment, contact) = match Incoming::decode(event)? {
             Incoming::OrderCreated(e) => {
-                store::save_contact(tx, e.order_id, &e.email, e.phone.as_deref()).await?;
+                store::save_contact(tx, e.order_id, &e.customer_id, &e.email, e.phone.as_deref())
+                    .await?;
                 (e.order_id, Moment::Created, Some((e.email, e.phone)))
             }
             Incoming::PaymentSucceeded(e) => (e.order_id, Moment::Confirmed, None),

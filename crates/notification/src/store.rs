@@ -7,20 +7,27 @@ use uuid::Uuid;
 
 use crate::domain::{Channel, Notification};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "notification_0001_notifications",
-    sql: include_str!("../migrations/notification_0001_notifications.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "notification_0001_notifications",
+        sql: include_str!("../migrations/notification_0001_notifications.sql"),
+    },
+    Migration {
+        name: "notification_0002_customer",
+        sql: include_str!("../migrations/notification_0002_customer.sql"),
+    },
+];
 
 pub async fn save_contact(
     tx: &mut Tx,
     order_id: Uuid,
+    customer_id: &str,
     email: &str,
     phone: Option<&str>,
 ) -> Result<(), DbError> {
     tx.execute(
-        "INSERT INTO contacts (order_id, email, phone) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        params![order_id, email, phone],
+        "INSERT INTO contacts (order_id, customer_id, email, phone) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        params![order_id, customer_id, email, phone],
     )
     .await?;
     Ok(())
@@ -76,16 +83,26 @@ fn notification(row: &Row) -> Result<Notification, DbError> {
     })
 }
 
+/// A page of notifications (of `customer`'s orders only, if given).
 pub async fn list(
     db: &Db,
     order_id: Option<Uuid>,
+    customer: Option<&str>,
     page: &Page,
 ) -> Result<Vec<Notification>, DbError> {
     let [after, limit, offset] = page.params();
     db.query(
         "SELECT id, order_id, channel, recipient, kind, message, created_at FROM notifications
-         WHERE ($1 IS NULL OR order_id = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3 OFFSET $4",
-        &[order_id.map(|id| id.to_string()).into(), after, limit, offset],
+         WHERE ($1 IS NULL OR order_id = $1)
+           AND ($2 IS NULL OR order_id IN (SELECT order_id FROM contacts WHERE customer_id = $2))
+           AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4 OFFSET $5",
+        &[
+            order_id.map(|id| id.to_string()).into(),
+            customer.into(),
+            after,
+            limit,
+            offset,
+        ],
     )
     .await?
     .iter()

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use agora_platform::auth::{Account, Operator, Signed};
 use agora_platform::http::{parse_id, ApiError, Json, Query};
 use agora_platform::idempotency::{self, Answer};
 use agora_platform::validate;
@@ -45,24 +46,46 @@ async fn view(orders: &Orders, order: Order) -> Result<OrderView, ApiError> {
     Ok(OrderView { order, timeline })
 }
 
-/// The idempotency scope of `POST /orders`.
-const PLACE: &str = "POST /orders";
+/// The order `id`, if the caller may see it: its own, or any for
+/// operators. Another customer's is "not found", so ids cannot be probed.
+async fn visible(orders: &Orders, id: Uuid, caller: &Account) -> Result<Order, ApiError> {
+    store::find(&orders.db, id)
+        .await?
+        .filter(|order| caller.may_see(&order.customer_id))
+        .ok_or_else(|| ApiError::not_found(format!("order {id} does not exist")))
+}
 
-/// Creates an order; with an `Idempotency-Key`, at most once per key.
+/// Creates an order for the signed-in customer; with an `Idempotency-Key`,
+/// at most once per key and caller.
 async fn place(
     State(orders): State<Orders>,
+    Signed(caller): Signed,
     headers: HeaderMap,
-    Json(req): Json<PlaceOrderRequest>,
+    Json(mut req): Json<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
+    let customer = caller.customer_id();
+    if req
+        .customer_id
+        .as_ref()
+        .is_some_and(|c| c.trim() != customer)
+    {
+        return Err(ApiError::invalid_field(
+            "customer_id",
+            "must be the signed-in customer's own id, or left out",
+        ));
+    }
+    req.customer_id = Some(customer);
     let key = idempotency::key_from(&headers)?;
     let fingerprint = idempotency::fingerprint(&req);
     let cmd = PlaceOrder::parse(req)?;
     let db = orders.db.clone();
     let ttl = orders.idempotency_ttl;
+    // Keys are the caller's own: another caller's key is another key.
+    let scope = format!("POST /orders {}", caller.id);
     // A retry gets the first answer, whatever prices and stock are now (or
     // whether the catalog answers at all): the key is looked up before
     // anything is priced or checked.
-    let replayed = idempotency::replay(&db, PLACE, key.as_deref(), &fingerprint, ttl).await?;
+    let replayed = idempotency::replay(&db, &scope, key.as_deref(), &fingerprint, ttl).await?;
     if let Some(answer) = replayed {
         return Ok(answer);
     }
@@ -72,7 +95,7 @@ async fn place(
         Ok::<_, ApiError>(order)
     }
     .await;
-    idempotency::once(&db, PLACE, key, fingerprint, ttl, move |tx| {
+    idempotency::once(&db, &scope, key, fingerprint, ttl, move |tx| {
         Box::pin(async move {
             // Refused only now: if a request in flight with the same key
             // committed meanwhile, `once` replays its answer instead.
@@ -105,18 +128,18 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 
 async fn show(
     State(orders): State<Orders>,
+    Signed(caller): Signed,
     Path(id): Path<String>,
     Query(params): Query<ShowParams>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id, "order id")?;
-    if let Some(ms) = params.wait_ms {
+    let mut order = visible(&orders, id, &caller).await?;
+    if let Some(ms) = params.wait_ms.filter(|_| !order.status.is_terminal()) {
         orders
             .wait_terminal(id, Duration::from_millis(ms).min(MAX_WAIT))
             .await?;
+        order = visible(&orders, id, &caller).await?;
     }
-    let order = store::find(&orders.db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("order {id} does not exist")))?;
     Ok(Json(view(&orders, order).await?))
 }
 
@@ -139,8 +162,10 @@ struct OrderPage {
     next: Option<Uuid>,
 }
 
+/// The caller's orders; for operators, everyone's (`customer_id=` filters).
 async fn list(
     State(orders): State<Orders>,
+    Signed(caller): Signed,
     Query(params): Query<ListParams>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let status = params
@@ -151,8 +176,13 @@ async fn list(
                 .ok_or_else(|| ApiError::bad_request(format!("unknown status `{s}`")))
         })
         .transpose()?;
-    let customer = validate::optional_text(params.customer_id.as_deref(), 100)
+    let asked = validate::optional_text(params.customer_id.as_deref(), 100)
         .map_err(|message| ApiError::bad_request(format!("customer_id {message}")))?;
+    // A customer's listing is its own whatever it asks for.
+    let customer = match caller.scope().customer() {
+        Some(own) => Some(own.to_owned()),
+        None => asked,
+    };
     let page = agora_platform::http::PageParams {
         limit: params.limit,
         offset: params.offset,
@@ -181,11 +211,13 @@ struct CancelRequest {
 /// repeated cancel replays the first answer.
 async fn cancel(
     State(orders): State<Orders>,
+    Signed(caller): Signed,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "order id")?;
+    visible(&orders, id, &caller).await?;
     let key = idempotency::key_from(&headers)?;
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -200,30 +232,25 @@ async fn cancel(
     let fingerprint = idempotency::fingerprint(&(id, &reason));
     let db = orders.db.clone();
     let ttl = orders.idempotency_ttl;
-    idempotency::once(
-        &db,
-        "POST /orders/{id}/cancel",
-        key,
-        fingerprint,
-        ttl,
-        move |tx| {
-            Box::pin(async move {
-                let order = orders.cancel_in(tx, id, reason).await?;
-                let timeline = store::timeline(&mut *tx, id).await?;
-                Ok(Answer::json(
-                    StatusCode::OK,
-                    None,
-                    &OrderView { order, timeline },
-                ))
-            })
-        },
-    )
+    let scope = format!("POST /orders/{{id}}/cancel {}", caller.id);
+    idempotency::once(&db, &scope, key, fingerprint, ttl, move |tx| {
+        Box::pin(async move {
+            let order = orders.cancel_in(tx, id, reason).await?;
+            let timeline = store::timeline(&mut *tx, id).await?;
+            Ok(Answer::json(
+                StatusCode::OK,
+                None,
+                &OrderView { order, timeline },
+            ))
+        })
+    })
     .await
 }
 
 /// Operator: emit the pending compensation again (REQUIRES_ATTENTION only).
 async fn retry_compensation(
     State(orders): State<Orders>,
+    _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id, "order id")?;
@@ -234,6 +261,7 @@ async fn retry_compensation(
 /// Operator: end an order whose compensation is pending without waiting.
 async fn force_cancel(
     State(orders): State<Orders>,
+    _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id, "order id")?;

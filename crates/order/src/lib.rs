@@ -545,6 +545,7 @@ fn emitted(order: &Order, emit: &Emit, cause: Option<&Envelope>, correlation_id:
         Emit::ShippingRequested => envelope(
             &ShippingRequested {
                 order_id,
+                customer_id: Some(order.customer_id.clone()),
                 shipping_address: order.shipping_address.clone(),
                 items: order
                     .items

@@ -1,5 +1,7 @@
-//! Payment REST API (read only): `/api/v1/payments`.
+//! Payment REST API (read only): `/api/v1/payments`, a customer's own, or
+//! everyone's for operators.
 
+use agora_platform::auth::Signed;
 use agora_platform::http::{ApiError, Json, OrderFilter, Query};
 use axum::extract::State;
 use axum::routing::get;
@@ -15,9 +17,13 @@ pub fn router(payments: Payments) -> Router {
 }
 
 async fn list(
+    Signed(caller): Signed,
     State(payments): State<Payments>,
     Query(filter): Query<OrderFilter>,
 ) -> Result<Json<Vec<Payment>>, ApiError> {
     let (order_id, page) = filter.parse()?;
-    Ok(Json(store::list(&payments.db, order_id, &page).await?))
+    let scope = caller.scope();
+    Ok(Json(
+        store::list(&payments.db, order_id, scope.customer(), &page).await?,
+    ))
 }

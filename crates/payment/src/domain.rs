@@ -75,6 +75,9 @@ impl PaymentStatus {
 pub struct Payment {
     pub id: Uuid,
     pub order_id: Uuid,
+    /// Whose order it pays for; absent on payments recorded before it was
+    /// kept.
+    pub customer_id: Option<String>,
     pub amount: Money,
     pub status: PaymentStatus,
     pub reason: Option<String>,

@@ -13,8 +13,7 @@ pub mod store;
 use agora_platform::clock::now_rfc3339;
 use agora_platform::db::Migration;
 use agora_platform::events::{
-    Envelope, Money, OrderCancelled, PaymentFailed, PaymentRefunded, PaymentRequested,
-    PaymentSucceeded,
+    Envelope, OrderCancelled, PaymentFailed, PaymentRefunded, PaymentRequested, PaymentSucceeded,
 };
 use agora_platform::service::{Context, Parts, Service};
 use agora_platform::{Db, DbError, Tx};
@@ -56,7 +55,7 @@ impl Payments {
             Decision::Captured => (PaymentStatus::Captured, None),
             Decision::Declined(reason) => (PaymentStatus::Declined, Some(reason.clone())),
         };
-        let payment = new_payment(e.order_id, e.amount.clone(), status, reason);
+        let payment = new_payment(&e, status, reason);
         if !store::insert(tx, &payment).await? {
             return Ok(()); // charged, declined or voided already: never twice
         }
@@ -116,17 +115,13 @@ impl Payments {
     }
 }
 
-fn new_payment(
-    order_id: Uuid,
-    amount: Money,
-    status: PaymentStatus,
-    reason: Option<String>,
-) -> Payment {
+fn new_payment(e: &PaymentRequested, status: PaymentStatus, reason: Option<String>) -> Payment {
     let now = now_rfc3339();
     Payment {
         id: Uuid::now_v7(),
-        order_id,
-        amount,
+        order_id: e.order_id,
+        customer_id: Some(e.customer_id.clone()),
+        amount: e.amount.clone(),
         status,
         reason,
         created_at: now.clone(),

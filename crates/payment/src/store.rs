@@ -18,9 +18,14 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "payment_0002_voids_without_values",
         sql: include_str!("../migrations/payment_0002_voids_without_values.sql"),
     },
+    Migration {
+        name: "payment_0003_customer",
+        sql: include_str!("../migrations/payment_0003_customer.sql"),
+    },
 ];
 
-const COLUMNS: &str = "id, order_id, amount, currency, status, reason, created_at, updated_at";
+const COLUMNS: &str =
+    "id, order_id, customer_id, amount, currency, status, reason, created_at, updated_at";
 
 /// The status that marks a void's row: a void shares the payments' table,
 /// and with it the unique `order_id` that lets either a void or a charge
@@ -42,6 +47,7 @@ fn payment(row: &Row) -> Result<Payment, DbError> {
     Ok(Payment {
         id: row.uuid("id")?,
         order_id: row.uuid("order_id")?,
+        customer_id: row.opt_text("customer_id")?,
         amount: Money {
             amount: row.i64("amount")?,
             currency: row.text("currency")?,
@@ -73,10 +79,11 @@ pub async fn find_by_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<Record>
 /// already.
 pub async fn insert(tx: &mut Tx, payment: &Payment) -> Result<bool, DbError> {
     let inserted = tx.execute(
-        &format!("INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"),
+        &format!("INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"),
         params![
             payment.id,
             payment.order_id,
+            payment.customer_id.clone(),
             payment.amount.amount,
             &payment.amount.currency,
             payment.status.as_str(),
@@ -117,13 +124,20 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: PaymentStatus) -> Result<
     Ok(())
 }
 
-/// A page of payments; voids are no payments, and are not listed.
-pub async fn list(db: &Db, order_id: Option<Uuid>, page: &Page) -> Result<Vec<Payment>, DbError> {
+/// A page of payments (of `customer`'s orders only, if given); voids are no
+/// payments, and are not listed.
+pub async fn list(
+    db: &Db,
+    order_id: Option<Uuid>,
+    customer: Option<&str>,
+    page: &Page,
+) -> Result<Vec<Payment>, DbError> {
     let [after, limit, offset] = page.params();
     db.query(
         &format!("SELECT {COLUMNS} FROM payments WHERE ($1 IS NULL OR order_id = $1) AND status <> '{VOIDED}'
-                  AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3 OFFSET $4"),
-        &[order_id.map(|id| id.to_string()).into(), after, limit, offset],
+                  AND ($2 IS NULL OR customer_id = $2)
+                  AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4 OFFSET $5"),
+        &[order_id.map(|id| id.to_string()).into(), customer.into(), after, limit, offset],
     )
     .await?
     .iter()

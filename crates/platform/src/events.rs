@@ -372,6 +372,9 @@ pub struct PaymentFailed {
 #[serde(deny_unknown_fields)]
 pub struct ShippingRequested {
     pub order_id: Uuid,
+    /// Whose order it is (absent from events of earlier releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
     pub shipping_address: Address,
     pub items: Vec<LineItem>,
 }

@@ -1,5 +1,7 @@
-//! Shipping REST API (read only): `/api/v1/shipments`.
+//! Shipping REST API (read only): `/api/v1/shipments`, a customer's own, or
+//! everyone's for operators.
 
+use agora_platform::auth::Signed;
 use agora_platform::http::{ApiError, Json, OrderFilter, Query};
 use axum::extract::State;
 use axum::routing::get;
@@ -15,9 +17,13 @@ pub fn router(shipping: Shipping) -> Router {
 }
 
 async fn list(
+    Signed(caller): Signed,
     State(shipping): State<Shipping>,
     Query(filter): Query<OrderFilter>,
 ) -> Result<Json<Vec<Shipment>>, ApiError> {
     let (order_id, page) = filter.parse()?;
-    Ok(Json(store::list(&shipping.db, order_id, &page).await?))
+    let scope = caller.scope();
+    Ok(Json(
+        store::list(&shipping.db, order_id, scope.customer(), &page).await?,
+    ))
 }

@@ -31,6 +31,9 @@ impl ShipmentStatus {
 pub struct Shipment {
     pub id: Uuid,
     pub order_id: Uuid,
+    /// Whose order it ships; absent on shipments recorded before it was
+    /// kept.
+    pub customer_id: Option<String>,
     pub status: ShipmentStatus,
     pub carrier: String,
     pub tracking_number: String,

@@ -43,6 +43,7 @@ impl Shipping {
         let shipment = Shipment {
             id,
             order_id: e.order_id,
+            customer_id: e.customer_id,
             status: ShipmentStatus::Created,
             carrier: carrier_for(&e.shipping_address.country).into(),
             tracking_number: tracking_number(id),

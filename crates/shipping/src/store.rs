@@ -18,9 +18,14 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "shipping_0002_voids_without_values",
         sql: include_str!("../migrations/shipping_0002_voids_without_values.sql"),
     },
+    Migration {
+        name: "shipping_0003_customer",
+        sql: include_str!("../migrations/shipping_0003_customer.sql"),
+    },
 ];
 
-const COLUMNS: &str = "id, order_id, status, carrier, tracking_number, address, items, created_at";
+const COLUMNS: &str =
+    "id, order_id, customer_id, status, carrier, tracking_number, address, items, created_at";
 
 /// The status that marks a void's row: a void shares the shipments' table,
 /// and with it the unique `order_id` that lets either a void or a shipment
@@ -41,6 +46,7 @@ fn shipment(row: &Row) -> Result<Shipment, DbError> {
     Ok(Shipment {
         id: row.uuid("id")?,
         order_id: row.uuid("order_id")?,
+        customer_id: row.opt_text("customer_id")?,
         status: ShipmentStatus::parse(row.str("status")?).ok_or_else(|| {
             DbError::Decode(format!(
                 "unknown shipment status {}",
@@ -79,10 +85,11 @@ pub async fn insert(tx: &mut Tx, shipment: &Shipment) -> Result<bool, DbError> {
         .map(|a| serde_json::to_string(a).expect("addresses serialise"));
     let items = serde_json::to_string(&shipment.items).expect("items serialise");
     let inserted = tx.execute(
-        &format!("INSERT INTO shipments ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING"),
+        &format!("INSERT INTO shipments ({COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING"),
         params![
             shipment.id,
             shipment.order_id,
+            shipment.customer_id.clone(),
             shipment.status.as_str(),
             &shipment.carrier,
             &shipment.tracking_number,
@@ -117,13 +124,20 @@ pub async fn set_status(tx: &mut Tx, id: Uuid, status: ShipmentStatus) -> Result
     Ok(())
 }
 
-/// A page of shipments; voids are no shipments, and are not listed.
-pub async fn list(db: &Db, order_id: Option<Uuid>, page: &Page) -> Result<Vec<Shipment>, DbError> {
+/// A page of shipments (of `customer`'s orders only, if given); voids are
+/// no shipments, and are not listed.
+pub async fn list(
+    db: &Db,
+    order_id: Option<Uuid>,
+    customer: Option<&str>,
+    page: &Page,
+) -> Result<Vec<Shipment>, DbError> {
     let [after, limit, offset] = page.params();
     db.query(
         &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> '{VOIDED}'
-                  AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3 OFFSET $4"),
-        &[order_id.map(|id| id.to_string()).into(), after, limit, offset],
+                  AND ($2 IS NULL OR customer_id = $2)
+                  AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4 OFFSET $5"),
+        &[order_id.map(|id| id.to_string()).into(), customer.into(), after, limit, offset],
     )
     .await?
     .iter()

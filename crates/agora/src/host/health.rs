@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use agora_platform::auth::Caller;
 use agora_platform::breaker::Breaker;
 use agora_platform::http::Json;
 use agora_platform::supervise::Supervised;
@@ -33,13 +34,20 @@ async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn ready(State(probe): State<Arc<dyn Probe>>) -> Readiness {
-    Readiness::new(probe.checks().await)
+/// Anyone learns whether the process is ready; only operators see which
+/// check failed and why (the errors name hosts and queues).
+async fn ready(State(probe): State<Arc<dyn Probe>>, caller: Caller) -> Readiness {
+    let mut readiness = Readiness::new(probe.checks().await);
+    if !caller.account().is_some_and(|a| a.sees_everything()) {
+        readiness.checks.clear();
+    }
+    readiness
 }
 
 #[derive(Serialize)]
 pub struct Readiness {
     status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     checks: Vec<Check>,
 }
 

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_platform::auth::{authenticate, Verifier};
+use agora_platform::auth::{authenticate, Operator, Verifier};
 use agora_platform::breaker::Breaker;
 use agora_platform::http::{not_found_fallback, ApiError, Json, MAX_BODY_BYTES};
 use agora_platform::periodic::{run_periodic, Periodic};
@@ -328,7 +328,7 @@ fn queue_router(transport: Arc<dyn Transport>, consumers: Vec<String>) -> Router
 }
 
 /// Events waiting per consuming service.
-async fn queue_depths(State(q): State<Queues>) -> Result<impl IntoResponse, ApiError> {
+async fn queue_depths(State(q): State<Queues>, _: Operator) -> Result<impl IntoResponse, ApiError> {
     let depths = q.transport.queue_depths(&q.consumers).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot read the queue depths");
         ApiError::unavailable("the queues are unavailable; try again")

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::common::{fresh_dir, order_body, start_binary, try_start_binary, Api};
+use crate::common::{fresh_dir, order_body, root_api, start_binary, try_start_binary};
 
 const CHAOS: [(&str, &str); 3] = [
     ("AGORA_CHAOS_CRASH_BEFORE_ACK_RATE", "0.02"),
@@ -30,18 +30,14 @@ async fn random_crashes_duplicates_and_declines_leave_no_order_behind() {
     let dir = fresh_dir();
     let mut crashes = 0;
     let (mut server, base) = restart(&dir, &mut crashes).await;
-    let client = reqwest::Client::new();
-    let product_id = Api {
-        base: base.clone(),
-        client: client.clone(),
-    }
-    .create_product(900, 10_000)
-    .await;
+    let admin = root_api(&base).await;
+    let product_id = admin.create_product(900, 10_000).await;
+    // The customer's token outlives the crashes: the signing key is kept.
+    let client = admin.customer("chaos").await.client;
 
     let (mut accepted, mut base) = (0, base);
     while accepted < 150 && crashes < 30 {
-        let mut body = order_body(product_id, 1, "tok_visa");
-        body["customer_id"] = "chaos".into();
+        let body = order_body(product_id, 1, "tok_visa");
         let answer = client
             .post(format!("{base}/api/v1/orders"))
             .json(&body)
@@ -69,7 +65,7 @@ async fn random_crashes_duplicates_and_declines_leave_no_order_behind() {
 
     // Without chaos, everything settles.
     let (_server, base) = start_binary(&dir, &[]).await;
-    let api = Api { base, client };
+    let api = admin.moved_to(&base);
     let ids = api.orders_of("chaos").await;
     assert!(
         ids.len() >= accepted,
@@ -96,10 +92,7 @@ async fn consumers_that_panic_are_restarted_counted_and_lose_nothing() {
     let dir = fresh_dir();
     let (mut server, base) =
         start_binary(&dir, &[("AGORA_CHAOS_CONSUMER_PANIC_RATE", "0.2")]).await;
-    let api = Api {
-        base,
-        client: reqwest::Client::new(),
-    };
+    let api = root_api(&base).await;
     let product = api.create_product(900, 100).await;
     let mut ids = Vec::new();
     for _ in 0..20 {

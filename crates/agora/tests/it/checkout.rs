@@ -18,10 +18,11 @@ async fn a_cart_refuses_a_product_priced_in_another_currency() {
 
 #[tokio::test]
 async fn a_cart_holds_no_more_lines_than_an_order_may_have() {
-    let app = spawn_app().await;
-    let cart = "/api/v1/carts/many-lines";
+    let admin = spawn_app().await;
+    let app = admin.customer("many-lines").await;
+    let cart = "/api/v1/carts/me";
     for _ in 0..agora_platform::validate::MAX_ITEMS {
-        let product = app.new_product(100, "EUR", 1).await;
+        let product = admin.new_product(100, "EUR", 1).await;
         let r = app
             .post_json(
                 &format!("{cart}/items"),
@@ -30,7 +31,7 @@ async fn a_cart_holds_no_more_lines_than_an_order_may_have() {
             .await;
         assert_eq!(r.status(), 200);
     }
-    let one_more = app.new_product(100, "EUR", 1).await;
+    let one_more = admin.new_product(100, "EUR", 1).await;
     let r = app
         .post_json(
             &format!("{cart}/items"),
@@ -51,20 +52,22 @@ async fn a_cart_holds_no_more_lines_than_an_order_may_have() {
 /// naming the line, and the cart keeps every line.
 #[tokio::test]
 async fn a_cart_with_a_vanished_product_is_refused_at_checkout_and_kept() {
-    let app = spawn_app().await;
-    let product = app.create_product(1_000, 5).await;
-    let cart = "/api/v1/carts/vanished";
+    let admin = spawn_app().await;
+    let product = admin.create_product(1_000, 5).await;
+    let app = admin.customer("vanished").await;
+    let vanished = admin.customer_id("vanished").await;
+    let cart = "/api/v1/carts/me";
     let add = json!({ "product_id": product, "quantity": 2 });
     assert_eq!(
         app.post_json(&format!("{cart}/items"), &add).await.status(),
         200
     );
     let gone = Uuid::now_v7();
-    let cart_db = agora_platform::Db::open_sqlite(&app.data_dir.join("cart.db"), false).unwrap();
+    let cart_db = agora_platform::Db::open_sqlite(&admin.data_dir.join("cart.db"), false).unwrap();
     let mut tx = cart_db.begin().await.unwrap();
     tx.execute(
-        "INSERT INTO cart_items (customer_id, product_id, quantity, added_at) VALUES ('vanished', $1, 1, '9999')",
-        agora_platform::params![gone],
+        "INSERT INTO cart_items (customer_id, product_id, quantity, added_at) VALUES ($1, $2, 1, '9999')",
+        agora_platform::params![vanished, gone],
     )
     .await
     .unwrap();
@@ -96,7 +99,7 @@ async fn a_checkout_the_order_service_refuses_is_a_rejected_order_and_a_restored
     let eur = app.create_product_in(1_000, "EUR", 5).await;
     let usd = app.create_product_in(1_000, "USD", 5).await;
     let customer = "refused-checkout";
-    let (order_id, event) = checked_out(customer, &[eur, usd]);
+    let (order_id, event) = checked_out(&app.customer_id(customer).await, &[eur, usd]);
 
     app.bus
         .inject("order", "cart.checked_out.v1", &event)

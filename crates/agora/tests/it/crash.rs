@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{fresh_dir, order_body, start_binary, Api};
+use crate::common::{fresh_dir, order_body, root_api, start_binary};
 use serde_json::Value;
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -14,11 +14,9 @@ use uuid::Uuid;
 async fn kill_dash_nine_mid_saga_loses_nothing() {
     let dir = fresh_dir();
     let (mut server, base) = start_binary(&dir, &[]).await;
-    let api = Arc::new(Api {
-        base,
-        client: reqwest::Client::new(),
-    });
-    let product = api.create_product(500, 1000).await;
+    let admin = root_api(&base).await;
+    let product = admin.create_product(500, 1000).await;
+    let api = Arc::new(admin.customer("crash").await);
 
     // Eight clients place orders (every fifth declined) until the server dies.
     let accepted = Arc::new(Mutex::new(Vec::<Uuid>::new()));
@@ -32,8 +30,7 @@ async fn kill_dash_nine_mid_saga_loses_nothing() {
                 } else {
                     "tok_visa"
                 };
-                let mut body = order_body(product, 2, token);
-                body["customer_id"] = "crash".into();
+                let body = order_body(product, 2, token);
                 match api
                     .client
                     .post(api.url("/api/v1/orders"))
@@ -64,10 +61,7 @@ async fn kill_dash_nine_mid_saga_loses_nothing() {
     let accepted = accepted.lock().await.clone();
 
     let (_server, base) = start_binary(&dir, &[]).await;
-    let api = Api {
-        base,
-        client: reqwest::Client::new(),
-    };
+    let api = admin.moved_to(&base);
 
     // Every order that exists (accepted, or committed with its answer lost)
     // reaches a terminal state; the audit then checks charges and stock.

@@ -10,6 +10,7 @@ async fn a_repeated_post_returns_the_original_answer_and_creates_one_order() {
     let app = spawn_app().await;
     let product = app.create_product(1_000, 10).await;
     let body = order_body(product, 1, "tok_visa");
+    let app = app.customer("cust-1").await;
 
     let (status, first, replayed) = app
         .post_with_key("/api/v1/orders", "order-key-1", &body)
@@ -28,10 +29,12 @@ async fn a_repeated_post_returns_the_original_answer_and_creates_one_order() {
 async fn the_same_key_with_another_body_is_refused() {
     let app = spawn_app().await;
     let product = app.create_product(1_000, 10).await;
-    app.post_with_key("/api/v1/orders", "k-2", &order_body(product, 1, "tok_visa"))
+    let shopper = app.customer("cust-1").await;
+    shopper
+        .post_with_key("/api/v1/orders", "k-2", &order_body(product, 1, "tok_visa"))
         .await;
 
-    let (status, problem, _) = app
+    let (status, problem, _) = shopper
         .post_with_key("/api/v1/orders", "k-2", &order_body(product, 2, "tok_visa"))
         .await;
 
@@ -45,12 +48,15 @@ async fn many_clients_with_one_key_create_exactly_one_order() {
     let app = Arc::new(spawn_app().await);
     let product = app.create_product(1_000, 100).await;
     let body = order_body(product, 1, "tok_visa");
+    let shopper = app.customer("cust-1").await;
 
     let mut tasks = Vec::new();
     for _ in 0..20 {
-        let (app, body) = (app.clone(), body.clone());
+        let (shopper, body) = (shopper.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            app.post_with_key("/api/v1/orders", "shared", &body).await
+            shopper
+                .post_with_key("/api/v1/orders", "shared", &body)
+                .await
         }));
     }
     let mut ids = Vec::new();
@@ -85,18 +91,20 @@ async fn a_repeated_cancel_replays_instead_of_conflicting() {
 async fn a_repeated_checkout_checks_out_once() {
     let app = spawn_app().await;
     let product = app.create_product(1_000, 10).await;
-    app.post_json(
-        "/api/v1/carts/idem/items",
-        &json!({ "product_id": product, "quantity": 2 }),
-    )
-    .await;
+    let shopper = app.customer("idem").await;
+    shopper
+        .post_json(
+            "/api/v1/carts/me/items",
+            &json!({ "product_id": product, "quantity": 2 }),
+        )
+        .await;
     let body = json!({ "email": "ada@example.com", "shipping_address": address(), "payment_token": "tok_visa" });
 
-    let (first, a, _) = app
-        .post_with_key("/api/v1/carts/idem/checkout", "co-1", &body)
+    let (first, a, _) = shopper
+        .post_with_key("/api/v1/carts/me/checkout", "co-1", &body)
         .await;
-    let (second, b, replayed) = app
-        .post_with_key("/api/v1/carts/idem/checkout", "co-1", &body)
+    let (second, b, replayed) = shopper
+        .post_with_key("/api/v1/carts/me/checkout", "co-1", &body)
         .await;
 
     assert_eq!((first, second, replayed), (202, 202, true));
@@ -149,7 +157,8 @@ async fn a_retry_after_the_first_request_took_the_last_units_gets_the_original_a
     let app = spawn_app().await;
     let product = app.create_product(1_000, 2).await;
     let body = order_body(product, 2, "tok_visa");
-    let (status, first, _) = app
+    let shopper = app.customer("cust-1").await;
+    let (status, first, _) = shopper
         .post_with_key("/api/v1/orders", "last-units", &body)
         .await;
     assert_eq!(status, 201);
@@ -158,11 +167,30 @@ async fn a_retry_after_the_first_request_took_the_last_units_gets_the_original_a
     assert_eq!(app.stock(product).await["available"], 0);
 
     // The stock check would now refuse the same order; the retry must not.
-    let (status, again, replayed) = app
+    let (status, again, replayed) = shopper
         .post_with_key("/api/v1/orders", "last-units", &body)
         .await;
 
     assert_eq!((status, replayed), (201, true));
     assert_eq!(again, first);
     assert_eq!(app.orders_of("cust-1").await, [id]);
+}
+
+/// A key is the caller's own: another customer sending the same key and
+/// body places an order of its own, never gets the first one's answer.
+#[tokio::test]
+async fn idempotency_keys_are_scoped_to_the_caller() {
+    let app = spawn_app().await;
+    let product = app.create_product(1_000, 10).await;
+    let body = order_body(product, 1, "tok_visa");
+    let (ann, bob) = (app.customer("ann").await, app.customer("bob").await);
+
+    let (status, first, _) = ann.post_with_key("/api/v1/orders", "same-key", &body).await;
+    assert_eq!(status, 201);
+    let (status, other, replayed) = bob.post_with_key("/api/v1/orders", "same-key", &body).await;
+
+    assert_eq!((status, replayed), (201, false));
+    assert_ne!(other["id"], first["id"]);
+    assert_eq!(other["customer_id"], app.customer_id("bob").await.as_str());
+    assert_eq!(app.orders_of("ann").await.len(), 1);
 }

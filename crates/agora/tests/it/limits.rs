@@ -76,7 +76,10 @@ async fn past_the_cap_on_requests_in_flight_a_request_is_shed_at_once() {
     .await;
     let product = app.new_product(1_000, "EUR", 5).await;
     let id = app.place_order(&order_body(product, 1, "tok_visa")).await;
-    let wait = format!("GET /api/v1/orders/{id}?wait_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let wait = format!(
+        "GET /api/v1/orders/{id}?wait_ms=20000 HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        app.authorization_line()
+    );
 
     // Two clients hold both slots, waiting on an order that stays PENDING.
     let mut holders = Vec::new();
@@ -183,7 +186,10 @@ async fn one_client_cannot_hold_every_slot() {
     .await;
     let product = app.new_product(1_000, "EUR", 5).await;
     let id = app.place_order(&order_body(product, 1, "tok_visa")).await;
-    let wait = format!("GET /api/v1/orders/{id}?wait_ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let wait = format!(
+        "GET /api/v1/orders/{id}?wait_ms=20000 HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        app.authorization_line()
+    );
     let mut holders = Vec::new();
     for _ in 0..2 {
         let mut c = TcpStream::connect(address(&app.base)).await.unwrap();

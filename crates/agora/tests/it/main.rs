@@ -3,6 +3,7 @@
 //! One test binary for the crate (one link, one process): each file is a
 //! module of specifications, `common` the helpers they share.
 
+mod access;
 mod api;
 mod broker_restart;
 mod chaos;

@@ -364,13 +364,14 @@ async fn sagas_interrupted_by_a_restart_all_finish() {
 
 #[tokio::test]
 async fn a_checked_out_cart_becomes_a_completed_order() {
-    let app = spawn_app().await;
-    let product = app.create_product(1_200, 10).await;
-    let other = app.create_product(800, 10).await;
+    let admin = spawn_app().await;
+    let product = admin.create_product(1_200, 10).await;
+    let other = admin.create_product(800, 10).await;
+    let app = admin.customer("cust-9").await;
     for (p, q) in [(product, 2), (other, 1), (product, 1)] {
         let r = app
             .post_json(
-                "/api/v1/carts/cust-9/items",
+                "/api/v1/carts/me/items",
                 &json!({ "product_id": p, "quantity": q }),
             )
             .await;
@@ -378,18 +379,18 @@ async fn a_checked_out_cart_becomes_a_completed_order() {
     }
     let r = app
         .client
-        .delete(app.url(&format!("/api/v1/carts/cust-9/items/{other}")))
+        .delete(app.url(&format!("/api/v1/carts/me/items/{other}")))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let cart = app.get_json("/api/v1/carts/cust-9").await;
+    let cart = app.get_json("/api/v1/carts/me").await;
     assert_eq!(cart["items"].as_array().unwrap().len(), 1);
     assert_eq!(cart["total"]["amount"], 3_600);
 
     let r = app
         .post_json(
-            "/api/v1/carts/cust-9/checkout",
+            "/api/v1/carts/me/checkout",
             &json!({ "email": "ada@example.com", "shipping_address": crate::common::address(), "payment_token": "tok_visa" }),
         )
         .await;
@@ -406,7 +407,7 @@ async fn a_checked_out_cart_becomes_a_completed_order() {
     assert_eq!(order["status"], "COMPLETED");
     assert_eq!(order["total"]["amount"], 3_600);
     assert_eq!(order["timeline"][0]["cause"], "CartCheckedOut");
-    assert!(app.get_json("/api/v1/carts/cust-9").await["items"]
+    assert!(app.get_json("/api/v1/carts/me").await["items"]
         .as_array()
         .unwrap()
         .is_empty());
@@ -536,15 +537,17 @@ async fn a_payment_token_is_kept_only_until_the_payment_step() {
         .place_order(&order_body(product, 1, "tok_live_7777"))
         .await;
     let item = json!({ "product_id": product, "quantity": 1 });
+    let shopper = app.customer("secret").await;
     assert_eq!(
-        app.post_json("/api/v1/carts/secret/items", &item)
+        shopper
+            .post_json("/api/v1/carts/me/items", &item)
             .await
             .status(),
         200
     );
     let checkout = json!({ "email": "ada@example.com", "shipping_address": crate::common::address(), "payment_token": "tok_live_8888" });
-    let r = app
-        .post_json("/api/v1/carts/secret/checkout", &checkout)
+    let r = shopper
+        .post_json("/api/v1/carts/me/checkout", &checkout)
         .await;
     assert_eq!(r.status(), 202);
     let checked_out: Uuid = r.json::<Value>().await.unwrap()["order_id"]

@@ -128,7 +128,7 @@ agora_testing::each_backend! {
                 after: None,
             };
             assert!(
-                store::list(&t.db, Some(order_id), &page).await.unwrap().is_empty(),
+                store::list(&t.db, Some(order_id), None, &page).await.unwrap().is_empty(),
                 "{}",
                 t.backend
             );

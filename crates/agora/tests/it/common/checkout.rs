@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::{address, Api};
 
-/// A checked-out cart as the cart service would emit it, for a consumer
-/// to receive as if the catalog had changed after the cart checked it.
+/// A checked-out cart of the customer `customer` (an account id) as the
+/// cart service would emit it, for a consumer to receive as if the catalog
+/// had changed after the cart checked it.
 pub fn checked_out(customer: &str, products: &[Uuid]) -> (Uuid, String) {
     use agora_platform::events::{Address, CartCheckedOut, Envelope, LineItem};
     let order_id = Uuid::now_v7();
@@ -37,12 +38,15 @@ pub fn checked_out(customer: &str, products: &[Uuid]) -> (Uuid, String) {
 /// A cart keeps itself checkable: a product in another currency is refused
 /// when added, and the cart is as it was.
 pub async fn a_cart_refuses_a_product_in_another_currency(api: &Api) {
-    let customer = format!("fx-{}", Uuid::now_v7().simple());
     let (eur, usd) = (
         api.create_product_in(1_000, "EUR", 5).await,
         api.create_product_in(1_000, "USD", 5).await,
     );
-    let cart = format!("/api/v1/carts/{customer}");
+    let shopper = api
+        .customer(&format!("fx-{}", Uuid::now_v7().simple()))
+        .await;
+    let api = &shopper;
+    let cart = "/api/v1/carts/me";
     let add = |p: Uuid| json!({ "product_id": p, "quantity": 1 });
     assert_eq!(
         api.post_json(&format!("{cart}/items"), &add(eur))
@@ -58,14 +62,15 @@ pub async fn a_cart_refuses_a_product_in_another_currency(api: &Api) {
         .as_str()
         .unwrap()
         .contains("one currency"));
-    let shown = api.get_json(&cart).await;
+    let shown = api.get_json(cart).await;
     assert_eq!(shown["items"].as_array().unwrap().len(), 1);
     assert_eq!(shown["total"]["currency"], "EUR");
 }
 
-/// `order_id` came from a checked-out cart of `customer` holding `eur` and
-/// `usd`, which the order service refused: the order is REJECTED with the
-/// reason, the cart has both lines back, nothing was dead-lettered.
+/// `order_id` came from a checked-out cart of the customer called
+/// `customer` holding `eur` and `usd`, which the order service refused: the
+/// order is REJECTED with the reason, the cart has both lines back, nothing
+/// was dead-lettered.
 pub async fn the_refused_checkout_is_rejected_and_the_cart_restored(
     api: &Api,
     order_id: Uuid,
@@ -79,12 +84,15 @@ pub async fn the_refused_checkout_is_rejected_and_the_cart_restored(
     assert_eq!(order["status"], "REJECTED", "{order}");
     let reason = order["reason"].as_str().unwrap();
     assert!(reason.contains("one currency"), "{reason}");
-    let cart = format!("/api/v1/carts/{customer}");
+    let letters = api.get_json("/api/v1/admin/dead-letters").await;
+    let shopper = api.customer(customer).await;
+    let api = &shopper;
+    let cart = "/api/v1/carts/me";
     api.eventually(|| async {
-        api.get_json(&cart).await["items"].as_array().unwrap().len() == lines
+        api.get_json(cart).await["items"].as_array().unwrap().len() == lines
     })
     .await;
-    let shown = api.get_json(&cart).await;
+    let shown = api.get_json(cart).await;
     assert_eq!(shown["total"], Value::Null, "{shown}");
     assert_eq!(shown["problems"][0]["field"], "items", "{shown}");
     // The cart says why it cannot be checked out, and the checkout refuses.
@@ -92,9 +100,8 @@ pub async fn the_refused_checkout_is_rejected_and_the_cart_restored(
     let r = api.post_json(&format!("{cart}/checkout"), &checkout).await;
     assert_eq!(r.status(), 422);
     assert_eq!(
-        api.get_json(&cart).await["items"].as_array().unwrap().len(),
+        api.get_json(cart).await["items"].as_array().unwrap().len(),
         lines
     );
-    let letters = api.get_json("/api/v1/admin/dead-letters").await;
     assert_eq!(letters, json!([]), "{letters}");
 }

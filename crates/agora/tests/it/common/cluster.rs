@@ -133,6 +133,8 @@ impl Cluster {
         }
         cluster.start_gateway().await;
         cluster.ready().await;
+        // Its API is the demo admin's (identity seeds the demo accounts).
+        self.api = self.api.signed_in(super::ADMIN).await;
         self
     }
 
@@ -147,10 +149,7 @@ impl Cluster {
         let run = Uuid::now_v7().simple().to_string();
         let prefix = format!("t{}.", &run[run.len() - 10..]);
         Cluster {
-            api: super::Api {
-                base: String::new(),
-                client: reqwest::Client::new(),
-            },
+            api: super::Api::at(""),
             prefix,
             amqp_url,
             processes: Vec::new(),
@@ -253,7 +252,7 @@ impl Cluster {
             args,
             envs: envs.to_vec(),
         });
-        self.api.base = gateway;
+        self.api = super::Api::at(&gateway);
     }
 
     /// Waits until the gateway and every instance behind it are ready.

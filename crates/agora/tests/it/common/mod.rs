@@ -8,8 +8,11 @@ pub mod cluster;
 pub mod outage;
 pub mod paging;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use agora::credentials::{authorized, sign_in};
 use agora::{Application, Config};
 use agora_testing::DataDir;
 use serde_json::{json, Value};
@@ -17,11 +20,27 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// The public API of a running Agora (embedded app or distributed gateway).
+/// The public API of a running Agora (embedded app or distributed gateway),
+/// as one caller: its `client` sends that caller's token (if any) with every
+/// request. A test app's is the admin's; [`Api::customer`] gives a
+/// customer's, [`Api::anonymous`] nobody's.
+#[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub client: reqwest::Client,
+    /// The caller's access token (for requests written by hand).
+    pub token: Option<String>,
+    /// The customers made so far, by the name a test calls them: their
+    /// account id and token (shared by the clones of one Api).
+    customers: Arc<Mutex<HashMap<String, (String, String)>>>,
 }
+
+/// The demo admin, seeded with the demo catalog.
+pub const ADMIN: (&str, &str) = ("admin@example.com", "demo-admin-password");
+/// The admin `start_binary` makes with `agora users create` (`--no-seed`).
+pub const ROOT: (&str, &str) = ("root@example.test", "a long root password");
+/// Every customer a test makes signs in with this.
+const CUSTOMER_PASSWORD: &str = "a customer password";
 
 pub struct TestApp {
     api: Api,
@@ -60,11 +79,9 @@ pub async fn spawn_app_on(data_dir: DataDir, tweak: impl FnOnce(&mut Config)) ->
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
+    let api = Api::at(&base).signed_in(ADMIN).await;
     TestApp {
-        api: Api {
-            base,
-            client: reqwest::Client::new(),
-        },
+        api,
         data_dir,
         stop: Some(stop),
         server: Some(server),
@@ -76,9 +93,9 @@ pub fn address() -> Value {
     json!({ "name": "Ada Lovelace", "line1": "1 Analytical St", "city": "Berlin", "postal_code": "10115", "country": "DE" })
 }
 
+/// An order of `quantity` units; its customer is whoever places it.
 pub fn order_body(product_id: Uuid, quantity: i64, token: &str) -> Value {
     json!({
-        "customer_id": "cust-1",
         "email": "ada@example.com",
         "phone": "+4930123456",
         "items": [{ "product_id": product_id, "quantity": quantity }],
@@ -136,12 +153,102 @@ impl std::ops::Deref for TestApp {
 }
 
 impl Api {
-    /// The API of the process listening at `base` (`http://host:port`).
+    /// The API of the process listening at `base` (`http://host:port`), as
+    /// an anonymous caller.
     pub fn at(base: &str) -> Api {
         Api {
             base: base.to_owned(),
             client: reqwest::Client::new(),
+            token: None,
+            customers: Arc::default(),
         }
+    }
+
+    /// The same API as the caller of `token`.
+    pub fn with_token(&self, token: &str) -> Api {
+        Api {
+            client: authorized(reqwest::Client::builder(), token).unwrap(),
+            token: Some(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// `Authorization: Bearer …\r\n` for a request written by hand (none for
+    /// an anonymous caller).
+    pub fn authorization_line(&self) -> String {
+        self.token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default()
+    }
+
+    /// The same caller (and customers) at `base`: the process restarted on
+    /// another port, its data (and signing key) kept.
+    pub fn moved_to(&self, base: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// The same API as nobody.
+    pub fn anonymous(&self) -> Api {
+        Api {
+            client: reqwest::Client::new(),
+            token: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same API as the account of `(email, password)`.
+    pub async fn signed_in(&self, (email, password): (&str, &str)) -> Api {
+        let token = self.token_of(email, password).await;
+        self.with_token(&token)
+    }
+
+    pub async fn token_of(&self, email: &str, password: &str) -> String {
+        sign_in(&reqwest::Client::new(), &self.base, email, password)
+            .await
+            .unwrap()
+    }
+
+    /// The same API as the customer a test calls `name` (registered the
+    /// first time it is named).
+    pub async fn customer(&self, name: &str) -> Api {
+        let (_, token) = self.customer_account(name).await;
+        self.with_token(&token)
+    }
+
+    /// The customer id (the account id) of the customer called `name`.
+    pub async fn customer_id(&self, name: &str) -> String {
+        self.customer_account(name).await.0
+    }
+
+    async fn customer_account(&self, name: &str) -> (String, String) {
+        if let Some(known) = self.customers.lock().unwrap().get(name) {
+            return known.clone();
+        }
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        let email = format!("c-{hex}-{}@example.test", Uuid::now_v7().simple());
+        let r = self
+            .anonymous()
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({ "email": email, "password": CUSTOMER_PASSWORD, "name": "Test customer" }),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token = self.token_of(&email, CUSTOMER_PASSWORD).await;
+        let account = (id, token);
+        self.customers
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), account.clone());
+        account
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -170,7 +277,7 @@ impl Api {
     /// `agora audit` against this instance: fails the test naming every
     /// violated invariant.
     pub async fn assert_audit_clean(&self) {
-        let report = agora::audit::audit(&self.base, 120)
+        let report = agora::audit::audit(&self.client, &self.base, 120)
             .await
             .expect("the audit runs");
         assert!(
@@ -180,11 +287,22 @@ impl Api {
         );
     }
 
-    /// The ids of every order of `customer` (up to 500), newest first.
+    /// The ids of every order of the customer called `customer` (up to 500),
+    /// newest first (as an operator sees them).
     pub async fn orders_of(&self, customer: &str) -> Vec<Uuid> {
-        let page = self
-            .get_json(&format!("/api/v1/orders?customer_id={customer}&limit=500"))
-            .await;
+        let id = self.customer_id(customer).await;
+        self.order_ids(&format!("/api/v1/orders?customer_id={id}&limit=500"))
+            .await
+    }
+
+    /// The ids of the orders the caller may see (up to 500), newest first:
+    /// a customer's own.
+    pub async fn own_orders(&self) -> Vec<Uuid> {
+        self.order_ids("/api/v1/orders?limit=500").await
+    }
+
+    async fn order_ids(&self, path: &str) -> Vec<Uuid> {
+        let page = self.get_json(path).await;
         page["items"]
             .as_array()
             .unwrap()
@@ -353,8 +471,14 @@ pub fn assert_conserved(stock: &Value) {
     );
 }
 
+/// The API of a binary started by [`start_binary`], as its admin ([`ROOT`]).
+pub async fn root_api(base: &str) -> Api {
+    Api::at(base).signed_in(ROOT).await
+}
+
 /// Starts `agora run` (the real binary) on `dir` with extra environment, and
-/// returns the process and its base URL.
+/// returns the process and its base URL. Its data has no demo accounts
+/// (`--no-seed`): its admin is [`ROOT`], made with `agora users create`.
 pub async fn start_binary(
     dir: &std::path::Path,
     envs: &[(&str, &str)],
@@ -372,6 +496,27 @@ pub async fn try_start_binary(
     envs: &[(&str, &str)],
 ) -> Option<(tokio::process::Child, String)> {
     use tokio::io::{AsyncBufReadExt, BufReader};
+    let made = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args([
+            "users",
+            "create",
+            "--email",
+            ROOT.0,
+            "--role",
+            "admin",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("AGORA_PASSWORD", ROOT.1)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("agora users create runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
     command
         .args(["run", "--listen", "127.0.0.1:0", "--no-seed", "--data-dir"])

@@ -22,9 +22,10 @@ where
     let cluster = Arc::new(cluster);
     let product = cluster.create_product(700, 100_000).await;
     let accepted = Arc::new(Mutex::new(Vec::<Uuid>::new()));
+    let shopper = cluster.customer("cust-1").await;
     let mut tasks = Vec::new();
     for worker in 0..clients {
-        let (cluster, accepted) = (cluster.clone(), accepted.clone());
+        let (shopper, accepted) = (shopper.clone(), accepted.clone());
         tasks.push(tokio::spawn(async move {
             for n in 0..orders / clients {
                 let token = if (worker + n) % 7 == 0 {
@@ -32,9 +33,9 @@ where
                 } else {
                     "tok_visa"
                 };
-                let r = cluster
+                let r = shopper
                     .client
-                    .post(cluster.url("/api/v1/orders"))
+                    .post(shopper.url("/api/v1/orders"))
                     .json(&order_body(product, 1, token))
                     .send()
                     .await;

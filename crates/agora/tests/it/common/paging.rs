@@ -48,12 +48,13 @@ pub async fn every_list_is_paged(api: &Api) {
     for _ in 0..5 {
         products.push(api.create_product(100, 10).await);
     }
-    let customer = format!("pages-{}", Uuid::now_v7().simple());
+    let name = format!("pages-{}", Uuid::now_v7().simple());
+    let shopper = api.customer(&name).await;
+    let customer = api.customer_id(&name).await;
     let mut orders = Vec::new();
     for product in &products {
-        let mut body = order_body(*product, 1, "tok_visa");
-        body["customer_id"] = customer.clone().into();
-        orders.push(api.place_order(&body).await);
+        let body = order_body(*product, 1, "tok_visa");
+        orders.push(shopper.place_order(&body).await);
     }
     for id in &orders {
         api.terminal(*id).await;
