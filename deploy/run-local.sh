@@ -42,7 +42,8 @@ start() {
     case $s in order|inventory|payment) n=$INSTANCES ;; esac
     for i in $(seq 1 "$n"); do
       port=$(( PORT[$s] + (i - 1) * 100 ))
-      DATABASE_URL="$PG_URL/$DB_PREFIX$s" AGORA_LISTEN="127.0.0.1:$port" \
+      # The gateway, on this machine, says which client each request is for.
+      DATABASE_URL="$PG_URL/$DB_PREFIX$s" AGORA_LISTEN="127.0.0.1:$port" AGORA_TRUSTED_PROXIES=127.0.0.1 \
         nohup "$AGORA_BIN" service "$s" >"$RUN_DIR/$s-$i.log" 2>&1 &
       echo $! >"$RUN_DIR/$s-$i.pid"
       urls="${urls_of[$s]:-}"

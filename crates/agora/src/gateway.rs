@@ -167,6 +167,12 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
+    // The services behind count the client, not the gateway: it says who
+    // the client is, replacing whatever the client claimed.
+    let client = request
+        .extensions()
+        .get::<agora_platform::server::Client>()
+        .and_then(|c| c.0);
     let body = match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(_) => {
@@ -191,6 +197,9 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
             if let Some(value) = headers.get(name) {
                 outgoing = outgoing.header(name, value);
             }
+        }
+        if let Some(client) = client {
+            outgoing = outgoing.header("x-forwarded-for", client.to_string());
         }
         match outgoing.send().await {
             Ok(answer) => {

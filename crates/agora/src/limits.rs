@@ -30,6 +30,15 @@ pub struct LimitArgs {
     /// with Retry-After. 0 turns it off.
     #[arg(long, env = "AGORA_RATE_LIMIT", default_value_t = 10_000)]
     pub rate_limit: u32,
+    /// Addresses of proxies (the gateway) whose `X-Forwarded-For` names the
+    /// client: their requests count as that client's, for the per-client
+    /// limits and the failed sign-ins. Repeatable, or comma-separated.
+    #[arg(
+        long = "trusted-proxy",
+        env = "AGORA_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl LimitArgs {
@@ -55,6 +64,7 @@ impl LimitArgs {
                 .unwrap_or(default_per_client)
                 .max(1),
             requests_per_second_per_client: self.rate_limit,
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }

@@ -7,9 +7,10 @@
 //! - a **cap on concurrent requests**: past it, a request is answered at
 //!   once with 503 and `Retry-After` instead of queueing without bound;
 //! - a **per-client rate limit** and **cap on a client's requests in
-//!   flight** (by the peer's IP address, an IPv6 one by its /64): past
-//!   either, 429 with `Retry-After`. Behind a proxy every client is the
-//!   proxy, so there they cap everyone together.
+//!   flight** (by the peer's IP address, an IPv6 one by its /64, or by
+//!   the address a trusted proxy forwards for): past either, 429 with
+//!   `Retry-After`. Behind a proxy that is not trusted every client is
+//!   the proxy, so there they cap everyone together.
 //!
 //! `axum::serve` offers none of the connection settings (it builds hyper's
 //! connection with its defaults, and hyper applies a header-read timeout
@@ -58,6 +59,10 @@ pub struct Limits {
     /// Requests per second one client (IP address) may make, with bursts
     /// of as many; 0 turns the limit off.
     pub requests_per_second_per_client: u32,
+    /// Peers whose `X-Forwarded-For` names the client (the gateway, in
+    /// front of a service): a request from one of them counts as its
+    /// client's, not as theirs. Anyone else's header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Limits {
@@ -68,6 +73,7 @@ impl Default for Limits {
             max_concurrent_requests: 1024,
             max_concurrent_per_client: 256,
             requests_per_second_per_client: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -79,6 +85,7 @@ struct Edge {
     per_client_slots: Arc<ClientSlots>,
     request_timeout: Duration,
     per_client: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    trusted_proxies: Arc<[IpAddr]>,
 }
 
 /// `router` with the request limits of `limits` on every route.
@@ -96,6 +103,11 @@ pub fn limited(router: Router, limits: &Limits) -> Router {
         }),
         request_timeout: limits.request_timeout,
         per_client,
+        trusted_proxies: limits
+            .trusted_proxies
+            .iter()
+            .map(|ip| ip_key(*ip))
+            .collect(),
     };
     router.layer(axum::middleware::from_fn_with_state(edge, limit))
 }
@@ -157,8 +169,8 @@ impl Drop for ClientSlot {
 /// The key a client is limited by: its address, or for IPv6 its /64 (one
 /// host usually holds a whole /64, and could otherwise take a new address
 /// for every request).
-fn client_key(peer: &SocketAddr) -> IpAddr {
-    match peer.ip() {
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => {
@@ -170,11 +182,30 @@ fn client_key(peer: &SocketAddr) -> IpAddr {
     }
 }
 
-async fn limit(State(edge): State<Edge>, request: Request, next: Next) -> Response {
+/// The client of a request from `peer`: the peer itself, or, when the peer
+/// is one of the `trusted` proxies, the address its `X-Forwarded-For` ends
+/// with (the one it added). Keyed as the limits count clients.
+pub fn client_of(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let peer = ip_key(peer);
+    if trusted.contains(&peer) {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|last| last.trim().parse::<IpAddr>().ok());
+        if let Some(client) = forwarded {
+            return ip_key(client);
+        }
+    }
+    peer
+}
+
+async fn limit(State(edge): State<Edge>, mut request: Request, next: Next) -> Response {
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| client_key(peer));
+        .map(|ConnectInfo(peer)| client_of(peer.ip(), request.headers(), &edge.trusted_proxies));
+    request.extensions_mut().insert(Client(client));
     if let (Some(limiter), Some(client)) = (&edge.per_client, client) {
         if let Err(not_until) = limiter.check_key(&client) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
@@ -287,13 +318,38 @@ mod tests {
 
     #[test]
     fn an_ipv6_client_is_one_key_for_its_whole_64() {
-        let a: SocketAddr = "[2001:db8:1:2:aaaa::1]:5000".parse().unwrap();
-        let b: SocketAddr = "[2001:db8:1:2:bbbb::9]:6000".parse().unwrap();
-        let other: SocketAddr = "[2001:db8:1:3::1]:5000".parse().unwrap();
-        assert_eq!(client_key(&a), client_key(&b));
-        assert_ne!(client_key(&a), client_key(&other));
-        let mapped: SocketAddr = "[::ffff:192.0.2.7]:1".parse().unwrap();
-        assert_eq!(client_key(&mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (a, b) = (ip("2001:db8:1:2:aaaa::1"), ip("2001:db8:1:2:bbbb::9"));
+        assert_eq!(ip_key(a), ip_key(b));
+        assert_ne!(ip_key(a), ip_key(ip("2001:db8:1:3::1")));
+        assert_eq!(ip_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client_it_forwards_for() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.9".parse().unwrap(),
+        );
+        let gateway = ip("10.0.0.2");
+        assert_eq!(
+            client_of(gateway, &headers, &[gateway]),
+            ip("203.0.113.9"),
+            "the entry the proxy added: the last"
+        );
+        assert_eq!(
+            client_of(ip("10.0.0.3"), &headers, &[gateway]),
+            ip("10.0.0.3"),
+            "anyone else's header is ignored"
+        );
+        assert_eq!(
+            client_of(gateway, &axum::http::HeaderMap::new(), &[gateway]),
+            gateway
+        );
+        headers.insert("x-forwarded-for", "not an address".parse().unwrap());
+        assert_eq!(client_of(gateway, &headers, &[gateway]), gateway);
     }
 
     #[test]
@@ -313,8 +369,9 @@ mod tests {
 }
 
 /// The client a request came from, as the limits count it (its address, or
-/// its IPv6 /64): `None` where the server does not say (a router under test
-/// served without connection info).
+/// its IPv6 /64; behind a trusted proxy, the address it forwards for):
+/// `None` where the server does not say (a router under test served
+/// without connection info).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Client(pub Option<IpAddr>);
 
@@ -332,11 +389,14 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(client) = parts.extensions.get::<Client>() {
+            return Ok(*client);
+        }
         Ok(Client(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(peer)| client_key(peer)),
+                .map(|ConnectInfo(peer)| ip_key(peer.ip())),
         ))
     }
 }

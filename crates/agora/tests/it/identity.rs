@@ -215,3 +215,75 @@ async fn every_process_of_the_distributed_mode_verifies_tokens_itself() {
     assert_eq!(direct(token).await, 200);
     cluster.stop().await;
 }
+
+/// Fails to sign in as `count` different unknown accounts, from `client` as
+/// `via` says it forwards for (when given).
+async fn fail_sign_ins(api: &Api, count: u32, forwarded_for: Option<&str>) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..count {
+        let email = format!("nobody-{}@example.test", uuid::Uuid::now_v7().simple());
+        let mut request = api
+            .client
+            .post(api.url("/api/v1/auth/token"))
+            .json(&json!({ "email": email, "password": "not the password" }));
+        if let Some(client) = forwarded_for {
+            request = request.header("x-forwarded-for", client);
+        }
+        statuses.push(request.send().await.unwrap().status().as_u16());
+    }
+    statuses
+}
+
+/// Behind a trusted proxy, failed sign-ins count against the client the
+/// proxy forwards for: one guessing client is held back, the others are
+/// not (and nobody else's header is believed).
+#[tokio::test]
+async fn failed_sign_ins_count_against_the_client_a_trusted_proxy_names() {
+    let app = crate::common::spawn_app_with(|c| {
+        c.limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let api = app.anonymous();
+    let limit = agora_identity::LOGIN_FAILURES_PER_CLIENT;
+    let guesser = Some("203.0.113.1");
+    assert!(fail_sign_ins(&api, limit, guesser)
+        .await
+        .iter()
+        .all(|s| *s == 401));
+
+    assert_eq!(fail_sign_ins(&api, 1, guesser).await, [429]);
+    assert_eq!(
+        fail_sign_ins(&api, 1, Some("203.0.113.2")).await,
+        [401],
+        "another client"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(agora_servers),
+    ignore = "needs PostgreSQL and RabbitMQ: set AGORA_TEST_DATABASE_URL and AGORA_TEST_AMQP_URL"
+)]
+async fn the_gateway_names_the_client_and_ignores_what_the_client_claims() {
+    let cluster = Cluster::start(&[]).await;
+    let through_gateway = cluster.anonymous();
+    let limit = agora_identity::LOGIN_FAILURES_PER_CLIENT;
+    // A client that claims to forward for someone else: the gateway puts
+    // its real address (127.0.0.1 here) in the header instead.
+    let claimed = Some("203.0.113.7");
+    assert!(fail_sign_ins(&through_gateway, limit, claimed)
+        .await
+        .iter()
+        .all(|s| *s == 401));
+    assert_eq!(
+        fail_sign_ins(&through_gateway, 1, Some("203.0.113.8")).await,
+        [429]
+    );
+
+    // The claimed address was never counted: identity, trusting this
+    // machine as the gateway, still lets it try.
+    let identity = Api::at(&cluster.instance_url("identity"));
+    assert_eq!(fail_sign_ins(&identity, 1, claimed).await, [401]);
+    cluster.stop().await;
+}

@@ -192,6 +192,9 @@ impl Cluster {
             ("AMQP_URL".into(), self.amqp_url.clone()),
             ("AGORA_AMQP_PREFIX".into(), self.prefix.clone()),
             ("AGORA_PAYMENT_DECLINE_ABOVE".into(), "500000".to_owned()),
+            // As deploy/run-local.sh: the gateway, on this machine, names
+            // the client of each request.
+            ("AGORA_TRUSTED_PROXIES".into(), "127.0.0.1".to_owned()),
         ];
         // Where the services started so far are (the ones it needs among them).
         for peer in services() {
