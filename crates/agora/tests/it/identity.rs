@@ -213,6 +213,37 @@ async fn every_process_of_the_distributed_mode_verifies_tokens_itself() {
     };
     assert_eq!(direct(forged).await, 401);
     assert_eq!(direct(token).await, 200);
+
+    // `agora users create` on the identity service's own database.
+    let database_url = cluster.database_url("identity");
+    let made = agora(
+        &[
+            "users",
+            "create",
+            "--email",
+            "ops@example.test",
+            "--role",
+            "operator",
+            "--database-url",
+            &database_url,
+        ],
+        &[("AGORA_PASSWORD", "a long operator password")],
+    )
+    .await;
+    assert!(made.trim().ends_with("ops@example.test operator"), "{made}");
+    let operator = sign_in(&cluster, "ops@example.test", "a long operator password").await;
+    let all = cluster
+        .client
+        .get(cluster.url("/api/v1/inventory/reservations"))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        all.status(),
+        200,
+        "an operator's route, through the gateway"
+    );
     cluster.stop().await;
 }
 
