@@ -85,30 +85,40 @@ impl Payments {
     /// Refunds a captured payment of a cancelled order inside `tx`; an
     /// order cancelled before its payment is voided, so a late request
     /// never charges.
+    ///
+    /// A charge committed by another transaction between the look and the
+    /// void (PostgreSQL, two processes) makes the void lose on the order's
+    /// unique key; the payment is then looked at again, and refunded like
+    /// any other, so a cancelled order never keeps a charge.
     pub async fn refund_in(
         tx: &mut Tx,
         e: OrderCancelled,
         cause: &Envelope,
     ) -> Result<(), DbError> {
-        match store::find_by_order(tx, e.order_id).await? {
-            Some(Record::Payment(payment)) if payment.status == PaymentStatus::Captured => {
-                store::set_status(tx, payment.id, PaymentStatus::Refunded).await?;
-                tracing::info!(order_id = %e.order_id, amount = payment.amount.amount, "payment refunded");
-                let refunded = PaymentRefunded {
-                    order_id: e.order_id,
-                    payment_id: payment.id,
-                    amount: payment.amount,
-                };
-                tx.publish(&Envelope::caused_by(&refunded, cause)).await?;
-            }
-            Some(_) => {}
-            None => {
-                let void = Void {
-                    order_id: e.order_id,
-                    reason: e.reason,
-                    at: now_rfc3339(),
-                };
-                store::insert_void(tx, &void).await?;
+        for _ in 0..2 {
+            match store::find_by_order(tx, e.order_id).await? {
+                Some(Record::Payment(payment)) if payment.status == PaymentStatus::Captured => {
+                    store::set_status(tx, payment.id, PaymentStatus::Refunded).await?;
+                    tracing::info!(order_id = %e.order_id, amount = payment.amount.amount, "payment refunded");
+                    let refunded = PaymentRefunded {
+                        order_id: e.order_id,
+                        payment_id: payment.id,
+                        amount: payment.amount,
+                    };
+                    tx.publish(&Envelope::caused_by(&refunded, cause)).await?;
+                    return Ok(());
+                }
+                Some(_) => return Ok(()),
+                None => {
+                    let void = Void {
+                        order_id: e.order_id,
+                        reason: e.reason.clone(),
+                        at: now_rfc3339(),
+                    };
+                    if store::insert_void(tx, &void).await? {
+                        return Ok(());
+                    }
+                }
             }
         }
         Ok(())

@@ -69,18 +69,27 @@ impl Shipping {
     /// Cancels a cancelled order's shipment inside `tx`; an order cancelled
     /// before it was shipped leaves a voided record, so a late request
     /// never ships.
+    ///
+    /// A shipment committed by another transaction between the look and the
+    /// void (PostgreSQL, two processes) makes the void lose on the order's
+    /// unique key; it is then looked at again, and cancelled like any other.
     pub async fn cancel_in(tx: &mut Tx, e: OrderCancelled) -> Result<(), DbError> {
-        match store::find_by_order(tx, e.order_id).await? {
-            Some(Record::Shipment(s)) if s.status == ShipmentStatus::Created => {
-                store::set_status(tx, s.id, ShipmentStatus::Cancelled).await?;
-            }
-            Some(_) => {}
-            None => {
-                let void = Void {
-                    order_id: e.order_id,
-                    at: now_rfc3339(),
-                };
-                store::insert_void(tx, &void).await?;
+        for _ in 0..2 {
+            match store::find_by_order(tx, e.order_id).await? {
+                Some(Record::Shipment(s)) if s.status == ShipmentStatus::Created => {
+                    store::set_status(tx, s.id, ShipmentStatus::Cancelled).await?;
+                    return Ok(());
+                }
+                Some(_) => return Ok(()),
+                None => {
+                    let void = Void {
+                        order_id: e.order_id,
+                        at: now_rfc3339(),
+                    };
+                    if store::insert_void(tx, &void).await? {
+                        return Ok(());
+                    }
+                }
             }
         }
         Ok(())

@@ -153,7 +153,8 @@ agora_testing::each_backend! {
             }
 
             // Assert: one record per order; a charge announced only where
-            // it won, a void never with an amount.
+            // it won, a void never with an amount, and a charge that won
+            // refunded by the cancellation it raced: none is kept.
             for &order_id in &orders {
                 let rows = rows_of(&t.db, order_id).await;
                 assert_eq!(rows.len(), 1, "{}: {rows:?}", t.backend);
@@ -166,8 +167,10 @@ agora_testing::each_backend! {
                         assert!(!succeeded, "{}: {events:?}", t.backend);
                     }
                     _ => {
+                        assert_eq!(status, "REFUNDED", "{}: a cancelled order's charge kept", t.backend);
                         assert_eq!(*amount, Some(1_500), "{}", t.backend);
                         assert!(succeeded, "{}: {events:?}", t.backend);
+                        assert!(events.iter().any(|k| k == "payment.refunded.v1"), "{}: {events:?}", t.backend);
                     }
                 }
             }

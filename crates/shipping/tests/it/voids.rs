@@ -76,6 +76,37 @@ fn void() -> Values {
 }
 
 agora_testing::each_backend! {
+    async fn a_cancellation_racing_a_shipment_never_leaves_it_shipped() {
+        for t in backends(&[outbox::MIGRATIONS, MIGRATIONS]).await {
+            let orders: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+
+            // Act: for each order, the cancellation and the request at once.
+            let mut racing = Vec::new();
+            for &order_id in &orders {
+                let db = t.db.clone();
+                racing.push(tokio::spawn(async move { cancel(&db, order_id).await }));
+                let db = t.db.clone();
+                racing.push(tokio::spawn(async move { ship(&db, order_id).await }));
+            }
+            for task in racing {
+                task.await.unwrap();
+            }
+
+            // Assert: one record per order, voided or cancelled, never left
+            // CREATED for an order that was cancelled.
+            for &order_id in &orders {
+                let rows = rows_of(&t.db, order_id).await;
+                assert_eq!(rows.len(), 1, "{}: {rows:?}", t.backend);
+                assert!(
+                    matches!(rows[0].0.as_str(), "VOIDED" | "CANCELLED"),
+                    "{}: {rows:?}",
+                    t.backend
+                );
+            }
+            t.cleanup().await;
+        }
+    }
+
     async fn a_cancellation_before_shipping_leaves_a_void_and_a_late_request_never_ships() {
         for t in backends(&[outbox::MIGRATIONS, MIGRATIONS]).await {
             let order_id = Uuid::now_v7();
