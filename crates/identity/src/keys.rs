@@ -159,6 +159,24 @@ mod tests {
         assert!(verifier(&[&published]).verify(&token).await.is_err());
     }
 
+    #[tokio::test]
+    async fn a_remembered_token_still_expires() {
+        let key = SigningKey::generate().unwrap();
+        let verifier = verifier(&[&key]);
+        let leeway = agora_platform::auth::LEEWAY_SECS as i64;
+        // Valid for one more second, counting the leeway.
+        let token = key
+            .sign(Uuid::now_v7(), Role::Customer, now() - 60, 60 - leeway + 1)
+            .unwrap();
+        assert!(verifier.verify(&token).await.is_ok());
+        assert!(verifier.verify(&token).await.is_ok(), "remembered");
+        tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+        assert!(
+            verifier.verify(&token).await.is_err(),
+            "expired, remembered or not"
+        );
+    }
+
     #[test]
     fn keys_are_named_by_their_thumbprint() {
         let key = SigningKey::generate().unwrap();

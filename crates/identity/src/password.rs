@@ -15,6 +15,11 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::domain::Password;
 
+/// Hashes computed at once, at most. Each holds 19 MiB for tens of
+/// milliseconds; unbounded, a burst of sign-ins would take as many times
+/// that memory (which the allocator then keeps) and every core.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Memory in KiB, passes, lanes.
 pub const MEMORY_KIB: u32 = 19_456;
 pub const PASSES: u32 = 2;
@@ -27,6 +32,7 @@ fn argon2() -> Argon2<'static> {
 
 /// The PHC string of `password` under a fresh salt.
 pub async fn hash(password: &Password) -> anyhow::Result<String> {
+    let _turn = HASHING.acquire().await?;
     let password = password.expose().to_owned();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
@@ -42,6 +48,9 @@ pub async fn hash(password: &Password) -> anyhow::Result<String> {
 /// check against (`None`), a hash made for the purpose is checked instead,
 /// so that an unknown email costs the same time as a wrong password.
 pub async fn verify(password: &str, stored: Option<String>) -> bool {
+    let Ok(_turn) = HASHING.acquire().await else {
+        return false;
+    };
     let password = password.to_owned();
     let checked = tokio::task::spawn_blocking(move || {
         let stored = stored.unwrap_or_else(|| decoy().to_owned());
