@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agora_platform::auth::{HttpKeys, JwkSet, KeySource, Role, Verifier, LEEWAY_SECS};
+use agora_platform::clock::now_secs;
 use agora_platform::db::Migration;
 use agora_platform::http::Page;
 use agora_platform::service::{Context, Parts, Peer, Service, Settings};
@@ -110,10 +111,6 @@ pub struct Identity {
     access_ttl: Duration,
     accounts_failing: Arc<Mutex<domain::FailureWindow>>,
     clients_failing: Arc<Mutex<domain::FailureWindow>>,
-}
-
-fn unix_now() -> i64 {
-    agora_platform::clock::now_millis() / 1000
 }
 
 impl Identity {
@@ -218,7 +215,7 @@ impl Identity {
     /// its whole family: whoever holds any of them signs in again.
     pub async fn refresh(&self, token: &str) -> Result<Tokens, IdentityError> {
         let hash = keys::token_hash(token);
-        let now = unix_now();
+        let now = now_secs();
         let mut tx = self.db.begin().await?;
         let Some(refresh) = store::find_refresh(&mut tx, &hash).await? else {
             return Err(IdentityError::BadRefreshToken);
@@ -252,7 +249,7 @@ impl Identity {
         let hash = keys::token_hash(token);
         let mut tx = self.db.begin().await?;
         if let Some(refresh) = store::find_refresh(&mut tx, &hash).await? {
-            store::revoke_family(&mut tx, refresh.family, unix_now()).await?;
+            store::revoke_family(&mut tx, refresh.family, now_secs()).await?;
             tx.commit().await?;
         }
         Ok(())
@@ -283,12 +280,12 @@ impl Identity {
             .ok_or(IdentityError::NoAccount(id))?;
         if let Some(role) = role.filter(|r| *r != before.role) {
             store::set_role(&mut tx, id, role).await?;
-            store::revoke_account(&mut tx, id, unix_now()).await?;
+            store::revoke_account(&mut tx, id, now_secs()).await?;
         }
         if let Some(disabled) = disabled.filter(|d| *d != before.disabled) {
             store::set_disabled(&mut tx, id, disabled).await?;
             if disabled {
-                store::revoke_account(&mut tx, id, unix_now()).await?;
+                store::revoke_account(&mut tx, id, now_secs()).await?;
             }
         }
         let after = store::find(&mut tx, id)
@@ -337,12 +334,7 @@ impl Identity {
 
     /// The public keys that may have signed a token still valid.
     pub async fn jwks(&self) -> Result<JwkSet, IdentityError> {
-        let lives = self.access_ttl + Duration::from_secs(LEEWAY_SECS);
-        let since = agora_platform::clock::now_millis() - lives.as_millis() as i64;
-        let keys = store::live_keys(&self.db, since).await?;
-        Ok(JwkSet {
-            keys: keys.iter().map(SigningKey::jwk).collect(),
-        })
+        jwks(&self.db, self.access_ttl).await
     }
 
     /// An access token and the next refresh token of `family`.
@@ -356,7 +348,7 @@ impl Identity {
             Some(key) => key,
             None => return Err(anyhow::anyhow!("no signing key: the service did not start").into()),
         };
-        let now = unix_now();
+        let now = now_secs();
         let ttl = self.access_ttl.as_secs();
         let access_token = key.sign(account.id, account.role, now, ttl as i64)?;
         let (refresh_token, hash) = keys::refresh_token()?;
@@ -402,20 +394,40 @@ pub async fn rotate_key(db: &Db) -> Result<String, IdentityError> {
 /// else the published key set at the identity service's URL.
 pub fn verifier(at: Peer<'_>, access_ttl: Duration) -> Arc<Verifier> {
     let source: Arc<dyn KeySource> = match at {
-        Peer::Local(db) => Arc::new(LocalKeys(Identity::new(db.clone(), access_ttl))),
+        Peer::Local(db) => Arc::new(LocalKeys {
+            db: db.clone(),
+            access_ttl,
+        }),
         Peer::Remote(url) => Arc::new(HttpKeys::new(url)),
     };
     Arc::new(Verifier::new(source))
 }
 
+/// The public keys in `db` that may have signed a token still valid: the
+/// current one, and those superseded less than a token's life (`access_ttl`,
+/// plus the leeway) ago.
+async fn jwks(db: &Db, access_ttl: Duration) -> Result<JwkSet, IdentityError> {
+    let lives = access_ttl + Duration::from_secs(LEEWAY_SECS);
+    let since = agora_platform::clock::now_millis() - lives.as_millis() as i64;
+    let keys = store::live_keys(db, since).await?;
+    Ok(JwkSet {
+        keys: keys.iter().map(SigningKey::jwk).collect(),
+    })
+}
+
 /// The key set read from the identity storage, for the process that holds
 /// it (the embedded app, `agora service identity`).
-pub struct LocalKeys(Identity);
+pub struct LocalKeys {
+    db: Db,
+    access_ttl: Duration,
+}
 
 #[async_trait]
 impl KeySource for LocalKeys {
     async fn keys(&self) -> Result<JwkSet, String> {
-        self.0.jwks().await.map_err(|e| e.to_string())
+        jwks(&self.db, self.access_ttl)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -478,7 +490,7 @@ impl agora_platform::periodic::Periodic for PruneRefreshTokens {
     }
 
     async fn run_once(&self) -> anyhow::Result<usize> {
-        let pruned = store::prune_refresh(&self.0.db, unix_now() - 24 * 3600).await?;
+        let pruned = store::prune_refresh(&self.0.db, now_secs() - 24 * 3600).await?;
         Ok(pruned as usize)
     }
 }

@@ -26,7 +26,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// much (a debug app peaked at 188 MB after 16 registrations, against 66
 /// MB without accounts). On two threads of their own, at most two arenas
 /// hold it, and a burst of sign-ins queues instead of taking every core.
-struct Hashers(Mutex<mpsc::Sender<Job>>);
+struct Hashers(mpsc::Sender<Job>);
 
 impl Hashers {
     fn get() -> &'static Hashers {
@@ -50,7 +50,7 @@ impl Hashers {
                     })
                     .expect("a hasher thread starts");
             }
-            Hashers(Mutex::new(jobs))
+            Hashers(jobs)
         })
     }
 
@@ -64,8 +64,6 @@ impl Hashers {
         });
         Hashers::get()
             .0
-            .lock()
-            .expect("hasher queue")
             .send(job)
             .map_err(|_| anyhow::anyhow!("the password hashers are gone"))?;
         Ok(result.await?)

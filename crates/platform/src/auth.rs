@@ -266,8 +266,8 @@ impl Verifier {
     /// The account a token stands for, if one of the keys signed it and it
     /// is valid now.
     pub async fn verify(&self, token: &str) -> Result<Account, TokenError> {
-        if let Some((account, exp)) = self.verified.get(&token.to_owned()) {
-            if crate::clock::now_millis() / 1000 <= exp + LEEWAY_SECS as i64 {
+        if let Some((account, exp)) = self.verified.get(token) {
+            if crate::clock::now_secs() <= exp + LEEWAY_SECS as i64 {
                 return Ok(account);
             }
             return Err(TokenError::Invalid("the token has expired".into()));

@@ -18,6 +18,11 @@ pub fn now_millis() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Epoch seconds, as tokens count time (`iat`, `nbf`, `exp`).
+pub fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// The RFC 3339 text of `unix_millis` (before 1970 or beyond 9999: the
 /// nearest of those ends).
 pub fn rfc3339_at(unix_millis: i64) -> String {

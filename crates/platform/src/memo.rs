@@ -2,6 +2,7 @@
 //! (a product, an order's contact): reading one from memory saves a round
 //! trip, and since the value cannot change, a remembered one is never stale.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
@@ -21,7 +22,13 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
         }
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    /// The value of `key`, looked up by any borrowed form of it (a `&str`
+    /// for a `String` key), so that a lookup allocates nothing.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         self.entries.lock().expect("memo lock").get(key).cloned()
     }
 

@@ -41,10 +41,7 @@ fn forged(token: &str) -> String {
     let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     let mut impostor = SigningKey::generate().unwrap();
     impostor.kid = kid;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = agora_platform::clock::now_secs();
     impostor
         .sign(
             uuid::Uuid::now_v7(),
