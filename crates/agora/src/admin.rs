@@ -1,7 +1,7 @@
 //! Operator endpoints over the dead-letter queues, served by the embedded
 //! app and by the gateway of the distributed mode:
 //!
-//! - `GET  /api/v1/admin/dead-letters?service&event_type&event_id&older_than_secs&limit&after`
+//! - `GET  /api/v1/admin/dead-letters?service&event_type&event_id&error&older_than_secs&limit&after`
 //! - `GET  /api/v1/admin/dead-letters/{service}/{event_id}` (with the message)
 //! - `POST /api/v1/admin/dead-letters/replay?…[&dry_run=true]`
 //! - `POST /api/v1/admin/dead-letters/purge?…[&dry_run=true]`
@@ -37,6 +37,7 @@ struct Params {
     service: Option<String>,
     event_type: Option<String>,
     event_id: Option<String>,
+    error: Option<String>,
     older_than_secs: Option<u64>,
     #[serde(default)]
     dry_run: bool,
@@ -50,6 +51,7 @@ impl Params {
             service: self.service.clone(),
             event_type: self.event_type.clone(),
             event_id: self.event_id.clone(),
+            error: self.error.clone(),
             older_than_secs: self.older_than_secs,
         }
     }
@@ -83,6 +85,7 @@ struct ListParams {
     service: Option<String>,
     event_type: Option<String>,
     event_id: Option<String>,
+    error: Option<String>,
     older_than_secs: Option<u64>,
     limit: Option<i64>,
     after: Option<String>,
@@ -97,6 +100,7 @@ async fn list(
         service: params.service,
         event_type: params.event_type,
         event_id: params.event_id,
+        error: params.error,
         older_than_secs: params.older_than_secs,
     };
     filter.check().map_err(ApiError::bad_request)?;

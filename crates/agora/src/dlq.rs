@@ -63,6 +63,9 @@ pub struct Selection {
     pub event_type: Option<String>,
     #[arg(long)]
     pub event_id: Option<String>,
+    /// Only letters whose error is exactly this.
+    #[arg(long)]
+    pub error: Option<String>,
     /// Only letters that failed at least this many seconds ago (1 to ten
     /// years; to select every letter, say --all).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=agora_platform::dead_letters::MAX_AGE_SECS))]
@@ -75,6 +78,7 @@ impl Selection {
             service: self.service.clone(),
             event_type: self.event_type.clone(),
             event_id: self.event_id.clone(),
+            error: self.error.clone(),
             older_than_secs: self.older_than_secs,
         }
     }

@@ -25,7 +25,7 @@ pub struct EventsArgs {
     pub database_urls: Vec<String>,
 }
 
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct Range {
     /// Only events of this type (e.g. PaymentRequested).
     #[arg(long = "type")]
@@ -72,6 +72,8 @@ pub struct LoggedEvent {
     pub subject: String,
     pub time: String,
     pub published: bool,
+    /// The event that caused it (none for the first of a saga).
+    pub causation_id: Option<String>,
     #[serde(skip)]
     pub envelope: String,
 }
@@ -96,6 +98,7 @@ pub async fn select(source: &str, db: &Db, range: &Range) -> Result<Vec<LoggedEv
             subject: r.text("subject")?,
             time: r.text("created_at")?,
             published: r.opt_text("published_at")?.is_some(),
+            causation_id: causation_of(&envelope),
             envelope,
         };
         // RFC 3339 times from one clock compare as instants once parsed.
@@ -111,6 +114,11 @@ pub async fn select(source: &str, db: &Db, range: &Range) -> Result<Vec<LoggedEv
         }
     }
     Ok(events)
+}
+
+fn causation_of(envelope: &str) -> Option<String> {
+    let envelope: serde_json::Value = serde_json::from_str(envelope).ok()?;
+    envelope["causationid"].as_str().map(str::to_owned)
 }
 
 fn parse_time(s: &str) -> Option<time::OffsetDateTime> {

@@ -97,7 +97,12 @@ impl GatewayApp {
                 .build()?,
         };
         let probe: Arc<dyn Probe> = Arc::new(gateway.clone());
+        let mut joined = Router::new();
+        for path in crate::host::status::JOINED {
+            joined = joined.route(path, axum::routing::get(join));
+        }
         let mut router = Router::new()
+            .merge(joined)
             .fallback(proxy)
             .with_state(gateway)
             .merge(health::router(probe));
@@ -106,8 +111,14 @@ impl GatewayApp {
                 crate::secrets::url_with_password_file(url, args.amqp_password_file.as_deref())?;
             let mut config = AmqpConfig::new(&url);
             config.prefix = args.amqp_prefix.clone();
-            let queues = Broker::new(config).dead_letters(services::consumer_names());
-            router = router.merge(crate::admin::dead_letter_router(queues));
+            let broker = Broker::new(config);
+            let queues = broker.clone().dead_letters(services::consumer_names());
+            router = router
+                .merge(crate::admin::dead_letter_router(queues))
+                .merge(crate::host::queue_router(
+                    broker,
+                    services::consumer_names(),
+                ));
         }
         let limits = args.limits.limits();
         // It verifies every token itself before passing a request on; the
@@ -241,6 +252,62 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
         upstream.service
     ))
     .into_response()
+}
+
+/// A host's operator lists ([`crate::host::status`]), asked of every
+/// service (its first instance that answers: the instances of a service
+/// share its storage) and joined. A refusal (no token, a customer's, bad
+/// parameters) is every service's, and is passed on as the first one said it.
+async fn join(State(gateway): State<Gateway>, request: Request) -> Response {
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    let mut joined: Vec<serde_json::Value> = Vec::new();
+    for upstream in gateway.upstreams.iter() {
+        let mut answered = false;
+        for base in &upstream.instances {
+            let mut outgoing = gateway.client.get(format!("{base}{path_and_query}"));
+            if let Some(value) = &authorization {
+                outgoing = outgoing.header(header::AUTHORIZATION, value);
+            }
+            let Ok(answer) = outgoing.send().await else {
+                continue;
+            };
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let Ok(bytes) = answer.bytes().await else {
+                continue;
+            };
+            if !status.is_success() {
+                let mut response = Response::builder().status(status);
+                for name in &FORWARDED {
+                    if let Some(value) = headers.get(name) {
+                        response = response.header(name, value);
+                    }
+                }
+                return response
+                    .body(Body::from(bytes))
+                    .unwrap_or_else(|e| ApiError::internal(e).into_response());
+            }
+            match serde_json::from_slice::<Vec<serde_json::Value>>(&bytes) {
+                Ok(list) => joined.extend(list),
+                Err(e) => return ApiError::internal(e).into_response(),
+            }
+            answered = true;
+            break;
+        }
+        if !answered {
+            return ApiError::unavailable(format!(
+                "the {} service is unavailable; try again",
+                upstream.service
+            ))
+            .into_response();
+        }
+    }
+    axum::Json(joined).into_response()
 }
 
 /// Ready when every instance of every service is ready.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use agora_platform::auth::{Account, Operator, Signed};
+use agora_platform::clock::to_rfc3339;
 use agora_platform::http::{parse_id, ApiError, Json, Query};
 use agora_platform::idempotency::{self, Answer};
 use agora_platform::validate;
@@ -13,16 +14,20 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{
-    Input, Order, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest, TimelineEntry,
+    Input, Order, OrderStats, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest,
+    TimelineEntry,
 };
 use crate::{store, OrderError, Orders};
 
 pub fn router(orders: Orders) -> Router {
     Router::new()
         .route("/api/v1/orders", get(list).post(place))
+        .route("/api/v1/orders/stats", get(stats))
         .route("/api/v1/orders/{id}", get(show))
         .route("/api/v1/orders/{id}/cancel", post(cancel))
         .route(
@@ -147,6 +152,10 @@ async fn show(
 struct ListParams {
     customer_id: Option<String>,
     status: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Created before this time (RFC 3339).
+    until: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
     after: Option<String>,
@@ -189,7 +198,13 @@ async fn list(
         after: params.after,
     }
     .page(50)?;
-    let items = store::list(&orders.db, customer.as_deref(), status, &page).await?;
+    let filter = store::ListFilter {
+        customer_id: customer.as_deref(),
+        status,
+        since: instant(params.since.as_deref(), "since")?,
+        until: instant(params.until.as_deref(), "until")?,
+    };
+    let items = store::list(&orders.db, &filter, &page).await?;
     let next = (items.len() as i64 == page.limit)
         .then(|| items.last().map(|o| o.id))
         .flatten();
@@ -199,6 +214,49 @@ async fn list(
         offset: page.offset,
         next,
     }))
+}
+
+/// A time filter, in the form the orders store theirs (so that text order
+/// is time order).
+fn instant(text: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
+    text.map(|t| {
+        OffsetDateTime::parse(t, &Rfc3339)
+            .map(|at| to_rfc3339(at.to_offset(time::UtcOffset::UTC)))
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{name} must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"
+                ))
+            })
+    })
+    .transpose()
+}
+
+#[derive(Deserialize)]
+struct StatsParams {
+    /// The last this many seconds (1 to 3,600; 60 by default).
+    window_secs: Option<u64>,
+}
+
+/// Operators: orders in flight by state, and those that ended in the window
+/// with the time they took (over the latest 1,000 of them).
+async fn stats(
+    State(orders): State<Orders>,
+    _: Operator,
+    Query(params): Query<StatsParams>,
+) -> Result<Json<OrderStats>, ApiError> {
+    let window = params.window_secs.unwrap_or(60);
+    if !(1..=3600).contains(&window) {
+        return Err(ApiError::bad_request("window_secs must be 1 to 3600"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let since = to_rfc3339(now - time::Duration::seconds(window as i64));
+    let read = store::stats(&orders.db, &since, 1000).await?;
+    Ok(Json(OrderStats::new(
+        window,
+        &read.in_flight,
+        &read.ended,
+        &read.durations,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -235,7 +293,7 @@ async fn cancel(
     let scope = format!("POST /orders/{{id}}/cancel {}", caller.id);
     idempotency::once(&db, &scope, key, fingerprint, ttl, move |tx| {
         Box::pin(async move {
-            let order = orders.cancel_in(tx, id, reason).await?;
+            let order = orders.cancel_in(tx, id, reason, &caller).await?;
             let timeline = store::timeline(&mut *tx, id).await?;
             Ok(Answer::json(
                 StatusCode::OK,
@@ -250,22 +308,24 @@ async fn cancel(
 /// Operator: emit the pending compensation again (REQUIRES_ATTENTION only).
 async fn retry_compensation(
     State(orders): State<Orders>,
-    _: Operator,
+    Operator(operator): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id, "order id")?;
-    let order = orders.operate(id, Input::RetryCompensation).await?;
+    let order = orders
+        .operate(id, Input::RetryCompensation, &operator)
+        .await?;
     Ok(Json(view(&orders, order).await?))
 }
 
 /// Operator: end an order whose compensation is pending without waiting.
 async fn force_cancel(
     State(orders): State<Orders>,
-    _: Operator,
+    Operator(operator): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id, "order id")?;
-    let order = orders.operate(id, Input::ForceCancel).await?;
+    let order = orders.operate(id, Input::ForceCancel, &operator).await?;
     Ok(Json(view(&orders, order).await?))
 }
 

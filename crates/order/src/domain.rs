@@ -9,6 +9,9 @@ use agora_platform::events::{Address, CancelCode, LineItem, Money, PricedItem};
 use agora_platform::validate::{self, Errors, MAX_ITEMS};
 use agora_platform::validate::{FieldError, Invalid};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,12 +464,41 @@ pub struct TimelineEntry {
     /// The event type or API call that caused it.
     pub cause: String,
     pub event_id: Option<Uuid>,
+    /// Who asked for it, for an API call (`"<role> <account id>"`): the
+    /// audit trail of what customers and operators did to the order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     pub note: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_give_the_rate_of_completions_and_the_percentiles_of_their_times() {
+        let at = |secs: u32, ms: u32| format!("2026-12-01T10:00:{secs:02}.{ms:03}Z");
+        let durations: Vec<(String, String)> = (0..100)
+            .map(|i| (at(0, 0), at(i / 10, (i % 10) * 100)))
+            .collect();
+        let stats = OrderStats::new(
+            10,
+            &[(OrderStatus::Pending, 3)],
+            &[(OrderStatus::Completed, 95), (OrderStatus::Cancelled, 5)],
+            &durations,
+        );
+        assert_eq!(stats.completed_per_sec, 9.5);
+        assert_eq!(stats.in_flight.get("PENDING"), Some(&3));
+        assert_eq!(stats.ended.get("CANCELLED"), Some(&5));
+        // 0, 100, …, 9,900 ms: the 50th and 99th percentiles by nearest rank.
+        assert_eq!((stats.p50_ms, stats.p99_ms), (Some(5_000), Some(9_800)));
+        assert_eq!(stats.sampled, 100);
+        let none = OrderStats::new(60, &[], &[], &[]);
+        assert_eq!(
+            (none.p50_ms, none.p99_ms, none.completed_per_sec),
+            (None, None, 0.0)
+        );
+    }
     use Input::*;
     use OrderStatus::*;
 
@@ -823,6 +855,59 @@ mod tests {
         );
         let err = errors.finish().unwrap_err();
         assert_eq!(err.0[0].field, "items[2].quantity");
+    }
+}
+
+/// The dashboard's figures of the orders: how many are in each state that
+/// is not final, and of those that ended in the window, how many of each
+/// final state, per second, and the time they took.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderStats {
+    pub window_secs: u64,
+    pub in_flight: BTreeMap<&'static str, i64>,
+    pub ended: BTreeMap<&'static str, i64>,
+    pub completed_per_sec: f64,
+    /// From creation to the final state, over the latest ended orders
+    /// (`sampled` of them); none when no order ended in the window.
+    pub p50_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    pub sampled: usize,
+}
+
+impl OrderStats {
+    /// From the counts by state (in flight; ended in the window) and the
+    /// (created, ended) times of the latest ended orders.
+    pub fn new(
+        window_secs: u64,
+        in_flight: &[(OrderStatus, i64)],
+        ended: &[(OrderStatus, i64)],
+        durations: &[(String, String)],
+    ) -> OrderStats {
+        let mut took: Vec<i64> = durations
+            .iter()
+            .filter_map(|(created, ended)| {
+                let parse = |t: &str| OffsetDateTime::parse(t, &Rfc3339).ok();
+                Some((parse(ended)? - parse(created)?).whole_milliseconds() as i64)
+            })
+            .collect();
+        took.sort_unstable();
+        let at = |q: f64| {
+            (!took.is_empty()).then(|| took[((took.len() - 1) as f64 * q).round() as usize])
+        };
+        let completed = ended
+            .iter()
+            .filter(|(s, _)| *s == OrderStatus::Completed)
+            .map(|(_, n)| *n)
+            .sum::<i64>();
+        OrderStats {
+            window_secs,
+            in_flight: in_flight.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+            ended: ended.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+            completed_per_sec: completed as f64 / window_secs as f64,
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            sampled: took.len(),
+        }
     }
 }
 

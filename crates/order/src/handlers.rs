@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::{Input, PlaceOrder};
-use crate::{store, Orders, Step};
+use crate::{store, Cause, Orders, Step};
 
 agora_platform::incoming! {
     /// What the order service consumes: checkouts, and the other services'
@@ -104,7 +104,7 @@ impl Handler {
         let step = match found {
             Some(found) => {
                 self.orders
-                    .advance_loaded(tx, found, input, Some(event))
+                    .advance_loaded(tx, found, input, Cause::Event(event))
                     .await?
             }
             None => Step::UnknownOrder,

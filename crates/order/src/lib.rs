@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use agora_catalog::{CatalogClient, PricingError};
 use agora_inventory::StockCheck;
+use agora_platform::auth::Account;
 use agora_platform::breaker::Breaker;
 use agora_platform::clock::now_rfc3339;
 use agora_platform::db::{DbError, Migration};
@@ -68,6 +69,25 @@ pub struct Orders {
 
 /// How many clients may wait for orders at once, by default.
 pub const DEFAULT_MAX_WAITERS: usize = 1000;
+
+/// What moved an order: an event it consumed, a caller of the API (a
+/// customer cancelling, an operator acting: recorded on the timeline as
+/// who did it), or the order service itself (a deadline).
+#[derive(Debug, Clone, Copy)]
+pub enum Cause<'a> {
+    Event(&'a Envelope),
+    Caller(&'a Account),
+    Internal,
+}
+
+impl<'a> Cause<'a> {
+    fn event(self) -> Option<&'a Envelope> {
+        match self {
+            Cause::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// What one saga step did.
 #[derive(Debug, PartialEq)]
@@ -260,7 +280,10 @@ impl Orders {
         let mut expired = 0;
         for id in overdue {
             let mut tx = self.db.begin().await?;
-            if let Step::Moved(_) = self.advance(&mut tx, id, Input::TimedOut, None).await? {
+            if let Step::Moved(_) = self
+                .advance(&mut tx, id, Input::TimedOut, Cause::Internal)
+                .await?
+            {
                 tx.commit().await?;
                 expired += 1;
             }
@@ -270,12 +293,19 @@ impl Orders {
 
     /// An operator's action on an order whose compensation is pending:
     /// retry it (emit `OrderCancelled` again) or force-cancel.
-    pub async fn operate(&self, id: Uuid, input: Input) -> Result<Order, OrderError> {
+    pub async fn operate(
+        &self,
+        id: Uuid,
+        input: Input,
+        operator: &Account,
+    ) -> Result<Order, OrderError> {
         let mut tx = self.db.begin().await?;
-        let step = self.advance(&mut tx, id, input, None).await?;
+        let step = self
+            .advance(&mut tx, id, input, Cause::Caller(operator))
+            .await?;
         refusal(id, step)?;
         tx.commit().await?;
-        tracing::warn!(order_id = %id, "operator action applied");
+        tracing::warn!(order_id = %id, operator = %operator.id, "operator action applied");
         store::find(&self.db, id)
             .await?
             .ok_or(OrderError::Vanished(id))
@@ -288,9 +318,15 @@ impl Orders {
         tx: &mut Tx,
         id: Uuid,
         reason: String,
+        caller: &Account,
     ) -> Result<Order, OrderError> {
         let step = self
-            .advance(tx, id, Input::CancelRequested { reason }, None)
+            .advance(
+                tx,
+                id,
+                Input::CancelRequested { reason },
+                Cause::Caller(caller),
+            )
             .await?;
         refusal(id, step)?;
         store::find_loaded(&mut *tx, id)
@@ -308,7 +344,7 @@ impl Orders {
         tx: &mut Tx,
         id: Uuid,
         input: Input,
-        cause: Option<&Envelope>,
+        cause: Cause<'_>,
     ) -> Result<Step, DbError> {
         let Some(mut found) = store::find_loaded(&mut *tx, id).await? else {
             return Ok(Step::UnknownOrder);
@@ -328,17 +364,23 @@ impl Orders {
         tx: &mut Tx,
         found: &mut store::Loaded,
         input: Input,
-        cause: Option<&Envelope>,
+        cause: Cause<'_>,
     ) -> Result<Step, DbError> {
         let order = &mut found.order;
         let id = order.id;
         let cause_name = match (&input, cause) {
-            (_, Some(c)) => c.event_type.clone(),
-            (Input::TimedOut, None) => "deadline".to_owned(),
-            (Input::RetryCompensation, None) => "operator: retry compensation".to_owned(),
-            (Input::ForceCancel, None) => "operator: force cancel".to_owned(),
+            (_, Cause::Event(c)) => c.event_type.clone(),
+            (Input::TimedOut, _) => "deadline".to_owned(),
+            (Input::RetryCompensation, _) => "operator: retry compensation".to_owned(),
+            (Input::ForceCancel, _) => "operator: force cancel".to_owned(),
             _ => "POST /orders/{id}/cancel".to_owned(),
         };
+        let actor = match cause {
+            Cause::Caller(account) => Some(format!("{} {}", account.role.as_str(), account.id)),
+            _ => None,
+        };
+        let event_id = cause.event().map(|c| c.id);
+        let cause = cause.event();
         let at = now_rfc3339();
         match decide(order.status, order.awaiting, &input) {
             Decision::Transition {
@@ -357,7 +399,8 @@ impl Orders {
                     from: Some(order.status),
                     to,
                     cause: cause_name.clone(),
-                    event_id: cause.map(|c| c.id),
+                    event_id,
+                    actor,
                     note: note.or(reason),
                 };
                 store::add_timeline(tx, id, &entry);
@@ -396,7 +439,8 @@ impl Orders {
                     from: Some(order.status),
                     to: order.status,
                     cause: cause_name,
-                    event_id: cause.map(|c| c.id),
+                    event_id,
+                    actor,
                     note: Some(note),
                 };
                 store::add_timeline(tx, id, &entry);

@@ -23,6 +23,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "order_0003_awaiting",
         sql: include_str!("../migrations/order_0003_awaiting.sql"),
     },
+    Migration {
+        name: "order_0004_actors",
+        sql: include_str!("../migrations/order_0004_actors.sql"),
+    },
 ];
 
 /// An order's columns, then one of its items' (`LEFT JOIN`, so an order
@@ -187,6 +191,7 @@ pub async fn insert(
         to: order.status,
         cause: cause.into(),
         event_id,
+        actor: None,
         note: None,
     };
     add_timeline(tx, order.id, &entry);
@@ -325,7 +330,7 @@ pub async fn overdue(db: &Db, now_millis: i64, limit: i64) -> Result<Vec<Uuid>, 
 pub fn add_timeline(tx: &mut Tx, order_id: Uuid, entry: &TimelineEntry) {
     tx.insert_at_commit(
         "order_timeline",
-        "id, order_id, at, from_status, to_status, cause, event_id, note",
+        "id, order_id, at, from_status, to_status, cause, event_id, actor, note",
         params![
             Uuid::now_v7(),
             order_id,
@@ -334,6 +339,7 @@ pub fn add_timeline(tx: &mut Tx, order_id: Uuid, entry: &TimelineEntry) {
             entry.to.as_str(),
             &entry.cause,
             entry.event_id.map(|id| id.to_string()),
+            entry.actor.clone(),
             entry.note.clone(),
         ]
         .to_vec(),
@@ -341,7 +347,7 @@ pub fn add_timeline(tx: &mut Tx, order_id: Uuid, entry: &TimelineEntry) {
 }
 
 const TIMELINE: &str =
-    "SELECT at, from_status, to_status, cause, event_id, note FROM order_timeline WHERE order_id = $1 ORDER BY id";
+    "SELECT at, from_status, to_status, cause, event_id, actor, note FROM order_timeline WHERE order_id = $1 ORDER BY id";
 
 /// Inside a transaction, with the entries it added.
 pub async fn timeline(
@@ -368,6 +374,7 @@ fn timeline_entry(r: &Row) -> Result<TimelineEntry, DbError> {
             event_id: r
                 .opt_text("event_id")?
                 .and_then(|s| Uuid::parse_str(&s).ok()),
+            actor: r.opt_text("actor")?,
             note: r.opt_text("note")?,
         })
     }
@@ -380,23 +387,36 @@ pub async fn status_of(db: &Db, id: Uuid) -> Result<Option<OrderStatus>, DbError
         .transpose()
 }
 
+/// What a listing of orders is narrowed to.
+#[derive(Debug, Default)]
+pub struct ListFilter<'a> {
+    pub customer_id: Option<&'a str>,
+    pub status: Option<OrderStatus>,
+    /// Created at or after (RFC 3339, as stored).
+    pub since: Option<String>,
+    /// Created before.
+    pub until: Option<String>,
+}
+
 pub async fn list(
     db: &Db,
-    customer_id: Option<&str>,
-    status_filter: Option<OrderStatus>,
+    filter: &ListFilter<'_>,
     page: &Page,
 ) -> Result<Vec<OrderSummary>, DbError> {
     let [after, limit, offset] = page.params();
     db.query(
         "SELECT id, customer_id, status, reason, total_amount, currency, created_at, updated_at FROM orders
          WHERE ($1 IS NULL OR customer_id = $1) AND ($2 IS NULL OR status = $2)
-         AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4 OFFSET $5",
+         AND ($3 IS NULL OR id < $3) AND ($6 IS NULL OR created_at >= $6)
+         AND ($7 IS NULL OR created_at < $7) ORDER BY id DESC LIMIT $4 OFFSET $5",
         &[
-            customer_id.into(),
-            status_filter.map(|s| s.as_str()).into(),
+            filter.customer_id.into(),
+            filter.status.map(|s| s.as_str()).into(),
             after,
             limit,
             offset,
+            filter.since.clone().into(),
+            filter.until.clone().into(),
         ],
     )
     .await?
@@ -428,4 +448,57 @@ pub async fn status_counts(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
     .iter()
     .map(|r| Ok((r.text("status")?, r.i64("n")?)))
     .collect()
+}
+
+/// Orders by state now, and those that ended since `since` (RFC 3339): how
+/// many of each terminal state, and how long the latest `sample` of them
+/// took from creation to their end.
+pub async fn stats(db: &Db, since: &str, sample: i64) -> Result<Stats, DbError> {
+    let in_flight = db
+        .query(
+            "SELECT status, COUNT(*) AS n FROM orders
+             WHERE status IN ('PENDING', 'RESERVED', 'PAID', 'COMPENSATING', 'REQUIRES_ATTENTION')
+             GROUP BY status",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((status(r, "status")?, r.i64("n")?)))
+        .collect::<Result<Vec<_>, DbError>>()?;
+    let ended = db
+        .query(
+            "SELECT status, COUNT(*) AS n FROM orders
+             WHERE updated_at >= $1 AND status IN ('COMPLETED', 'CANCELLED', 'REJECTED')
+             GROUP BY status",
+            params![since],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((status(r, "status")?, r.i64("n")?)))
+        .collect::<Result<Vec<_>, DbError>>()?;
+    let durations = db
+        .query(
+            "SELECT created_at, updated_at FROM orders
+             WHERE updated_at >= $1 AND status IN ('COMPLETED', 'CANCELLED', 'REJECTED')
+             ORDER BY updated_at DESC LIMIT $2",
+            params![since, sample],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.text("created_at")?, r.text("updated_at")?)))
+        .collect::<Result<Vec<_>, DbError>>()?;
+    Ok(Stats {
+        in_flight,
+        ended,
+        durations,
+    })
+}
+
+/// What [`stats`] read.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub in_flight: Vec<(OrderStatus, i64)>,
+    pub ended: Vec<(OrderStatus, i64)>,
+    /// (created_at, updated_at) of recently ended orders.
+    pub durations: Vec<(String, String)>,
 }

@@ -48,6 +48,9 @@ pub struct Filter {
     pub service: Option<String>,
     pub event_type: Option<String>,
     pub event_id: Option<String>,
+    /// Only letters whose error is exactly this (a group of letters that
+    /// failed alike, as the console shows them).
+    pub error: Option<String>,
     /// Only letters that failed at least this many seconds ago.
     pub older_than_secs: Option<u64>,
 }
@@ -87,6 +90,7 @@ impl Filter {
         self.service.is_none()
             && self.event_type.is_none()
             && self.event_id.is_none()
+            && self.error.is_none()
             && self.older_than_secs.is_none()
     }
 
@@ -101,6 +105,7 @@ impl Filter {
         same(&self.service, &letter.service)
             && same(&self.event_type, &letter.event_type)
             && same(&self.event_id, &letter.event_id)
+            && same(&self.error, &letter.error)
             && old_enough
     }
 }
@@ -153,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn filters_by_service_type_id_and_age() {
+    fn filters_by_service_type_id_error_and_age() {
         let now = OffsetDateTime::parse("2026-01-01T00:10:00Z", &Rfc3339).unwrap();
         let l = letter("2026-01-01T00:00:00Z");
         assert!(Filter::default().matches(&l, now));
@@ -172,6 +177,14 @@ mod tests {
         }));
         assert!(by(Filter {
             event_id: Some("e1".into()),
+            ..Filter::default()
+        }));
+        assert!(by(Filter {
+            error: Some(l.error.clone()),
+            ..Filter::default()
+        }));
+        assert!(!by(Filter {
+            error: Some(format!("{} ", l.error)),
             ..Filter::default()
         }));
         assert!(by(Filter {

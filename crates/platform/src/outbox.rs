@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "platform_0003_outbox_secrets",
         sql: include_str!("../migrations/platform_0003_outbox_secrets.sql"),
     },
+    Migration {
+        name: "platform_0005_outbox_by_subject",
+        sql: include_str!("../migrations/platform_0005_outbox_by_subject.sql"),
+    },
 ];
 
 /// An event as stored in the outbox and handed to the bus.

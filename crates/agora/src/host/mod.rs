@@ -10,6 +10,7 @@
 //! fed by what it publishes is bound before the first publish.
 
 pub mod health;
+pub mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -101,6 +102,7 @@ impl Host {
         let mut tasks = Vec::new();
         let mut router = Router::new();
         let mut breakers = Vec::new();
+        let mut named_breakers = Vec::new();
         let mut supervised = Vec::new();
         let publisher: Arc<dyn Publisher> = plan.transport.clone();
         for (member, parts) in built {
@@ -123,6 +125,12 @@ impl Host {
                 tasks.push(tokio::spawn(task(shutdown.clone())));
             }
             tasks.push(tokio::spawn(mask_kept_secrets(db.clone())));
+            named_breakers.extend(
+                parts
+                    .breakers
+                    .iter()
+                    .map(|b| (member.service.name(), b.clone())),
+            );
             breakers.extend(parts.breakers);
             router = router.merge(parts.router);
             let Some(handler) = parts.handler else {
@@ -170,7 +178,17 @@ impl Host {
             breakers,
             supervised,
         };
-        router = router.merge(health::router(Arc::new(probe)));
+        router = router
+            .merge(health::router(Arc::new(probe)))
+            .merge(status::router(status::Members {
+                dbs: Arc::new(
+                    plan.members
+                        .iter()
+                        .map(|m| (m.service.name(), m.db.clone()))
+                        .collect(),
+                ),
+                breakers: Arc::new(named_breakers),
+            }));
         if plan.operator_routes {
             let consumers: Vec<String> = plan
                 .members
@@ -318,7 +336,7 @@ struct Queues {
     consumers: Vec<String>,
 }
 
-fn queue_router(transport: Arc<dyn Transport>, consumers: Vec<String>) -> Router {
+pub fn queue_router(transport: Arc<dyn Transport>, consumers: Vec<String>) -> Router {
     Router::new()
         .route("/api/v1/admin/queues", get(queue_depths))
         .with_state(Queues {

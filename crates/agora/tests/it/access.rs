@@ -16,7 +16,7 @@ use crate::common::cluster::Cluster;
 use crate::common::{address, order_body, spawn_app, Api};
 
 /// The routers every process kind serves, as written.
-const SOURCES: [&str; 11] = [
+const SOURCES: [&str; 12] = [
     include_str!("../../../catalog/src/api.rs"),
     include_str!("../../../inventory/src/api.rs"),
     include_str!("../../../cart/src/api.rs"),
@@ -28,6 +28,7 @@ const SOURCES: [&str; 11] = [
     include_str!("../../src/admin.rs"),
     include_str!("../../src/host/mod.rs"),
     include_str!("../../src/host/health.rs"),
+    include_str!("../../src/host/status.rs"),
 ];
 
 /// Every (method, path template) a `.route("…", get(…).post(…))` declares.
@@ -96,7 +97,7 @@ fn fresh_email() -> String {
     format!("a-{}@example.test", Uuid::now_v7().simple())
 }
 
-fn table(f: &Fixture, distributed: bool) -> Vec<Row> {
+fn table(f: &Fixture) -> Vec<Row> {
     let (p, o, a) = (f.product, f.order, &f.customer_a);
     let row = |method, template, path: String, body, expect| Row {
         method,
@@ -104,12 +105,6 @@ fn table(f: &Fixture, distributed: bool) -> Vec<Row> {
         path,
         body,
         expect,
-    };
-    // Served by the embedded app only; the gateway has no such route.
-    let queues = if distributed {
-        [404; 5]
-    } else {
-        [401, 403, 403, 200, 200]
     };
     vec![
         row("GET", "/health", "/health".into(), none, [200; 5]),
@@ -229,6 +224,13 @@ fn table(f: &Fixture, distributed: bool) -> Vec<Row> {
         ),
         row(
             "GET",
+            "/api/v1/orders/stats",
+            "/api/v1/orders/stats".into(),
+            none,
+            [401, 403, 403, 200, 200],
+        ),
+        row(
+            "GET",
             "/api/v1/orders/{id}",
             format!("/api/v1/orders/{o}"),
             none,
@@ -283,7 +285,29 @@ fn table(f: &Fixture, distributed: bool) -> Vec<Row> {
             "/api/v1/admin/queues",
             "/api/v1/admin/queues".into(),
             none,
-            queues,
+            [401, 403, 403, 200, 200],
+        ),
+        // What each service's host tells operators (the gateway joins them).
+        row(
+            "GET",
+            "/api/v1/admin/outbox",
+            "/api/v1/admin/outbox".into(),
+            none,
+            [401, 403, 403, 200, 200],
+        ),
+        row(
+            "GET",
+            "/api/v1/admin/events",
+            format!("/api/v1/admin/events?subject={o}"),
+            none,
+            [401, 403, 403, 200, 200],
+        ),
+        row(
+            "GET",
+            "/api/v1/admin/breakers",
+            "/api/v1/admin/breakers".into(),
+            none,
+            [401, 403, 403, 200, 200],
         ),
         row(
             "GET",
@@ -400,7 +424,7 @@ fn table(f: &Fixture, distributed: bool) -> Vec<Row> {
 const CALLERS: [&str; 5] = ["anonymous", "customer A", "customer B", "operator", "admin"];
 
 /// Runs every row as every caller; `admin` is the admin's API.
-async fn every_route_answers_each_role_as_the_table_says(admin: &Api, distributed: bool) {
+async fn every_route_answers_each_role_as_the_table_says(admin: &Api) {
     let product = admin.create_product(1_000, 1_000).await;
     let a = admin.customer("A").await;
     let order = a.place_order(&order_body(product, 1, "tok_visa")).await;
@@ -421,7 +445,7 @@ async fn every_route_answers_each_role_as_the_table_says(admin: &Api, distribute
         admin.clone(),
     ];
 
-    let rows = table(&fixture, distributed);
+    let rows = table(&fixture);
     let covered: BTreeSet<(String, String)> = rows
         .iter()
         .map(|r| (r.method.to_owned(), r.template.to_owned()))
@@ -515,7 +539,7 @@ async fn listings_hold_only_what_the_caller_may_see(admin: &Api) {
 #[tokio::test]
 async fn every_route_and_role_on_the_embedded_app() {
     let app = spawn_app().await;
-    every_route_answers_each_role_as_the_table_says(&app, false).await;
+    every_route_answers_each_role_as_the_table_says(&app).await;
     listings_hold_only_what_the_caller_may_see(&app).await;
     app.stop().await;
 }
@@ -527,7 +551,7 @@ async fn every_route_and_role_on_the_embedded_app() {
 )]
 async fn every_route_and_role_through_the_gateway() {
     let cluster = Cluster::start(&[]).await;
-    every_route_answers_each_role_as_the_table_says(&cluster, true).await;
+    every_route_answers_each_role_as_the_table_says(&cluster).await;
     listings_hold_only_what_the_caller_may_see(&cluster).await;
     cluster.stop().await;
 }

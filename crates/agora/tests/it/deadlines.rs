@@ -147,6 +147,23 @@ async fn an_unconfirmed_compensation_requires_attention_until_an_operator_acts()
         409,
         "a cancelled order has nothing to retry"
     );
+    // Each action is on its order's timeline with who took it.
+    let admin = format!("admin {}", app.own_id().await);
+    for (id, cause) in [
+        (retried, "operator: retry compensation"),
+        (forced, "operator: force cancel"),
+        (waiting, "POST /orders/{id}/cancel"),
+    ] {
+        let timeline = app.order(id).await["timeline"].clone();
+        let entry = timeline
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["cause"] == cause)
+            .unwrap_or_else(|| panic!("no `{cause}` on {timeline}"))
+            .clone();
+        assert_eq!(entry["actor"], admin.as_str(), "{entry}");
+    }
     let dir = app.stop().await;
 
     // Payment is back: the refunds (asked once or twice) happen exactly once.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::common::{dbs, mug, pending_order};
 use agora_catalog::Catalog;
 use agora_order::domain::{Input, OrderStatus};
-use agora_order::{store, Orders, Step};
+use agora_order::{store, Cause, Orders, Step};
+use agora_platform::auth::{Account, Role};
 use agora_testing::TestDb;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -65,7 +66,7 @@ async fn a_waiter_hears_of_a_terminal_state_reached_on_another_instance() {
                 Input::StockRejected {
                     reason: "none left".into(),
                 },
-                None,
+                Cause::Internal,
             )
             .await
             .unwrap();
@@ -99,7 +100,7 @@ async fn a_batch_does_not_overwrite_a_move_made_after_it_read_the_order() {
         let mut read = store::find_many_in(&mut batch, &[order.id]).await.unwrap();
         let mut cancel = t.db.begin().await.unwrap();
         there
-            .cancel_in(&mut cancel, order.id, "changed my mind".into())
+            .cancel_in(&mut cancel, order.id, "changed my mind".into(), &customer())
             .await
             .unwrap();
         cancel.commit().await.unwrap();
@@ -107,7 +108,7 @@ async fn a_batch_does_not_overwrite_a_move_made_after_it_read_the_order() {
         // Act: the batch moves its stale copy on and writes it.
         let stale = read.get_mut(&order.id).unwrap();
         let step = here
-            .advance_loaded(&mut batch, stale, Input::StockReserved, None)
+            .advance_loaded(&mut batch, stale, Input::StockReserved, Cause::Internal)
             .await
             .unwrap();
         let conflicts = store::save(&mut batch, read.values_mut()).await.unwrap();
@@ -137,7 +138,10 @@ async fn two_compensations_confirmed_on_two_instances_at_once_both_count() {
         };
         for input in [Input::StockReserved, Input::PaymentSucceeded, cancel] {
             let mut tx = t.db.begin().await.unwrap();
-            there.advance(&mut tx, order.id, input, None).await.unwrap();
+            there
+                .advance(&mut tx, order.id, input, Cause::Internal)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
         }
         let mut first = t.db.begin().await.unwrap();
@@ -148,7 +152,7 @@ async fn two_compensations_confirmed_on_two_instances_at_once_both_count() {
         // Act: the first confirms the release and commits, then the second
         // confirms the refund on what it read before.
         let stale = read_first.get_mut(&order.id).unwrap();
-        here.advance_loaded(&mut first, stale, Input::StockReleased, None)
+        here.advance_loaded(&mut first, stale, Input::StockReleased, Cause::Internal)
             .await
             .unwrap();
         let first_conflicts = store::save(&mut first, read_first.values_mut())
@@ -157,7 +161,7 @@ async fn two_compensations_confirmed_on_two_instances_at_once_both_count() {
         first.commit().await.unwrap();
         let stale = read_second.get_mut(&order.id).unwrap();
         there
-            .advance_loaded(&mut second, stale, Input::PaymentRefunded, None)
+            .advance_loaded(&mut second, stale, Input::PaymentRefunded, Cause::Internal)
             .await
             .unwrap();
         let second_conflicts = store::save(&mut second, read_second.values_mut())
@@ -171,11 +175,24 @@ async fn two_compensations_confirmed_on_two_instances_at_once_both_count() {
         assert_eq!(second_conflicts, [order.id]);
         let mut retry = t.db.begin().await.unwrap();
         let step = there
-            .advance(&mut retry, order.id, Input::PaymentRefunded, None)
+            .advance(
+                &mut retry,
+                order.id,
+                Input::PaymentRefunded,
+                Cause::Internal,
+            )
             .await
             .unwrap();
         retry.commit().await.unwrap();
         assert_eq!(step, Step::Moved(OrderStatus::Cancelled));
         t.cleanup().await;
+    }
+}
+
+/// The customer who cancels in these tests.
+fn customer() -> Account {
+    Account {
+        id: Uuid::nil(),
+        role: Role::Customer,
     }
 }

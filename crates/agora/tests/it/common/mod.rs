@@ -220,6 +220,12 @@ impl Api {
     }
 
     /// The customer id (the account id) of the customer called `name`.
+    /// The id of the account this API signs in as.
+    pub async fn own_id(&self) -> String {
+        let me = self.get_json("/api/v1/me").await;
+        me["id"].as_str().expect("an account id").to_owned()
+    }
+
     pub async fn customer_id(&self, name: &str) -> String {
         self.customer_account(name).await.0
     }
