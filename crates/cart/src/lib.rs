@@ -13,6 +13,7 @@ pub mod store;
 use std::sync::Arc;
 
 use agora_catalog::{CatalogClient, PricingError};
+use agora_inventory::{StockCheck, StockGate};
 use agora_platform::db::Migration;
 use agora_platform::events::{CartCheckedOut, Envelope, LineItem};
 use agora_platform::service::{Context, Parts, Service};
@@ -33,6 +34,10 @@ pub struct Carts {
     pub catalog: Arc<dyn CatalogClient>,
     /// How long an `Idempotency-Key` on checkout is remembered.
     pub idempotency_ttl: std::time::Duration,
+    /// The order service's fast stock check, run at checkout too, so that a
+    /// cart asking for more than is in stock is refused with the line named
+    /// and kept (none: the saga alone decides).
+    pub stock: Option<StockGate>,
 }
 
 impl Carts {
@@ -41,6 +46,7 @@ impl Carts {
             db,
             catalog,
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
+            stock: None,
         }
     }
 
@@ -116,6 +122,9 @@ impl Carts {
             )));
         }
         agora_catalog::price(self.catalog.as_ref(), &items).await?;
+        if let Some(stock) = &self.stock {
+            stock.admit(&items).await.map_err(CartError::Invalid)?;
+        }
         Ok(items)
     }
 
@@ -194,17 +203,26 @@ impl Service for CartService {
     }
 
     fn needs(&self) -> &'static [&'static str] {
-        &[agora_catalog::NAME]
+        &[agora_catalog::NAME, agora_inventory::NAME]
     }
 
     async fn build(&self, context: &Context) -> anyhow::Result<Parts> {
         let catalog: Arc<dyn CatalogClient> = context.peer()?;
+        let stock = match context.settings.stock_check {
+            true => Some(StockGate::new(
+                context.peer::<Arc<dyn StockCheck>>()?,
+                "cart-stock-check",
+            )),
+            false => None,
+        };
         let carts = Carts {
             idempotency_ttl: context.settings.idempotency_ttl,
+            stock: stock.clone(),
             ..Carts::new(context.db.clone(), catalog.clone())
         };
         Ok(Parts::new(api::router(carts))
             .with_handler(handlers::Handler)
-            .with_breakers(catalog.breaker()))
+            .with_breakers(catalog.breaker())
+            .with_breakers(stock.map(|s| s.breaker)))
     }
 }

@@ -1,10 +1,10 @@
 //! Stock rules, free of I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use agora_platform::events::{LineItem, Shortage};
-use agora_platform::validate::Invalid;
 use agora_platform::validate::{self, Errors};
+use agora_platform::validate::{FieldError, Invalid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -232,9 +232,47 @@ impl Adjustment {
     }
 }
 
+/// The lines that ask for more than is available, as per-field errors
+/// (`items[i].quantity`): the fast stock check before an order is accepted.
+/// A product without stock has none.
+pub fn shortages(items: &[LineItem], available: &HashMap<Uuid, i64>) -> Vec<FieldError> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let have = available.get(&item.product_id).copied().unwrap_or(0);
+            (i64::from(item.quantity) > have).then(|| {
+                FieldError::new(
+                    format!("items[{i}].quantity"),
+                    format!("only {have} in stock"),
+                )
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shortages_name_the_lines_beyond_the_stock() {
+        let product_id = Uuid::now_v7();
+        let line = |quantity| LineItem {
+            product_id,
+            quantity,
+        };
+        let available = HashMap::from([(product_id, 3)]);
+        assert!(shortages(&[line(3)], &available).is_empty());
+        let errors = shortages(&[line(4)], &available);
+        assert_eq!(errors[0].field, "items[0].quantity");
+        assert!(errors[0].message.contains("only 3"));
+        assert_eq!(
+            shortages(&[line(1)], &HashMap::new()).len(),
+            1,
+            "unknown stock is none"
+        );
+    }
 
     #[test]
     fn normalize_merges_and_sorts() {

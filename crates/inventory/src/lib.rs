@@ -16,9 +16,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agora_platform::breaker::Breaker;
 use agora_platform::db::Migration;
 use agora_platform::events::{Envelope, LineItem, StockReleased};
 use agora_platform::service::{Context, Parts, Peer, Service, Settings};
+use agora_platform::validate::Invalid;
 use agora_platform::{Db, DbError, Tx};
 use axum::http::Extensions;
 use uuid::Uuid;
@@ -157,8 +159,52 @@ impl agora_platform::periodic::Periodic for ReservationExpiry {
     }
 }
 
-/// How the order service asks for available stock before accepting an
-/// order: in-process in the embedded mode, over HTTP in the distributed mode.
+/// The fast stock check before an order is accepted, by the order service
+/// (an order placed) and the cart (a cart checked out), so that both refuse
+/// alike: a line asking for more than is available is a field error
+/// (`items[i].quantity`). When inventory fails or is slow, the breaker
+/// opens and the order is accepted unchecked: the saga alone decides.
+#[derive(Clone)]
+pub struct StockGate {
+    check: Arc<dyn StockCheck>,
+    pub breaker: Arc<Breaker>,
+}
+
+impl StockGate {
+    /// `name` names the breaker (per service: each has its own).
+    pub fn new(check: Arc<dyn StockCheck>, name: &'static str) -> StockGate {
+        StockGate {
+            check,
+            breaker: Arc::new(Breaker::new(
+                name,
+                5,
+                Duration::from_secs(10),
+                Duration::from_millis(300),
+            )),
+        }
+    }
+
+    pub async fn admit(&self, items: &[LineItem]) -> Result<(), Invalid> {
+        let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
+        match self.breaker.call(|| self.check.available(&ids)).await {
+            Ok(available) => {
+                let short = domain::shortages(items, &available);
+                if short.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Invalid(short))
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, breaker = self.breaker.state(), "stock check skipped; the saga decides");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How a service asks for available stock before accepting an order:
+/// in-process in the embedded mode, over HTTP in the distributed mode.
 #[async_trait::async_trait]
 pub trait StockCheck: Send + Sync {
     /// Available units of each product that has stock; unknown ids are absent.

@@ -6,8 +6,8 @@
 //! out of storage around it.
 
 use agora_platform::events::{Address, CancelCode, LineItem, Money, PricedItem};
+use agora_platform::validate::Invalid;
 use agora_platform::validate::{self, Errors, MAX_ITEMS};
-use agora_platform::validate::{FieldError, Invalid};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
@@ -414,27 +414,6 @@ pub fn parse_items(items: &[ItemRequest], errors: &mut Errors) -> Vec<LineItem> 
     merged
 }
 
-/// The lines that ask for more than is available, as per-field errors:
-/// the fast stock check before an order is accepted.
-pub fn shortages(
-    items: &[PricedItem],
-    available: &std::collections::HashMap<Uuid, i64>,
-) -> Vec<FieldError> {
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| {
-            let have = available.get(&item.product_id).copied().unwrap_or(0);
-            (i64::from(item.quantity) > have).then(|| {
-                FieldError::new(
-                    format!("items[{i}].quantity"),
-                    format!("only {have} in stock"),
-                )
-            })
-        })
-        .collect()
-}
-
 /// An order as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Order {
@@ -800,28 +779,6 @@ mod tests {
                 note: "payment refunded".into(),
                 awaiting: Awaiting::NONE
             }
-        );
-    }
-
-    #[test]
-    fn shortages_name_the_lines_beyond_the_stock() {
-        let product_id = Uuid::now_v7();
-        let line = |q| PricedItem {
-            product_id,
-            sku: "S".into(),
-            name: "N".into(),
-            quantity: q,
-            unit_price: 1,
-        };
-        let available = std::collections::HashMap::from([(product_id, 3)]);
-        assert!(shortages(&[line(3)], &available).is_empty());
-        let errors = shortages(&[line(4)], &available);
-        assert_eq!(errors[0].field, "items[0].quantity");
-        assert!(errors[0].message.contains("only 3"));
-        assert_eq!(
-            shortages(&[line(1)], &Default::default()).len(),
-            1,
-            "unknown stock is none"
         );
     }
 

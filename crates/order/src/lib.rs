@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agora_catalog::{CatalogClient, PricingError};
-use agora_inventory::StockCheck;
+use agora_inventory::{StockCheck, StockGate};
 use agora_platform::auth::Account;
-use agora_platform::breaker::Breaker;
 use agora_platform::clock::now_rfc3339;
 use agora_platform::db::{DbError, Migration};
 use agora_platform::events::{
@@ -49,10 +48,7 @@ pub struct Orders {
     pub db: Db,
     pub catalog: Arc<dyn CatalogClient>,
     /// The fast stock check before accepting an order (none: the saga alone decides).
-    pub stock: Option<Arc<dyn StockCheck>>,
-    /// Around the stock check: when inventory fails or is slow, orders are
-    /// accepted without the check and decided by the saga.
-    pub stock_breaker: Arc<Breaker>,
+    pub stock: Option<StockGate>,
     /// How long each step of the saga may take before the order is
     /// cancelled and compensated.
     pub step_timeout: Duration,
@@ -107,12 +103,6 @@ impl Orders {
             db,
             catalog,
             stock: None,
-            stock_breaker: Arc::new(Breaker::new(
-                "inventory-stock-check",
-                5,
-                Duration::from_secs(10),
-                Duration::from_millis(300),
-            )),
             step_timeout: Duration::from_secs(30),
             idempotency_ttl: agora_platform::idempotency::DEFAULT_TTL,
             recheck_every: Duration::from_secs(1),
@@ -253,21 +243,14 @@ impl Orders {
         let Some(stock) = &self.stock else {
             return Ok(());
         };
-        let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
-        match self.stock_breaker.call(|| stock.available(&ids)).await {
-            Ok(available) => {
-                let short = domain::shortages(items, &available);
-                if short.is_empty() {
-                    Ok(())
-                } else {
-                    Err(Invalid(short))
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, breaker = self.stock_breaker.state(), "stock check skipped; the saga decides");
-                Ok(())
-            }
-        }
+        let lines: Vec<LineItem> = items
+            .iter()
+            .map(|i| LineItem {
+                product_id: i.product_id,
+                quantity: i.quantity,
+            })
+            .collect();
+        stock.admit(&lines).await
     }
 
     fn deadline(&self) -> i64 {
@@ -732,11 +715,12 @@ impl Service for OrderService {
         orders.idempotency_ttl = settings.idempotency_ttl;
         orders.max_waiters = settings.max_waiters;
         if settings.stock_check {
-            orders.stock = Some(context.peer::<Arc<dyn StockCheck>>()?);
+            let check = context.peer::<Arc<dyn StockCheck>>()?;
+            orders.stock = Some(StockGate::new(check, "inventory-stock-check"));
         }
         let (follower, masking) = (orders.clone(), context.db.clone());
         Ok(Parts::new(api::router(orders.clone()))
-            .with_breakers([orders.stock_breaker.clone()])
+            .with_breakers(orders.stock.iter().map(|s| s.breaker.clone()))
             .with_breakers(catalog.breaker())
             .with_periodic(DeadlineSweep(orders.clone()))
             .with_background(move |shutdown| async move {

@@ -93,6 +93,42 @@ async fn a_cart_with_a_vanished_product_is_refused_at_checkout_and_kept() {
     cart_db.close().await;
 }
 
+/// A cart asking for more than is in stock is refused at checkout as an
+/// order placed would be: a 422 naming the line, the cart kept, no order.
+#[tokio::test]
+async fn a_cart_beyond_the_stock_is_refused_at_checkout_with_the_line_named_and_kept() {
+    let admin = spawn_app().await;
+    let plenty = admin.create_product(1_000, 50).await;
+    let scarce = admin.create_product(1_000, 3).await;
+    let app = admin.customer("beyond-stock").await;
+    let cart = "/api/v1/carts/me";
+    for (product, quantity) in [(plenty, 1), (scarce, 4)] {
+        let add = json!({ "product_id": product, "quantity": quantity });
+        let r = app.post_json(&format!("{cart}/items"), &add).await;
+        assert_eq!(r.status(), 200);
+    }
+
+    let checkout = json!({ "email": "ada@example.com", "shipping_address": address(), "payment_token": "tok_visa" });
+    let r = app.post_json(&format!("{cart}/checkout"), &checkout).await;
+
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(
+        problem["errors"][0]["field"], "items[1].quantity",
+        "{problem}"
+    );
+    assert!(problem["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("only 3 in stock"));
+    assert_eq!(
+        app.get_json(cart).await["items"].as_array().unwrap().len(),
+        2
+    );
+    assert!(app.own_orders().await.is_empty());
+    assert_eq!(admin.stock(scarce).await["reserved"], 0);
+}
+
 #[tokio::test]
 async fn a_checkout_the_order_service_refuses_is_a_rejected_order_and_a_restored_cart() {
     let app = spawn_app().await;
