@@ -10,12 +10,12 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{AddItem, AddItemRequest, Cart, CheckoutRequest};
+use crate::domain::{AddItem, AddItemRequest, Cart, CheckoutRequest, SetQuantityRequest};
 use crate::{CartError, Carts};
 
 pub fn router(carts: Carts) -> Router {
@@ -24,7 +24,7 @@ pub fn router(carts: Carts) -> Router {
         .route("/api/v1/carts/{customer_id}/items", post(add))
         .route(
             "/api/v1/carts/{customer_id}/items/{product_id}",
-            delete(remove),
+            put(set).delete(remove),
         )
         .route("/api/v1/carts/{customer_id}/checkout", post(checkout))
         .with_state(carts)
@@ -63,6 +63,19 @@ async fn add(
 ) -> Result<Json<Cart>, ApiError> {
     let item = AddItem::parse(req)?;
     Ok(Json(carts.add(customer, item).await?))
+}
+
+/// `{quantity}`: the line's new quantity (1 to the most a line may hold).
+async fn set(
+    State(carts): State<Carts>,
+    Owner(customer): Owner,
+    Path(params): Path<HashMap<String, String>>,
+    Json(req): Json<SetQuantityRequest>,
+) -> Result<Json<Cart>, ApiError> {
+    let product = params.get("product_id").map(String::as_str).unwrap_or("");
+    let product_id = parse_id(product, "product id")?;
+    let quantity = req.parse()?;
+    Ok(Json(carts.set(customer, product_id, quantity).await?))
 }
 
 async fn remove(

@@ -14,6 +14,22 @@ pub struct AddItemRequest {
     pub quantity: i64,
 }
 
+/// The new quantity of a line (`PUT …/items/{product_id}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuantityRequest {
+    pub quantity: i64,
+}
+
+impl SetQuantityRequest {
+    pub fn parse(self) -> Result<u32, Invalid> {
+        let mut errors = Errors::new();
+        let quantity = errors.check("quantity", validate::quantity(self.quantity));
+        errors.finish()?;
+        Ok(quantity.expect("checked"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddItem {
     pub product_id: Uuid,

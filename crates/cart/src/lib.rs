@@ -101,6 +101,21 @@ impl Carts {
     }
 
     /// Takes `product_id` out of the cart.
+    /// Sets how many of a product the cart holds (a line it has).
+    pub async fn set(
+        &self,
+        customer: String,
+        product_id: Uuid,
+        quantity: u32,
+    ) -> Result<Cart, CartError> {
+        let mut tx = self.db.begin().await?;
+        if !store::set(&mut tx, &customer, product_id, quantity).await? {
+            return Err(CartError::NotInCart(product_id));
+        }
+        tx.commit().await?;
+        self.view(customer).await
+    }
+
     pub async fn remove(&self, customer: String, product_id: Uuid) -> Result<Cart, CartError> {
         let mut tx = self.db.begin().await?;
         if !store::remove(&mut tx, &customer, product_id).await? {

@@ -50,6 +50,22 @@ pub async fn add_at_most(
     Ok(())
 }
 
+/// Sets the quantity of a line the cart holds; false if it holds none.
+pub async fn set(
+    tx: &mut Tx,
+    customer_id: &str,
+    product_id: Uuid,
+    quantity: u32,
+) -> Result<bool, DbError> {
+    Ok(tx
+        .execute(
+            "UPDATE cart_items SET quantity = $3 WHERE customer_id = $1 AND product_id = $2",
+            params![customer_id, product_id, quantity],
+        )
+        .await?
+        > 0)
+}
+
 pub async fn remove(tx: &mut Tx, customer_id: &str, product_id: Uuid) -> Result<bool, DbError> {
     Ok(tx
         .execute(

@@ -2,6 +2,7 @@
 
 use agora_platform::auth::Admin;
 use agora_platform::http::{parse_id, parse_ids, ApiError, Json, PageParams, Query};
+use agora_platform::validate;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -34,6 +35,8 @@ struct ProductPage {
 struct ListParams {
     /// Comma-separated product ids: only these (how other services price).
     ids: Option<String>,
+    /// Only products whose name or SKU holds this (any case).
+    q: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
     after: Option<String>,
@@ -51,7 +54,11 @@ async fn list(
     .page(50)?;
     let items = match params.ids.as_deref() {
         Some(ids) => store::find_many(&catalog.db, &parse_ids(ids)?).await?,
-        None => store::list(&catalog.db, &page).await?,
+        None => {
+            let search = validate::optional_text(params.q.as_deref(), 100)
+                .map_err(|message| ApiError::invalid_field("q", message))?;
+            store::list(&catalog.db, search.as_deref(), &page).await?
+        }
     };
     let next = (items.len() as i64 == page.limit && params.ids.is_none())
         .then(|| items.last().map(|p| p.id))

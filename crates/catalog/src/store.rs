@@ -89,10 +89,25 @@ pub async fn find_many(db: &Db, ids: &[Uuid]) -> Result<Vec<Product>, DbError> {
 }
 
 /// A page of products, in the order they were created.
-pub async fn list(db: &Db, page: &Page) -> Result<Vec<Product>, DbError> {
+/// A page of products, in creation order; with `search`, only those whose
+/// name or SKU holds it (any case).
+pub async fn list(db: &Db, search: Option<&str>, page: &Page) -> Result<Vec<Product>, DbError> {
+    let [after, limit, offset] = page.params();
+    let pattern = search.map(|s| {
+        let escaped = s
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
     db.query(
-        &format!("SELECT {COLUMNS} FROM products WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2 OFFSET $3"),
-        &page.params(),
+        &format!(
+            "SELECT {COLUMNS} FROM products WHERE ($1 IS NULL OR id > $1)
+             AND ($4 IS NULL OR LOWER(name) LIKE $4 ESCAPE '\\' OR LOWER(sku) LIKE $4 ESCAPE '\\')
+             ORDER BY id LIMIT $2 OFFSET $3"
+        ),
+        &[after, limit, offset, pattern.into()],
     )
     .await?
     .iter()

@@ -188,6 +188,13 @@ fn table(f: &Fixture) -> Vec<Row> {
             [401, 200, 404, 404, 404],
         ),
         row(
+            "PUT",
+            "/api/v1/carts/{customer_id}/items/{product_id}",
+            format!("/api/v1/carts/{a}/items/{p}"),
+            |_| Some(json!({ "quantity": 2 })),
+            [401, 200, 404, 404, 404],
+        ),
+        row(
             "DELETE",
             "/api/v1/carts/{customer_id}/items/{product_id}",
             format!("/api/v1/carts/{a}/items/{p}"),

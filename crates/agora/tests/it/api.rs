@@ -436,3 +436,41 @@ async fn the_dead_letter_list_is_paged() {
         400
     );
 }
+
+/// `q` finds products by a part of the name or SKU, in any case, and a
+/// pattern character in it is taken as itself.
+#[tokio::test]
+async fn products_are_found_by_part_of_their_name_or_sku() {
+    let app = spawn_app().await;
+    let tag = Uuid::now_v7().simple().to_string()[20..].to_owned();
+    for (name, sku) in [
+        (format!("Blue {tag} lamp"), format!("LAMP-{tag}-1")),
+        (format!("Red {tag} chair"), format!("CH_{tag}-2")),
+    ] {
+        let body = json!({ "name": name, "sku": sku.to_uppercase(), "price": { "amount": 100, "currency": "EUR" }, "initial_stock": 1 });
+        assert_eq!(app.post_json("/api/v1/products", &body).await.status(), 201);
+    }
+    let names = |page: Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let lamp = app
+        .get_json(&format!("/api/v1/products?q=BLUE%20{tag}"))
+        .await;
+    let both = app.get_json(&format!("/api/v1/products?q={tag}")).await;
+    let by_sku = app.get_json(&format!("/api/v1/products?q=ch_{tag}")).await;
+    let wildcard = app.get_json("/api/v1/products?q=%25_%25").await;
+
+    assert_eq!(names(lamp), [format!("Blue {tag} lamp")]);
+    assert_eq!(names(both).len(), 2);
+    assert_eq!(names(by_sku), [format!("Red {tag} chair")]);
+    assert!(names(wildcard).is_empty(), "% and _ are not wildcards in q");
+    let long = "x".repeat(101);
+    let r = app.get(&format!("/api/v1/products?q={long}")).await;
+    assert_eq!(fields(&problem(r, 422).await), ["q"]);
+}

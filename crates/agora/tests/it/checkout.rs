@@ -145,3 +145,50 @@ async fn a_checkout_the_order_service_refuses_is_a_rejected_order_and_a_restored
     the_refused_checkout_is_rejected_and_the_cart_restored(&app, order_id, customer, 2).await;
     app.assert_audit_clean().await;
 }
+
+/// A line's quantity is set, not added to; a quantity out of range or a
+/// line the cart does not hold changes nothing.
+#[tokio::test]
+async fn a_cart_line_takes_the_quantity_it_is_given() {
+    let admin = spawn_app().await;
+    let product = admin.create_product(1_000, 50).await;
+    let app = admin.customer("sets-quantity").await;
+    let line = format!("/api/v1/carts/me/items/{product}");
+    let add = json!({ "product_id": product, "quantity": 2 });
+    assert_eq!(
+        app.post_json("/api/v1/carts/me/items", &add).await.status(),
+        200
+    );
+
+    let set = |quantity: i64| {
+        app.client
+            .put(format!("{}{line}", app.base))
+            .json(&json!({ "quantity": quantity }))
+            .send()
+    };
+    let r = set(5).await.unwrap();
+
+    assert_eq!(r.status(), 200);
+    let cart: Value = r.json().await.unwrap();
+    assert_eq!(cart["items"][0]["quantity"], 5);
+    assert_eq!(cart["total"]["amount"], 5_000);
+    for bad in [0, 1_001] {
+        let r = set(bad).await.unwrap();
+        assert_eq!(r.status(), 422);
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "quantity");
+    }
+    let absent = admin.create_product(1_000, 50).await;
+    let r = app
+        .client
+        .put(format!("{}/api/v1/carts/me/items/{absent}", app.base))
+        .json(&json!({ "quantity": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        app.get_json("/api/v1/carts/me").await["items"][0]["quantity"],
+        5
+    );
+}
