@@ -144,6 +144,7 @@ impl Application {
             limits: config.limits.clone(),
             verifier,
             operator_routes: true,
+            web: true,
         })
         .await?;
         Ok(Application { host, bus, dbs })

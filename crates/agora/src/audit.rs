@@ -250,23 +250,47 @@ pub async fn audit(
 ) -> anyhow::Result<Report> {
     let base = base.trim_end_matches('/');
     let get = |path: String| {
-        let client = client.clone();
+        let (client, url) = (client.clone(), format!("{base}{path}"));
         async move {
-            let r = client.get(path).send().await?.error_for_status()?;
+            let r = client.get(url).send().await?.error_for_status()?;
             anyhow::Ok(r.json::<serde_json::Value>().await?)
         }
     };
+    audit_by(&get, stuck_after_secs).await
+}
+
+/// The audit as the console runs it: through the API in-process, as the
+/// operator who asked.
+pub fn for_console(stuck_after_secs: i64) -> agora_web::Audit {
+    std::sync::Arc::new(move |caller: agora_web::Caller| {
+        Box::pin(async move {
+            let get = |path: String| {
+                let caller = caller.clone();
+                async move {
+                    caller
+                        .fetch(&path)
+                        .await
+                        .map_err(|refused| anyhow::anyhow!("{path}: {}", refused.detail()))
+                }
+            };
+            let report = audit_by(&get, stuck_after_secs).await?;
+            Ok(serde_json::to_value(report)?)
+        })
+    })
+}
+
+/// Reads a snapshot with `get` (a path of the API → its JSON) and checks it.
+pub async fn audit_by<F, Fut>(get: &F, stuck_after_secs: i64) -> anyhow::Result<Report>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<serde_json::Value>>,
+{
     let snapshot = Snapshot {
-        stock: all_pages(&get, &format!("{base}/api/v1/inventory?"), "product_id").await?,
-        orders: all_pages(&get, &format!("{base}/api/v1/orders?"), "id").await?,
-        payments: all_pages(&get, &format!("{base}/api/v1/payments?"), "id").await?,
-        shipments: all_pages(&get, &format!("{base}/api/v1/shipments?"), "id").await?,
-        reservations: all_pages(
-            &get,
-            &format!("{base}/api/v1/inventory/reservations?"),
-            "order_id",
-        )
-        .await?,
+        stock: all_pages(get, "/api/v1/inventory?", "product_id").await?,
+        orders: all_pages(get, "/api/v1/orders?", "id").await?,
+        payments: all_pages(get, "/api/v1/payments?", "id").await?,
+        shipments: all_pages(get, "/api/v1/shipments?", "id").await?,
+        reservations: all_pages(get, "/api/v1/inventory/reservations?", "order_id").await?,
     };
     Ok(Report {
         products: snapshot.stock.len(),

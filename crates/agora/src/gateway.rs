@@ -128,7 +128,7 @@ impl GatewayApp {
             agora_platform::service::Peer::Remote(&identity),
             Duration::ZERO,
         );
-        let router = crate::host::edge(router, &limits, verifier);
+        let router = crate::host::edge(router, &limits, verifier, true);
         let listener = TcpListener::bind(&args.listen).await?;
         Ok(GatewayApp {
             listener,

@@ -137,6 +137,7 @@ impl ServiceApp {
             limits: args.limits.service_limits(),
             verifier,
             operator_routes: false,
+            web: false,
         })
         .await?;
         Ok(ServiceApp {

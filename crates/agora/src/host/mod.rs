@@ -66,6 +66,8 @@ pub struct Plan {
     pub verifier: Arc<Verifier>,
     /// Serve the operator's queue and dead-letter endpoints here.
     pub operator_routes: bool,
+    /// Serve the storefront and the console here.
+    pub web: bool,
 }
 
 pub struct Host {
@@ -205,6 +207,7 @@ impl Host {
             router.fallback(not_found_fallback),
             &plan.limits,
             plan.verifier.clone(),
+            plan.web,
         );
         let listener = TcpListener::bind(&plan.listen).await?;
         Ok(Host {
@@ -253,14 +256,25 @@ impl Host {
 
 /// The layers every process kind serves behind, in one place: the body
 /// limit, the bearer token's verification, request tracing, and
-/// (outermost) the listener's limits.
-pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>) -> Router {
-    let router = router
+/// (outermost) the listener's limits. With `web`, the storefront and the
+/// console too (the embedded app and the gateway: what users open), which
+/// call the API router in-process, behind its token verification.
+pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>, web: bool) -> Router {
+    let api = router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(verifier, authenticate))
-        .layer(crate::trace::http_trace());
-    agora_platform::server::limited(router, limits)
+        .layer(axum::middleware::from_fn_with_state(verifier, authenticate));
+    let router = match web {
+        true => {
+            agora_web::router(api.clone(), crate::audit::for_console(STUCK_AFTER_SECS)).merge(api)
+        }
+        false => api,
+    };
+    agora_platform::server::limited(router.layer(crate::trace::http_trace()), limits)
 }
+
+/// An order not final after this long is stuck, for the console's audit
+/// (as for `agora audit` by default).
+const STUCK_AFTER_SECS: i64 = 120;
 
 /// Serves `router` (already behind [`edge`]) until `stop` resolves.
 pub async fn serve(
