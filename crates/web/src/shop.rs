@@ -423,7 +423,7 @@ async fn checkout(visitor: Visitor, Form(form): Form<CheckoutForm>) -> Response 
     let answer = visitor.api.post("/api/v1/carts/me/checkout", &body).await;
     if answer.ok() {
         let id = text(&answer.body, "order_id").to_owned();
-        return visitor.redirect(&format!("/orders/{id}"));
+        return visitor.redirect(&format!("/orders/{id}?placed=1"));
     }
     let errors = answer.field_errors();
     let banner = errors.is_empty().then(|| answer.detail());
@@ -804,12 +804,33 @@ fn order_summary(o: &Value) -> Markup {
     }
 }
 
-async fn order(visitor: Visitor, Path(id): Path<String>) -> Response {
+#[derive(Deserialize)]
+struct Placed {
+    placed: Option<String>,
+}
+
+/// The order page; right after a checkout (`placed`), the order service
+/// may not have made the order yet (it makes it from the cart's event):
+/// the page says so and follows it until it exists.
+async fn order(visitor: Visitor, Path(id): Path<String>, Query(placed): Query<Placed>) -> Response {
     if visitor.who.is_none() {
         return sign_in_first(visitor, &format!("/orders/{id}"));
     }
     let view = match OrderView::read(&visitor.api, &id).await {
         Ok(view) => view,
+        Err(answer) if answer.status == StatusCode::NOT_FOUND && placed.placed.is_some() => {
+            let live = format!("/orders/{}/live", urlencode(&id));
+            let body = html! {
+                div #order-live aria-live="polite" hx-ext="sse" sse-connect=(live) sse-close="done" {
+                    div #order-state sse-swap="order" {
+                        p.current { "State: " span #status { "being placed" } }
+                        p.progress { "This page follows the order as it moves." }
+                    }
+                }
+            };
+            let markup = page_with(&visitor, Part::Shop, "Your order", true, body);
+            return visitor.page(StatusCode::OK, markup);
+        }
         Err(answer) => return failed(visitor, Part::Shop, &answer),
     };
     let live = (!view.is_terminal()).then(|| format!("/orders/{}/live", text(&view.order, "id")));
@@ -861,11 +882,17 @@ async fn order_live(
             if tokio::time::Instant::now() > until {
                 return None;
             }
-            let Ok(view) = OrderView::read(&api, &id).await else {
-                return Some((
-                    Ok(Event::default().event("done").data("gone")),
-                    (api, id, csrf, String::new(), true),
-                ));
+            let view = match OrderView::read(&api, &id).await {
+                Ok(view) => view,
+                // Not made yet (a checkout's order comes from its event).
+                Err(answer) if answer.status == StatusCode::NOT_FOUND => {
+                    tokio::time::sleep(LIVE_EVERY).await;
+                    continue;
+                }
+                Err(_) => {
+                    let gone = Event::default().event("done").data("gone");
+                    return Some((Ok(gone), (api, id, csrf, String::new(), true)));
+                }
             };
             let html = order_state(&view, Some(&csrf)).into_string();
             if html != last {

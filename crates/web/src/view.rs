@@ -163,9 +163,11 @@ pub fn status(text: &str) -> Markup {
     html! { span class=(class) { (text.replace('_', " ")) } }
 }
 
-/// An RFC 3339 time, shortened to the second, in UTC.
+/// An RFC 3339 time, shortened to the millisecond, in UTC (a saga's steps
+/// are milliseconds apart).
 pub fn time(text: &str) -> Markup {
-    let short = text.get(..19).unwrap_or(text).replace('T', " ");
+    let end = text.find('Z').unwrap_or(text.len()).min(23);
+    let short = text.get(..end).unwrap_or(text).replace('T', " ");
     html! { time datetime=(text) { (short) " UTC" } }
 }
 

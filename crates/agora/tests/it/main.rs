@@ -26,3 +26,4 @@ mod races;
 mod readme;
 mod saga;
 mod service_kill;
+mod web;
