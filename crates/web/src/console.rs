@@ -35,6 +35,7 @@ pub fn router() -> Router<Web> {
         )
         .route("/console/attention", get(attention))
         .route("/console/dead-letters", get(dead_letters))
+        .route("/console/dead-letters/progress", get(progress))
         .route("/console/dead-letters/{action}", get(preview).post(apply))
         .route("/console/dead-letters/{service}/{event_id}", get(letter))
         .route("/console/audit", get(audit_page).post(run_audit))
@@ -725,22 +726,45 @@ async fn apply(
         return failed(visitor, Part::Console, &answer);
     }
     let count = answer.body["count"].as_u64().unwrap_or(0);
-    let left = visitor
-        .api
-        .list(&format!("/api/v1/admin/dead-letters?{q}&limit=500"))
-        .await
-        .map(|l| l.len())
-        .unwrap_or(0);
     let done = match action.as_str() {
-        "replay" => "replayed",
+        "replay" => "replayed: they are back on the service's queue",
         _ => "purged",
     };
+    let live = format!("/console/dead-letters/progress?{q}");
     let body = html! {
         (notice("success", &format!("{count} letters {done}.")))
-        p #group-left { "Letters left in the group: " (left) "." @if action == "replay" && left > 0 { " A replayed letter that fails again comes back here." } }
+        div #progress hx-get=(live) hx-trigger="every 1s" hx-swap="innerHTML" aria-live="polite" {
+            (progress_of(&visitor.api, &group.service, &q).await)
+        }
         p { a href="/console/dead-letters" { "Back to the dead letters" } }
     };
     let markup = page(&visitor, Part::Console, &format!("{label}: done"), body);
+    visitor.page(StatusCode::OK, markup)
+}
+
+/// How a replayed group is doing: the letters still in it (one that fails
+/// again comes back) and what waits on the service's queue.
+async fn progress_of(api: &Caller, service: &str, q: &str) -> Markup {
+    let left = api
+        .list(&format!("/api/v1/admin/dead-letters?{q}&limit=500"))
+        .await
+        .map(|l| l.len());
+    let queued = api
+        .list("/api/v1/admin/queues")
+        .await
+        .ok()
+        .and_then(|queues| queues.into_iter().find(|d| text(d, "service") == service))
+        .and_then(|d| d["depth"].as_i64());
+    html! {
+        p #group-left { "Letters left in the group: " (left.map_or("unknown".to_owned(), |n| n.to_string())) "." }
+        p #queue-depth { "Events waiting on the " (service) " queue: " (queued.map_or("unknown".to_owned(), |n| n.to_string())) "." }
+    }
+}
+
+async fn progress(visitor: Visitor, Query(group): Query<GroupParams>) -> Response {
+    let visitor = gate!(visitor, "/console/dead-letters");
+    let q = group_query(&group.service, &group.event_type, &group.error);
+    let markup = progress_of(&visitor.api, &group.service, &q).await;
     visitor.page(StatusCode::OK, markup)
 }
 

@@ -283,6 +283,26 @@ async fn a_shopper_buys_with_forms_alone(api: &Api) {
         order.body
     );
     browser.get("/orders").await.assert_ok_with(&order_path);
+    // Another customer's order is not found for the demo shopper; without
+    // a session, the pages of a customer send to the sign-in page.
+    let mut other = Browser::new(&api.base);
+    other
+        .sign_in("shopper@example.com", "demo-shopper-password")
+        .await;
+    assert_eq!(other.get(&order_path).await.status, StatusCode::NOT_FOUND);
+    let mut anonymous = Browser::new(&api.base);
+    for path in ["/cart", "/checkout", "/orders", order_path.as_str()] {
+        let next = path.replace('/', "%2F");
+        anonymous
+            .get(path)
+            .await
+            .assert_redirect(&format!("/login?next={next}"));
+    }
+    anonymous.get("/").await.assert_ok_with("Add to cart");
+    anonymous
+        .get(&format!("/products/{product}"))
+        .await
+        .assert_ok_with("Add to cart");
     // The live stream of a final order: its state, then `done`.
     let live = browser.get(&format!("{order_path}/live")).await;
     assert!(live.body.contains("event: order"), "{}", live.body);
