@@ -17,7 +17,18 @@
 # The distributed run uses its own database names (agora_web_<pid>_<service>)
 # and queue prefix (agora-web-<pid>.), all removed at the end; its services
 # listen on the fixed ports `agora services` lists, so one distributed run at
-# a time per machine.
+# a time per machine. The embedded run starts a second `agora run` (next free
+# port, its own data dir) with --step-timeout-secs 2, for the test of an
+# order that requires attention.
+#
+# The distributed deployment runs with a 5 s step timeout for the same test.
+#
+# The tests get (environment): AGORA_URL, AGORA_MODE (embedded|distributed);
+# AGORA_SLOW_URL and AGORA_SLOW_STEP_SECS (a system whose saga steps time
+# out after that many seconds: the second app in embedded mode, the
+# deployment itself in distributed mode); embedded: AGORA_DATA_DIR and
+# AGORA_SLOW_DATA_DIR (the SQLite files, bus.db among them); distributed:
+# AGORA_AMQP_URL and AGORA_AMQP_PREFIX (the broker and the run's queue prefix).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,6 +55,12 @@ if [ ! -x "$CHROMIUM" ]; then
   exit 1
 fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+# The embedded tests arrange dead letters and held deliveries in bus.db
+# with Python's sqlite3 (scripts/embedded-bus.py).
+if [ "$mode" = embedded ] && ! python3 -c 'import sqlite3' 2>/dev/null; then
+  echo "FATAL: the embedded tests need python3 with its sqlite3 module (apt-get install python3)" >&2
+  exit 1
+fi
 
 log() { printf '[web-tests %s] %s\n' "$mode" "$*" >&2; }
 
@@ -81,38 +98,70 @@ show_logs() {
   done
 }
 
-# --- embedded: every service in one process, SQLite files in $work/data
+# --- embedded: every service in one process, SQLite files in $work/data;
+# and a second one (its own port and data dir) whose saga steps time out
+# after 2 s, for the test of an order that requires attention (a step must
+# be able to run out of time within the test's bounds).
 
-start_embedded() {
-  started=embedded
-  log "starting $AGORA_BIN run on $url (data in $work/data)"
-  RUST_LOG=${RUST_LOG:-warn} "$AGORA_BIN" run --listen "127.0.0.1:$port" --data-dir "$work/data" \
-    >"$work/agora.log" 2>&1 &
-  agora_pid=$!
+slow_pid=""
+slow_url=""
+
+# Starts `agora run` on a port with a data dir and extra flags; its pid in
+# $launched.
+launched=""
+launch_embedded() { # port data-dir log flags...
+  local p=$1 data=$2 logfile=$3; shift 3
+  RUST_LOG=${RUST_LOG:-warn} "$AGORA_BIN" run --listen "127.0.0.1:$p" --data-dir "$data" "$@" \
+    >"$logfile" 2>&1 &
+  launched=$!
+}
+
+wait_ready() { # url pid name
   for _ in $(seq 1 240); do
-    if curl -fs "$url/ready" >/dev/null 2>&1; then return 0; fi
-    if ! kill -0 "$agora_pid" 2>/dev/null; then
-      log "agora run exited before it was ready"
+    if curl -fs "$1/ready" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$2" 2>/dev/null; then
+      log "$3 exited before it was ready"
       return 1
     fi
     sleep 0.5
   done
-  log "not ready after 120 s"
+  log "$3 not ready after 120 s"
   return 1
 }
 
-stop_embedded() {
-  [ -n "$agora_pid" ] || return 0
-  kill -TERM "$agora_pid" 2>/dev/null || true
+start_embedded() {
+  started=embedded
+  log "starting $AGORA_BIN run on $url (data in $work/data)"
+  launch_embedded "$port" "$work/data" "$work/agora.log"
+  agora_pid=$launched
+  local slow_port
+  slow_port=$(free_port $(( port + 1 )))
+  slow_url="http://127.0.0.1:$slow_port"
+  log "starting a second one with --step-timeout-secs 2 on $slow_url (data in $work/slow)"
+  launch_embedded "$slow_port" "$work/slow" "$work/agora-slow.log" --step-timeout-secs 2
+  slow_pid=$launched
+  wait_ready "$url" "$agora_pid" "agora run" && wait_ready "$slow_url" "$slow_pid" "the second agora run"
+  export AGORA_DATA_DIR=$work/data AGORA_SLOW_URL=$slow_url AGORA_SLOW_DATA_DIR=$work/slow \
+    AGORA_SLOW_STEP_SECS=2
+}
+
+stop_one() { # pid name
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
   for _ in $(seq 1 150); do
-    kill -0 "$agora_pid" 2>/dev/null || break
+    kill -0 "$1" 2>/dev/null || break
     sleep 0.2
   done
-  if kill -0 "$agora_pid" 2>/dev/null; then
-    log "agora run did not stop within 30 s of SIGTERM: killing it"
-    kill -KILL "$agora_pid" 2>/dev/null || true
+  if kill -0 "$1" 2>/dev/null; then
+    log "$2 did not stop within 30 s of SIGTERM: killing it"
+    kill -KILL "$1" 2>/dev/null || true
   fi
-  wait "$agora_pid" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+stop_embedded() {
+  stop_one "$agora_pid" "agora run"
+  stop_one "$slow_pid" "the second agora run"
 }
 
 # --- distributed: deploy/run-local.sh, every service its own process
@@ -129,9 +178,15 @@ db_prefix="agora_web_$$_"
 amqp_prefix="agora-web-$$."
 services=()
 
+# The distributed deployment is one per machine (fixed ports): it runs with
+# a short step timeout itself, for the test of an order that requires
+# attention (the sagas of the other tests take milliseconds a step).
+distributed_step_secs=5
+
 run_local() { # start|stop
   RUN_DIR="$work/run" AGORA_BIN="$AGORA_BIN" PG_URL="$PG_URL" AMQP_URL="$AMQP_URL" \
     DB_PREFIX="$db_prefix" AGORA_AMQP_PREFIX="$amqp_prefix" AGORA_LISTEN="127.0.0.1:$port" \
+    AGORA_STEP_TIMEOUT_SECS=$distributed_step_secs \
     RUST_LOG=${RUST_LOG:-warn} bash "$repo/deploy/run-local.sh" "$1"
 }
 
@@ -181,6 +236,9 @@ start_distributed() {
   drop_databases  # a leftover of an earlier run with the same pid
   log "starting deploy/run-local.sh on $url (databases $db_prefix*, queues $amqp_prefix*, logs in $work/run)"
   run_local start >&2
+  # What the tests need to reach the broker (a dead letter to inject).
+  export AGORA_AMQP_URL=$AMQP_URL AGORA_AMQP_PREFIX=$amqp_prefix
+  export AGORA_SLOW_URL=$url AGORA_SLOW_STEP_SECS=$distributed_step_secs
 }
 
 stop_distributed() {
@@ -227,7 +285,7 @@ log "ready at $url after $(( SECONDS - t0 )) s"
 cd "$here"
 # What `npx playwright test` runs, started directly: npx would not pass a
 # SIGTERM on to it.
-AGORA_URL=$url "$here/node_modules/.bin/playwright" test "$@" &
+AGORA_MODE=$mode AGORA_URL=$url "$here/node_modules/.bin/playwright" test "$@" &
 pw_pid=$!
 wait "$pw_pid" || status=$?
 pw_pid=""

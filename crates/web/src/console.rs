@@ -167,7 +167,8 @@ async fn dashboard_body(web: &Web, api: &Caller) -> Markup {
             div.tile { h2 { "In flight" } p.figure #in-flight { (in_flight) }
                 ul.states { @for (state, n) in stats["in_flight"].as_object().into_iter().flatten() { li { (status(state)) " " (n) } } } }
             div.tile { h2 { "Time to a final state" } p.figure { "p50 " (ms(&stats["p50_ms"])) } p.figure { "p99 " (ms(&stats["p99_ms"])) } p { "of " (stats["sampled"].as_i64().unwrap_or(0)) " orders ended in the last 10 s" } }
-            div.tile { h2 { "Outbox" } p.figure #outbox-backlog { (backlog) } p { "unpublished; oldest " (oldest.map_or("—".to_owned(), |ms| format!("{ms} ms"))) " old" } }
+            div.tile { h2 { "Outbox" } p.figure #outbox-backlog { (backlog) }
+                p { @match oldest { Some(ms) => { "unpublished; the oldest is " (ms) " ms old" } None => { "nothing waits to be published" } } } }
             div.tile { h2 { "Dead letters" } p.figure #dead-letter-count { (letters.len()) @if letters.len() >= 500 { "+" } }
                 p { a href="/console/dead-letters" { "See them, grouped" } } }
         }

@@ -136,7 +136,7 @@ fn add_form(visitor: &Visitor, product: &Value, quantity_field: bool) -> Markup 
             } @else {
                 input type="hidden" name="quantity" value="1";
             }
-            button type="submit" aria-label=(format!("Add {name} to cart")) { "Add to cart" }
+            button type="submit" { "Add to cart" span.visually-hidden { ": " (name) } }
         }
     }
 }
@@ -453,8 +453,11 @@ async fn checkout_page(
         @if let Some(banner) = &banner { (view::notice("error", banner)) }
         @if !errors.is_empty() {
             div.notice.error role="alert" {
-                p { "Some fields need a change:" }
-                ul { @for (f, m) in errors { li { (f) ": " (m) } } }
+                p { "Please change what is said below:" }
+                ul { @for (f, m) in errors {
+                    @let (label, anchor) = checkout_field(f, &items);
+                    li { a href=(format!("#{anchor}")) { (label) } ": " (m) }
+                } }
             }
         }
         section aria-labelledby="summary" {
@@ -501,6 +504,38 @@ async fn checkout_page(
     };
     let markup = page(&visitor, Part::Shop, "Checkout", body);
     visitor.page(status, markup)
+}
+
+/// The checkout's name and place on the page for a field the API names.
+fn checkout_field(field: &str, items: &[Value]) -> (String, String) {
+    let labelled = |label: &str, id: &str| (label.to_owned(), id.to_owned());
+    match field.trim_start_matches("shipping_address.") {
+        "email" => labelled("Email", "f-email"),
+        "phone" => labelled("Phone", "f-phone"),
+        "name" => labelled("Full name", "f-name"),
+        "line1" => labelled("Address", "f-line1"),
+        "line2" => labelled("Address, second line", "f-line2"),
+        "city" => labelled("City", "f-city"),
+        "postal_code" => labelled("Postal code", "f-postal_code"),
+        "country" => labelled("Country code", "f-country"),
+        "payment_token" => labelled("Card token", "f-payment_token"),
+        other => {
+            let line = other
+                .strip_prefix("items[")
+                .and_then(|rest| rest.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok());
+            match line {
+                Some(i) => {
+                    let name = items
+                        .get(i)
+                        .map(|item| text(item, "name"))
+                        .unwrap_or("A line");
+                    (name.to_owned(), format!("line-{i}"))
+                }
+                None => labelled("Your order", "summary"),
+            }
+        }
+    }
 }
 
 // --- registration and sign-in --------------------------------------------
@@ -737,6 +772,9 @@ pub fn order_state(view: &OrderView, visitor_csrf: Option<&str>) -> Markup {
     let o = &view.order;
     html! {
         div.order-state {
+            // The shopper's page shows what was ordered with it (the first
+            // part a page of a just-placed order receives).
+            @if visitor_csrf.is_some() { (order_summary(o)) }
             p.current { "State: " span #status { (status(text(o, "status"))) } }
             @if let Some(reason) = o["reason"].as_str() {
                 p #reason { "Reason: " (reason) }
@@ -827,6 +865,7 @@ async fn order(visitor: Visitor, Path(id): Path<String>, Query(placed): Query<Pl
                         p.progress { "This page follows the order as it moves." }
                     }
                 }
+                p { a href="/orders" { "All my orders" } }
             };
             let markup = page_with(&visitor, Part::Shop, "Your order", true, body);
             return visitor.page(StatusCode::OK, markup);
@@ -835,7 +874,6 @@ async fn order(visitor: Visitor, Path(id): Path<String>, Query(placed): Query<Pl
     };
     let live = (!view.is_terminal()).then(|| format!("/orders/{}/live", text(&view.order, "id")));
     let body = html! {
-        (order_summary(&view.order))
         div #order-live aria-live="polite" hx-ext=[live.as_ref().map(|_| "sse")] sse-connect=[live.as_deref()] sse-close=[live.as_ref().map(|_| "done")] {
             div #order-state sse-swap=[live.as_ref().map(|_| "order")] {
                 (order_state(&view, Some(&visitor.csrf)))
