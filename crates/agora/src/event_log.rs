@@ -6,9 +6,9 @@
 
 use agora_platform::amqp::deliver_to;
 use agora_platform::bus::EmbeddedBus;
-use agora_platform::db::DbError;
+use agora_platform::db::{Conditions, DbError};
 use agora_platform::outbox::OutboxRecord;
-use agora_platform::{params, Db};
+use agora_platform::Db;
 use serde::Serialize;
 
 use crate::dlq::Deployment;
@@ -80,11 +80,14 @@ pub struct LoggedEvent {
 
 /// The logged events of `db` (service `source`) in `range`, oldest first.
 pub async fn select(source: &str, db: &Db, range: &Range) -> Result<Vec<LoggedEvent>, DbError> {
+    let filters = Conditions::new().given("subject = $?", range.subject.clone());
     let rows = db
         .query(
-            "SELECT id, routing_key, subject, created_at, published_at, envelope FROM outbox
-             WHERE ($1 IS NULL OR subject = $1) ORDER BY id",
-            params![range.subject.clone()],
+            &format!(
+                "SELECT id, routing_key, subject, created_at, published_at, envelope FROM outbox{} ORDER BY id",
+                filters.clause()
+            ),
+            &filters.params([]),
         )
         .await?;
     let mut events = Vec::new();

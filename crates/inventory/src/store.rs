@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use agora_platform::db::{placeholders, Db, DbError, Exec, Migration, Row, Tx, Value};
+use agora_platform::db::{placeholders, Conditions, Db, DbError, Exec, Migration, Row, Tx, Value};
 use agora_platform::events::{LineItem, Shortage};
 use agora_platform::http::Page;
 use agora_platform::params;
@@ -372,17 +372,19 @@ pub async fn reservations(
     page: &Page,
 ) -> Result<Vec<Reservation>, DbError> {
     let [after, limit, offset] = page.params();
+    let filters = Conditions::new()
+        .given("status = $?", status.map(|s| s.as_str()))
+        .given("order_id = $?", order_id.map(|id| id.to_string()))
+        .given("order_id > $?", after);
+    let n = filters.next();
     db.query(
-        "SELECT order_id, status, items, created_at, updated_at FROM reservations
-         WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR order_id = $2)
-         AND ($3 IS NULL OR order_id > $3) ORDER BY order_id LIMIT $4 OFFSET $5",
-        &[
-            status.map(|s| s.as_str()).into(),
-            order_id.map(|id| id.to_string()).into(),
-            after,
-            limit,
-            offset,
-        ],
+        &format!(
+            "SELECT order_id, status, items, created_at, updated_at FROM reservations{}
+             ORDER BY order_id LIMIT ${n} OFFSET ${}",
+            filters.clause(),
+            n + 1
+        ),
+        &filters.params([limit, offset]),
     )
     .await?
     .iter()

@@ -1,6 +1,6 @@
 //! Notification storage: `contacts` and `notifications`.
 
-use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::db::{Conditions, Db, DbError, Migration, Row, Tx};
 use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
@@ -91,18 +91,22 @@ pub async fn list(
     page: &Page,
 ) -> Result<Vec<Notification>, DbError> {
     let [after, limit, offset] = page.params();
+    let filters = Conditions::new()
+        .given("order_id = $?", order_id.map(|id| id.to_string()))
+        .given(
+            "order_id IN (SELECT order_id FROM contacts WHERE customer_id = $?)",
+            customer,
+        )
+        .given("id > $?", after);
+    let n = filters.next();
     db.query(
-        "SELECT id, order_id, channel, recipient, kind, message, created_at FROM notifications
-         WHERE ($1 IS NULL OR order_id = $1)
-           AND ($2 IS NULL OR order_id IN (SELECT order_id FROM contacts WHERE customer_id = $2))
-           AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4 OFFSET $5",
-        &[
-            order_id.map(|id| id.to_string()).into(),
-            customer.into(),
-            after,
-            limit,
-            offset,
-        ],
+        &format!(
+            "SELECT id, order_id, channel, recipient, kind, message, created_at FROM notifications{}
+             ORDER BY id LIMIT ${n} OFFSET ${}",
+            filters.clause(),
+            n + 1
+        ),
+        &filters.params([limit, offset]),
     )
     .await?
     .iter()

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use agora_platform::db::{placeholders, Db, DbError, Exec, Migration, Row, Tx, Value};
+use agora_platform::db::{placeholders, Conditions, Db, DbError, Exec, Migration, Row, Tx, Value};
 use agora_platform::events::{Money, PricedItem};
 use agora_platform::http::Page;
 use agora_platform::params;
@@ -404,20 +404,21 @@ pub async fn list(
     page: &Page,
 ) -> Result<Vec<OrderSummary>, DbError> {
     let [after, limit, offset] = page.params();
+    let filters = Conditions::new()
+        .given("customer_id = $?", filter.customer_id)
+        .given("status = $?", filter.status.map(|s| s.as_str()))
+        .given("id < $?", after)
+        .given("created_at >= $?", filter.since.clone())
+        .given("created_at < $?", filter.until.clone());
+    let n = filters.next();
     db.query(
-        "SELECT id, customer_id, status, reason, total_amount, currency, created_at, updated_at FROM orders
-         WHERE ($1 IS NULL OR customer_id = $1) AND ($2 IS NULL OR status = $2)
-         AND ($3 IS NULL OR id < $3) AND ($6 IS NULL OR created_at >= $6)
-         AND ($7 IS NULL OR created_at < $7) ORDER BY id DESC LIMIT $4 OFFSET $5",
-        &[
-            filter.customer_id.into(),
-            filter.status.map(|s| s.as_str()).into(),
-            after,
-            limit,
-            offset,
-            filter.since.clone().into(),
-            filter.until.clone().into(),
-        ],
+        &format!(
+            "SELECT id, customer_id, status, reason, total_amount, currency, created_at, updated_at
+             FROM orders{} ORDER BY id DESC LIMIT ${n} OFFSET ${}",
+            filters.clause(),
+            n + 1
+        ),
+        &filters.params([limit, offset]),
     )
     .await?
     .iter()

@@ -2,7 +2,7 @@
 //! void of an order cancelled before it, whose carrier, tracking number and
 //! items are NULL.
 
-use agora_platform::db::{Db, DbError, Migration, Row, Tx};
+use agora_platform::db::{Conditions, Db, DbError, Migration, Row, Tx};
 use agora_platform::http::Page;
 use agora_platform::params;
 use uuid::Uuid;
@@ -133,11 +133,19 @@ pub async fn list(
     page: &Page,
 ) -> Result<Vec<Shipment>, DbError> {
     let [after, limit, offset] = page.params();
+    let filters = Conditions::new()
+        .always(&format!("status <> '{VOIDED}'"))
+        .given("order_id = $?", order_id.map(|id| id.to_string()))
+        .given("customer_id = $?", customer)
+        .given("id < $?", after);
+    let n = filters.next();
     db.query(
-        &format!("SELECT {COLUMNS} FROM shipments WHERE ($1 IS NULL OR order_id = $1) AND status <> '{VOIDED}'
-                  AND ($2 IS NULL OR customer_id = $2)
-                  AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4 OFFSET $5"),
-        &[order_id.map(|id| id.to_string()).into(), customer.into(), after, limit, offset],
+        &format!(
+            "SELECT {COLUMNS} FROM shipments{} ORDER BY id DESC LIMIT ${n} OFFSET ${}",
+            filters.clause(),
+            n + 1
+        ),
+        &filters.params([limit, offset]),
     )
     .await?
     .iter()

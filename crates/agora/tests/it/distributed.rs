@@ -26,8 +26,9 @@ async fn the_saga_and_its_compensations_across_processes() {
     let declined = cluster
         .place_order(&order_body(product, 2, "tok_decline"))
         .await;
-    // More than the stock: refused at the door by the stock check; through a
-    // cart (no check at checkout) the saga itself rejects it.
+    // More than the stock: refused at the door by the stock check, for an
+    // order placed and for a cart checked out (the cart service asks the
+    // inventory service too; the cart is kept).
     assert_eq!(
         cluster
             .try_order(&order_body(product, 50, "tok_visa"))
@@ -44,11 +45,22 @@ async fn the_saga_and_its_compensations_across_processes() {
     );
     let checkout = json!({ "email": "ada@example.com", "shipping_address": crate::common::address(), "payment_token": "tok_visa" });
     let r = big.post_json("/api/v1/carts/me/checkout", &checkout).await;
-    assert_eq!(r.status(), 202);
-    let too_many: uuid::Uuid = r.json::<serde_json::Value>().await.unwrap()["order_id"]
-        .as_str()
-        .unwrap()
-        .parse()
+    assert_eq!(r.status(), 422);
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "items[0].quantity");
+    // One that raced past the check (its event is delivered straight to the
+    // order service): the saga itself rejects it.
+    let customer = cluster.customer_id("big").await;
+    let (too_many, event) = crate::common::checkout::checked_out(&customer, &[product]);
+    let event = event.replace("\"quantity\":1", "\"quantity\":50");
+    assert!(event.contains("\"quantity\":50"));
+    let raced = OutboxRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        routing_key: "cart.checked_out.v1".into(),
+        envelope: event,
+    };
+    agora_platform::amqp::deliver_to(cluster.broker().config(), "order", &[raced])
+        .await
         .unwrap();
     cluster
         .eventually(|| async {

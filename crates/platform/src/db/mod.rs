@@ -20,6 +20,7 @@
 //! own code in `sqlite` and `postgres`. Nothing outside it branches on the
 //! backend.
 
+mod conditions;
 mod error;
 mod exec;
 mod notify;
@@ -39,6 +40,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::Executor;
 use tokio::sync::{Mutex, Notify};
 
+pub use conditions::Conditions;
 pub use error::{DbError, Fault};
 pub use exec::Exec;
 pub use postgres::drop_postgres_database;

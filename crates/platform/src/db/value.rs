@@ -14,6 +14,12 @@ pub enum Value {
     Text(Option<String>),
 }
 
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Int(None) | Value::Text(None))
+    }
+}
+
 impl From<i64> for Value {
     fn from(v: i64) -> Self {
         Value::Int(Some(v))
