@@ -32,7 +32,8 @@ pub fn dead_letter_router(queues: Queues) -> Router {
 
 /// The filter plus the switches of replay and purge (spelled out: query
 /// strings and `#[serde(flatten)]` do not mix).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Params {
     service: Option<String>,
     event_type: Option<String>,
@@ -57,8 +58,10 @@ impl Params {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Outcome {
+    /// `replay` or `purge`.
+    #[schema(value_type = String)]
     action: &'static str,
     dry_run: bool,
     count: usize,
@@ -80,7 +83,8 @@ fn without_bodies(mut letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
 /// The filter and a page: `limit` (1 to 500, 100 by default) and `after`
 /// (`<service>/<event_id>` of the last letter of the previous page: one
 /// event may be dead-lettered by several services).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     service: Option<String>,
     event_type: Option<String>,
@@ -91,6 +95,16 @@ struct ListParams {
     after: Option<String>,
 }
 
+/// Dead letters, by service then event id, without their messages (operators).
+#[utoipa::path(get, path = "/api/v1/admin/dead-letters", tag = "operations", params(ListParams),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "A page of dead letters", body = Vec<DeadLetter>),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn list(
     State(queues): State<Queues>,
     _: Operator,
@@ -138,6 +152,18 @@ async fn list(
     Ok(Json(without_bodies(letters)))
 }
 
+/// One dead letter with its message, secrets masked (operators).
+#[utoipa::path(get, path = "/api/v1/admin/dead-letters/{service}/{event_id}", tag = "operations",
+    params(("service" = String, Path, description = "The consuming service"),
+           ("event_id" = String, Path, description = "The event's id")),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "The letter", body = DeadLetter),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn show(
     State(queues): State<Queues>,
     _: Operator,
@@ -155,6 +181,16 @@ async fn show(
         .ok_or_else(|| ApiError::not_found(format!("no dead letter {event_id} for {service}")))
 }
 
+/// Back onto the service's queue, event id kept; a filter or `all=true` is required (operators).
+#[utoipa::path(post, path = "/api/v1/admin/dead-letters/replay", tag = "operations", params(Params),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "What was (or, with `dry_run`, would be) taken", body = Outcome),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn replay(
     State(queues): State<Queues>,
     _: Operator,
@@ -163,6 +199,16 @@ async fn replay(
     act(queues, Action::Replay, params).await
 }
 
+/// Deleted; a filter or `all=true` is required (operators).
+#[utoipa::path(post, path = "/api/v1/admin/dead-letters/purge", tag = "operations", params(Params),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "What was (or, with `dry_run`, would be) taken", body = Outcome),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn purge(
     State(queues): State<Queues>,
     _: Operator,
@@ -202,3 +248,11 @@ async fn act(queues: Queues, action: Action, params: Params) -> Result<Json<Outc
         letters: without_bodies(letters),
     }))
 }
+
+/// This module's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show, replay, purge),
+    components(schemas(DeadLetter, Outcome))
+)]
+pub struct ApiDoc;

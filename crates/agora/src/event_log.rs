@@ -63,7 +63,7 @@ pub enum EventsCommand {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoggedEvent {
     pub source: String,
     pub id: String,

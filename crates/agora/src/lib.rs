@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod host;
 pub mod limits;
 pub mod loadgen;
+pub mod openapi;
 pub mod operator;
 pub mod secrets;
 pub mod service;

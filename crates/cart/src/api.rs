@@ -15,7 +15,7 @@ use axum::Router;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{AddItem, AddItemRequest, Cart, CheckoutRequest, SetQuantityRequest};
+use crate::domain::{AddItem, AddItemRequest, Cart, CartLine, CheckoutRequest, SetQuantityRequest};
 use crate::{CartError, Carts};
 
 pub fn router(carts: Carts) -> Router {
@@ -29,6 +29,21 @@ pub fn router(carts: Carts) -> Router {
         .route("/api/v1/carts/{customer_id}/checkout", post(checkout))
         .with_state(carts)
 }
+
+/// The cart's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(show, add, set, remove, checkout),
+    components(schemas(
+        Cart,
+        CartLine,
+        AddItemRequest,
+        SetQuantityRequest,
+        CheckoutRequest,
+        CheckedOut
+    ))
+)]
+pub struct ApiDoc;
 
 /// The customer whose cart a request is about: the caller, named `me` or by
 /// its own customer id. Anyone else's cart is "not found" (carts cannot be
@@ -52,10 +67,37 @@ impl<S: Send + Sync> FromRequestParts<S> for Owner {
     }
 }
 
+/// The caller's cart, each line priced with the catalog's current price;
+/// `problems` says what keeps it from being checked out.
+#[utoipa::path(get, path = "/api/v1/carts/{customer_id}", tag = "cart",
+    params(("customer_id" = String, Path, description = "`me`, or the caller's own customer id (anyone else's cart is a 404)")),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "The cart", body = Cart),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn show(State(carts): State<Carts>, Owner(customer): Owner) -> Result<Json<Cart>, ApiError> {
     Ok(Json(carts.view(customer).await?))
 }
 
+/// Adds a product to the cart (to its line, if it has one). Refused (422)
+/// when the cart could then not be checked out: a product the catalog does
+/// not know, one priced in another currency than the cart's, a 101st line,
+/// more than 1,000 of one product.
+#[utoipa::path(post, path = "/api/v1/carts/{customer_id}/items", tag = "cart",
+    params(("customer_id" = String, Path, description = "`me`, or the caller's own customer id (anyone else's cart is a 404)")),
+    request_body = AddItemRequest,
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "The cart, with the product added", body = Cart),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 422, response = agora_platform::openapi::Invalid),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn add(
     State(carts): State<Carts>,
     Owner(customer): Owner,
@@ -66,6 +108,21 @@ async fn add(
 }
 
 /// `{quantity}`: the line's new quantity (1 to the most a line may hold).
+#[utoipa::path(put, path = "/api/v1/carts/{customer_id}/items/{product_id}", tag = "cart",
+    params(
+        ("customer_id" = String, Path, description = "`me`, or the caller's own customer id (anyone else's cart is a 404)"),
+        ("product_id" = Uuid, Path, description = "The product of a line the cart holds"),
+    ),
+    request_body = SetQuantityRequest,
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "The cart, with the line's new quantity", body = Cart),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 422, response = agora_platform::openapi::Invalid),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn set(
     State(carts): State<Carts>,
     Owner(customer): Owner,
@@ -78,6 +135,20 @@ async fn set(
     Ok(Json(carts.set(customer, product_id, quantity).await?))
 }
 
+/// Takes a line out of the cart.
+#[utoipa::path(delete, path = "/api/v1/carts/{customer_id}/items/{product_id}", tag = "cart",
+    params(
+        ("customer_id" = String, Path, description = "`me`, or the caller's own customer id (anyone else's cart is a 404)"),
+        ("product_id" = Uuid, Path, description = "The product of a line the cart holds"),
+    ),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "The cart, without the line", body = Cart),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn remove(
     State(carts): State<Carts>,
     Owner(customer): Owner,
@@ -88,9 +159,13 @@ async fn remove(
     Ok(Json(carts.remove(customer, product_id).await?))
 }
 
-#[derive(Serialize)]
+/// A cart checked out: the order is created from it shortly after.
+#[derive(Serialize, utoipa::ToSchema)]
 struct CheckedOut {
+    /// The id of the order the checkout becomes.
     order_id: Uuid,
+    /// Where the order's status is read (`GET`): the `Location` too.
+    #[schema(example = "/api/v1/orders/0190f4a2-7c1e-7d3b-9a41-2f6c1b0e9d57")]
     status_url: String,
 }
 
@@ -100,6 +175,26 @@ struct CheckedOut {
 /// service would refuse is a 422 here and stays as it is. With an
 /// `Idempotency-Key`, a repeated checkout replays the first answer (looked
 /// up before anything else: the first checkout emptied the cart).
+#[utoipa::path(post, path = "/api/v1/carts/{customer_id}/checkout", tag = "cart",
+    params(
+        ("customer_id" = String, Path, description = "`me`, or the caller's own customer id (anyone else's cart is a 404)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters: a repeated checkout with the same key (and body) gets the first answer again, for 24 hours unless `--idempotency-ttl-secs` says otherwise"),
+    ),
+    request_body = CheckoutRequest,
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 202, description = "Checked out: the cart is empty and the order is being created; `Location` names it", body = CheckedOut,
+            headers(
+                ("location" = String, description = "The order's URL (`status_url`)"),
+                ("idempotent-replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`"),
+            )),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 409, response = agora_platform::openapi::Conflict),
+        (status = 422, response = agora_platform::openapi::Invalid),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn checkout(
     State(carts): State<Carts>,
     Owner(customer): Owner,

@@ -8,16 +8,22 @@ use agora_platform::validate::{FieldError, Invalid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+/// A product to add to the cart (`POST …/items`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"product_id": "00000000-0000-7000-8000-000000000001", "quantity": 2}))]
 pub struct AddItemRequest {
+    /// A product of the catalog.
     pub product_id: Uuid,
+    /// 1 to 1,000, added to the line's quantity if the cart has the product.
     pub quantity: i64,
 }
 
 /// The new quantity of a line (`PUT …/items/{product_id}`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"quantity": 3}))]
 pub struct SetQuantityRequest {
+    /// 1 to 1,000.
     pub quantity: i64,
 }
 
@@ -48,12 +54,19 @@ impl AddItem {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `POST …/checkout`: who the order is for, where it goes and how it is
+/// paid; every field is checked by [`CheckoutRequest::parse`].
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"email": "ada@example.com", "phone": "+15551234567", "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"}, "payment_token": "tok_visa"}))]
 pub struct CheckoutRequest {
+    /// Where the order's notifications go.
     pub email: String,
+    /// International, like `+15551234567`; for text messages.
     #[serde(default)]
     pub phone: Option<String>,
     pub shipping_address: Address,
+    /// The payment provider's token for the card (`tok_visa` succeeds,
+    /// `tok_decline` is declined).
     pub payment_token: String,
 }
 
@@ -73,27 +86,35 @@ impl CheckoutRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A line of a cart, priced with the catalog's current price.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CartLine {
     pub product_id: Uuid,
     pub sku: String,
     pub name: String,
     pub quantity: u32,
+    /// Minor units, in the product's currency.
     pub unit_price: i64,
-    /// `None` only if it would not fit a 64-bit amount.
+    /// `unit_price` times `quantity`; `null` only if it would not fit a
+    /// 64-bit amount.
+    #[schema(required = true)]
     pub line_total: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A customer's cart, priced with the catalog's current prices.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cart {
     pub customer_id: String,
     /// The lines whose products the catalog knows, with current prices.
     pub items: Vec<CartLine>,
     /// `None` for an empty cart, or one that cannot be checked out as it is.
+    #[schema(required = true)]
     pub total: Option<Money>,
     /// What keeps the cart from being checked out (a product that is gone,
-    /// mixed currencies), named like the checkout's 422 would name it.
+    /// mixed currencies), named like the checkout's 422 would name it;
+    /// absent when nothing does.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<agora_platform::openapi::FieldProblem>)]
     pub problems: Vec<FieldError>,
 }
 

@@ -209,6 +209,10 @@ impl Service for CartService {
         &["/api/v1/carts"]
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <api::ApiDoc as utoipa::OpenApi>::openapi()
+    }
+
     fn migrations(&self) -> &'static [Migration] {
         MIGRATIONS
     }

@@ -21,7 +21,16 @@ pub fn router(catalog: Catalog) -> Router {
         .with_state(catalog)
 }
 
-#[derive(Serialize)]
+/// The catalog's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show, create),
+    components(schemas(ProductPage, Product, NewProductRequest))
+)]
+pub struct ApiDoc;
+
+/// A page of products, in creation order.
+#[derive(Serialize, utoipa::ToSchema)]
 struct ProductPage {
     items: Vec<Product>,
     limit: i64,
@@ -31,7 +40,8 @@ struct ProductPage {
     next: Option<Uuid>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     /// Comma-separated product ids: only these (how other services price).
     ids: Option<String>,
@@ -42,6 +52,13 @@ struct ListParams {
     after: Option<String>,
 }
 
+/// The catalog, in creation order, or the products named by `ids`. Public.
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ListParams),
+    responses(
+        (status = 200, description = "A page of products", body = ProductPage),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn list(
     State(catalog): State<Catalog>,
     Query(params): Query<ListParams>,
@@ -71,6 +88,14 @@ async fn list(
     }))
 }
 
+/// One product. Public.
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog",
+    params(("id" = Uuid, Path, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 404, response = agora_platform::openapi::NotFound),
+    ))]
 async fn show(
     State(catalog): State<Catalog>,
     Path(id): Path<String>,
@@ -82,6 +107,18 @@ async fn show(
         .ok_or_else(|| ApiError::not_found(format!("product {id} does not exist")))
 }
 
+/// Adds a product with its opening stock (admins).
+#[utoipa::path(post, path = "/api/v1/products", tag = "catalog", request_body = NewProductRequest,
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = Product,
+            headers(("location" = String, description = "The new product's URL"))),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 409, response = agora_platform::openapi::Conflict),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn create(
     State(catalog): State<Catalog>,
     _: Admin,

@@ -8,7 +8,7 @@ use agora_platform::validate::{FieldError, Invalid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     pub id: Uuid,
     pub sku: String,
@@ -24,9 +24,12 @@ pub const MAX_PRICE: i64 = 100_000_000;
 pub const MAX_INITIAL_STOCK: i64 = 10_000_000;
 
 /// `POST /products` as sent; every field is checked by [`NewProduct::parse`].
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "Desk lamp", "sku": "LP-008", "description": "LED, dimmable", "price": {"amount": 3400, "currency": "EUR"}, "initial_stock": 100}))]
 pub struct NewProductRequest {
+    /// 1 to 200 characters.
     pub name: String,
+    /// Capitals, digits and dashes; unique.
     pub sku: String,
     #[serde(default)]
     pub description: Option<String>,

@@ -232,6 +232,10 @@ impl Service for CatalogService {
         &["/api/v1/products"]
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <api::ApiDoc as utoipa::OpenApi>::openapi()
+    }
+
     fn migrations(&self) -> &'static [Migration] {
         MIGRATIONS
     }

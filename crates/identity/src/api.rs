@@ -31,7 +31,36 @@ pub fn router(identity: Identity) -> Router {
         .with_state(identity)
 }
 
-/// Registers a customer: the account's id is its customer id.
+/// Identity's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(register, token, refresh, logout, me, list, create, show, change, jwks),
+    components(schemas(
+        Account,
+        agora_platform::auth::Role,
+        AccountPage,
+        NewAccountRequest,
+        Credentials,
+        RefreshRequest,
+        AccountChange,
+        Tokens,
+        agora_platform::auth::JwkSet,
+        agora_platform::auth::Jwk
+    ))
+)]
+pub struct ApiDoc;
+
+/// Registers a customer: the account's id is its customer id; 409 when the
+/// email has an account, 422 for a `role` (an admin gives roles). Public.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "identity",
+    request_body = NewAccountRequest,
+    responses(
+        (status = 201, description = "Registered: a customer account; `Location` is `/api/v1/me`", body = Account,
+            headers(("location" = String, description = "`/api/v1/me`: where the account is read once signed in"))),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 409, response = agora_platform::openapi::Conflict),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn register(
     State(identity): State<Identity>,
     Json(mut req): Json<NewAccountRequest>,
@@ -60,6 +89,18 @@ fn tokens(tokens: Tokens) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Json(tokens)).into_response()
 }
 
+/// Signs in: an access token and a refresh token. Public.
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "identity",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in", body = Tokens,
+            headers(("cache-control" = String, description = "`no-store`: tokens are credentials"))),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, description = "Wrong email or password, or a disabled account: one answer for all three", body = agora_platform::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, response = agora_platform::openapi::Invalid),
+        (status = 429, description = "Too many failed sign-ins for this account or from this client", body = agora_platform::openapi::Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u32, description = "Seconds until the failed-attempt window has passed"))),
+    ))]
 async fn token(
     State(identity): State<Identity>,
     client: Client,
@@ -71,12 +112,26 @@ async fn token(
     Ok(tokens(issued))
 }
 
-#[derive(Deserialize)]
+/// A refresh token, to trade for new tokens or to end its session.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "q0b7mJ4yXxQe2c6v9ZkR1sTnLw8uP3aHdGfE5iYoBjM"}))]
 struct RefreshRequest {
+    /// The `refresh_token` of the last sign-in or refresh.
     refresh_token: String,
 }
 
+/// Trades a refresh token for new tokens; each refresh token is good once
+/// (one used twice revokes its whole session). Public.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "identity",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens (the refresh token is the next of its session)", body = Tokens,
+            headers(("cache-control" = String, description = "`no-store`: tokens are credentials"))),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, description = "The refresh token is unknown, used, revoked or expired (or its account disabled): sign in again", body = agora_platform::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn refresh(
     State(identity): State<Identity>,
     Json(req): Json<RefreshRequest>,
@@ -84,6 +139,15 @@ async fn refresh(
     Ok(tokens(identity.refresh(&req.refresh_token).await?))
 }
 
+/// Ends the session a refresh token belongs to. An unknown token ends
+/// nothing and is no error. Public.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn logout(
     State(identity): State<Identity>,
     Json(req): Json<RefreshRequest>,
@@ -92,6 +156,13 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The caller's account: its `id` is its customer id.
+#[utoipa::path(get, path = "/api/v1/me", tag = "identity",
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "The caller's account", body = Account),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+    ))]
 async fn me(
     State(identity): State<Identity>,
     Signed(caller): Signed,
@@ -99,15 +170,32 @@ async fn me(
     Ok(Json(identity.account(caller.id).await?))
 }
 
-#[derive(Serialize)]
+/// A page of accounts, in creation order.
+#[derive(Serialize, utoipa::ToSchema)]
 struct AccountPage {
     items: Vec<Account>,
     limit: i64,
     offset: i64,
+    /// The cursor of the next page (`after=`), when this one is full.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     next: Option<Uuid>,
 }
 
+/// Every account, in creation order (admins).
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "identity",
+    params(
+        ("limit" = Option<i64>, Query, description = "Accounts per page: 1 to 500 (50 unless told)"),
+        ("offset" = Option<i64>, Query, description = "Accounts to skip: at most 10,000 (deeper pages are read with `after`)"),
+        ("after" = Option<Uuid>, Query, description = "The last account id of the previous page (its `next`): the page holds the ones after it"),
+    ),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "A page of accounts", body = AccountPage),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+    ))]
 async fn list(
     State(identity): State<Identity>,
     _: Admin,
@@ -126,6 +214,20 @@ async fn list(
     }))
 }
 
+/// Creates an account of any role (admins); 409 when the email has one.
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "identity",
+    request_body(content = NewAccountRequest,
+        example = json!({"email": "grace@example.com", "password": "a long operator passphrase", "name": "Grace Hopper", "role": "operator"})),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = Account,
+            headers(("location" = String, description = "The new account's URL"))),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 409, response = agora_platform::openapi::Conflict),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn create(
     State(identity): State<Identity>,
     _: Admin,
@@ -136,6 +238,17 @@ async fn create(
     Ok(created(account, location))
 }
 
+/// One account (admins).
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "identity",
+    params(("id" = Uuid, Path, description = "The account's id")),
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The account", body = Account),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 404, response = agora_platform::openapi::NotFound),
+    ))]
 async fn show(
     State(identity): State<Identity>,
     _: Admin,
@@ -145,6 +258,21 @@ async fn show(
     Ok(Json(identity.account(id).await?))
 }
 
+/// Changes an account's role or disables it (admins); either ends its
+/// sessions. An admin cannot disable or demote itself.
+#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "identity",
+    params(("id" = Uuid, Path, description = "The account's id")),
+    request_body = AccountChange,
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The account, changed", body = Account),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 409, response = agora_platform::openapi::Conflict),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn change(
     State(identity): State<Identity>,
     Admin(admin): Admin,
@@ -166,6 +294,14 @@ async fn change(
     Ok(Json(identity.change(id, role, req.disabled).await?))
 }
 
+/// The public keys access tokens are verified with (RFC 7517 JWK set,
+/// Ed25519): the current signing key and those it replaced less than a
+/// token's life ago. Public.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "identity",
+    responses(
+        (status = 200, description = "The JWK set", body = agora_platform::auth::JwkSet,
+            headers(("cache-control" = String, description = "`max-age=60`"))),
+    ))]
 async fn jwks(State(identity): State<Identity>) -> Result<Response, ApiError> {
     let set: JwkSet = identity.jwks().await?;
     Ok(([(header::CACHE_CONTROL, "max-age=60")], Json(set)).into_response())

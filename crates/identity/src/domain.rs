@@ -59,24 +59,32 @@ impl std::fmt::Debug for Password {
 }
 
 /// An account as others see it (never its password hash).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Account {
+    /// For a customer, its customer id.
     pub id: Uuid,
     pub email: String,
     pub name: String,
     pub role: Role,
+    /// A disabled account cannot sign in, nor refresh its tokens.
     pub disabled: bool,
     pub created_at: String,
 }
 
 /// `POST /api/v1/auth/register`, and an admin's `POST /api/v1/admin/users`
 /// (which may also name a role).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada Lovelace"}))]
 pub struct NewAccountRequest {
+    /// The account's email: one account per address, whatever its case.
     pub email: String,
+    /// 10 to 128 characters, no control characters.
     pub password: String,
+    /// 1 to 100 characters.
     pub name: String,
+    /// Admins only (`POST /api/v1/admin/users`; `customer` unless told):
+    /// at registration a role is a 422.
     #[serde(default)]
     pub role: Option<String>,
 }
@@ -117,18 +125,23 @@ pub fn parse_role(raw: &str) -> Result<Role, String> {
 }
 
 /// `POST /api/v1/auth/token`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "shopper@example.com", "password": "demo-shopper-password"}))]
 pub struct Credentials {
     pub email: String,
     pub password: String,
 }
 
-/// `PATCH /api/v1/admin/users/{id}`: what an admin changes.
-#[derive(Debug, Deserialize)]
+/// `PATCH /api/v1/admin/users/{id}`: what an admin changes (what is not
+/// named stays as it is).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "operator", "disabled": false}))]
 pub struct AccountChange {
+    /// The account's new role; a new role ends its sessions.
     pub role: Option<String>,
+    /// `true` disables the account and ends its sessions.
     pub disabled: Option<bool>,
 }
 

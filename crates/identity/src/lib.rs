@@ -94,12 +94,17 @@ pub enum IdentityError {
 }
 
 /// What signing in (or refreshing) gives.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tokens {
+    /// A JWT (EdDSA), sent as `Authorization: Bearer …`.
     pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds the access token is valid for.
+    #[schema(example = 900)]
     pub expires_in: u64,
+    /// Good for one `POST /api/v1/auth/refresh` (or a logout).
     pub refresh_token: String,
 }
 
@@ -448,6 +453,10 @@ impl Service for IdentityService {
             "/api/v1/admin/users",
             "/.well-known",
         ]
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <api::ApiDoc as utoipa::OpenApi>::openapi()
     }
 
     fn migrations(&self) -> &'static [Migration] {

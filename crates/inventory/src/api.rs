@@ -20,18 +20,36 @@ pub fn router(inventory: Inventory) -> Router {
         .with_state(inventory)
 }
 
-#[derive(Deserialize)]
+/// The inventory's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, reservations, show, adjust),
+    components(schemas(Stock, Reservation, ReservationStatus, AdjustmentRequest))
+)]
+pub struct ApiDoc;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     /// Comma-separated product ids: only these (the order service's fast
     /// stock check).
     ids: Option<String>,
+    /// Products per page: 1 to 500 (100 unless told).
     limit: Option<i64>,
+    /// Products to skip: at most 10,000 (deeper pages are read with `after`).
     offset: Option<i64>,
+    /// The last product id of the previous page: the page holds the ones after it.
+    #[param(value_type = Option<Uuid>)]
     after: Option<String>,
 }
 
 /// A page of stock by product id (`after` = the last product id seen), or
-/// the stock of the products `ids` names (one query, at most 500 ids).
+/// the stock of the products `ids` names (one query, at most 500 ids). Public.
+#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory", params(ListParams),
+    responses(
+        (status = 200, description = "Stock levels, by product id", body = Vec<Stock>),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+    ))]
 async fn list(
     State(inventory): State<Inventory>,
     Query(params): Query<ListParams>,
@@ -50,17 +68,35 @@ async fn list(
     Ok(Json(store::list(&inventory.db, &page).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReservationParams {
+    /// Only reservations in this state.
+    #[param(value_type = Option<ReservationStatus>)]
     status: Option<String>,
+    /// Only this order's reservation.
+    #[param(value_type = Option<Uuid>)]
     order_id: Option<String>,
+    /// Reservations per page: 1 to 500 (50 unless told).
     limit: Option<i64>,
+    /// Reservations to skip: at most 10,000 (deeper pages are read with `after`).
     offset: Option<i64>,
+    /// The last order id of the previous page: the page holds the ones after it.
+    #[param(value_type = Option<Uuid>)]
     after: Option<String>,
 }
 
-/// Reservations, filtered by status (RESERVED, REJECTED, RELEASED, SOLD,
-/// CANCELLED) and order.
+/// Reservations by order id, filtered by status (RESERVED, REJECTED,
+/// RELEASED, SOLD, CANCELLED) and order (operators).
+#[utoipa::path(get, path = "/api/v1/inventory/reservations", tag = "inventory",
+    params(ReservationParams),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "A page of reservations, by order id", body = Vec<Reservation>),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+    ))]
 async fn reservations(
     State(inventory): State<Inventory>,
     _: Operator,
@@ -90,6 +126,15 @@ async fn reservations(
     ))
 }
 
+/// One product's stock: available, reserved and sold units, its opening
+/// stock and the adjustments since. Public.
+#[utoipa::path(get, path = "/api/v1/inventory/{product_id}", tag = "inventory",
+    params(("product_id" = Uuid, Path, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product's stock", body = Stock),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 404, response = agora_platform::openapi::NotFound),
+    ))]
 async fn show(
     State(inventory): State<Inventory>,
     Path(id): Path<String>,
@@ -101,6 +146,21 @@ async fn show(
         .ok_or_else(|| ApiError::not_found(format!("no stock is kept for product {id}")))
 }
 
+/// Adds units to (or takes them from) a product's available stock, with
+/// the reason (admins): a count, a delivery, a loss.
+#[utoipa::path(post, path = "/api/v1/inventory/{product_id}/adjust", tag = "inventory",
+    params(("product_id" = Uuid, Path, description = "The product's id")),
+    request_body = AdjustmentRequest,
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The product's stock, adjusted", body = Stock),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 409, response = agora_platform::openapi::Conflict),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn adjust(
     State(inventory): State<Inventory>,
     _: Admin,

@@ -10,12 +10,15 @@ use uuid::Uuid;
 
 /// One product's stock. `initial + adjusted = available + reserved + sold`
 /// always holds: units move between buckets, never appear or vanish.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stock {
     pub product_id: Uuid,
     pub sku: String,
+    /// Units that may be reserved now.
     pub available: i64,
+    /// Units held for orders in progress.
     pub reserved: i64,
+    /// Units of completed orders.
     pub sold: i64,
     /// Opening stock.
     pub initial: i64,
@@ -30,9 +33,10 @@ impl Stock {
 }
 
 /// An order's claim on stock, as operators and the audit see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Reservation {
     pub order_id: Uuid,
+    #[schema(value_type = ReservationStatus)]
     pub status: String,
     pub items: Vec<LineItem>,
     pub created_at: String,
@@ -40,7 +44,8 @@ pub struct Reservation {
 }
 
 /// Where an order's reservation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "UPPERCASE")]
 pub enum ReservationStatus {
     Reserved,
     Rejected,
@@ -201,10 +206,14 @@ pub fn normalize(items: impl IntoIterator<Item = LineItem>) -> Vec<LineItem> {
 /// The largest single adjustment.
 pub const MAX_ADJUSTMENT: i64 = 1_000_000;
 
-/// `POST /inventory/{id}/adjust` as sent.
-#[derive(Debug, Deserialize)]
+/// `POST /inventory/{id}/adjust` as sent; checked by [`Adjustment::parse`].
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"delta": -2, "reason": "damaged in the warehouse"}))]
 pub struct AdjustmentRequest {
+    /// Units added (positive) or taken (negative): non-zero, at most
+    /// 1,000,000 either way.
     pub delta: i64,
+    /// Why: 1 to 500 characters.
     pub reason: String,
 }
 

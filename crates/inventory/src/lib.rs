@@ -278,6 +278,10 @@ impl Service for InventoryService {
         &["/api/v1/inventory"]
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <api::ApiDoc as utoipa::OpenApi>::openapi()
+    }
+
     fn migrations(&self) -> &'static [Migration] {
         MIGRATIONS
     }

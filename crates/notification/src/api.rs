@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 
-use crate::domain::Notification;
+use crate::domain::{Channel, Notification};
 use crate::{store, Notifications};
 
 pub fn router(notifications: Notifications) -> Router {
@@ -16,6 +16,21 @@ pub fn router(notifications: Notifications) -> Router {
         .with_state(notifications)
 }
 
+/// The notification service's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list), components(schemas(Notification, Channel)))]
+pub struct ApiDoc;
+
+/// The notifications of the caller's orders, oldest first; for operators,
+/// everyone's. `order_id=` keeps those of one order.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notification",
+    params(OrderFilter),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "A page of notifications, oldest first", body = Vec<Notification>),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+    ))]
 async fn list(
     Signed(caller): Signed,
     State(notifications): State<Notifications>,

@@ -4,7 +4,8 @@ use agora_platform::events::CancelCode;
 use serde::Serialize;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How a notification is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Channel {
     Email,
@@ -105,14 +106,20 @@ pub fn recipients(email: &str, phone: Option<&str>) -> Vec<(Channel, String)> {
     to
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A message sent (recorded) about an order.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: Uuid,
     pub order_id: Uuid,
     pub channel: Channel,
+    /// The email address or phone number it went to.
     pub recipient: String,
+    /// Which moment of the order it tells of: `ORDER_CREATED`,
+    /// `ORDER_CONFIRMED`, `ORDER_SHIPPED` or `ORDER_CANCELLED`.
+    #[schema(example = "ORDER_SHIPPED")]
     pub kind: String,
     pub message: String,
+    /// RFC 3339.
     pub created_at: String,
 }
 

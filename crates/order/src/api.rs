@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{
-    Input, Order, OrderStats, OrderStatus, OrderSummary, PlaceOrder, PlaceOrderRequest,
-    TimelineEntry,
+    Awaiting, Input, ItemRequest, Order, OrderStats, OrderStatus, OrderSummary, PlaceOrder,
+    PlaceOrderRequest, TimelineEntry,
 };
 use crate::{store, OrderError, Orders};
 
@@ -38,11 +38,52 @@ pub fn router(orders: Orders) -> Router {
         .with_state(orders)
 }
 
+/// The order service's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, place, stats, show, cancel, retry_compensation, force_cancel),
+    components(schemas(
+        OrderPage,
+        OrderSummary,
+        OrderView,
+        Order,
+        TimelineEntry,
+        OrderStatus,
+        Awaiting,
+        OrderStats,
+        PlaceOrderRequest,
+        ItemRequest,
+        CancelRequest
+    )),
+    modifiers(&OptionalCancelBody)
+)]
+pub struct ApiDoc;
+
+/// The cancel body may be left out, but is never `null`: an `Option` body
+/// would say both, so the body is described as it is and only made
+/// optional here.
+struct OptionalCancelBody;
+
+impl utoipa::Modify for OptionalCancelBody {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/api/v1/orders/{id}/cancel")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(body) = body {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
+
 /// An order with its timeline.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     #[serde(flatten)]
     pub order: Order,
+    /// Every state change and note, oldest first.
     pub timeline: Vec<TimelineEntry>,
 }
 
@@ -62,6 +103,22 @@ async fn visible(orders: &Orders, id: Uuid, caller: &Account) -> Result<Order, A
 
 /// Creates an order for the signed-in customer; with an `Idempotency-Key`,
 /// at most once per key and caller.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "order", request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+        description = "1 to 255 visible characters: the same key (from the same caller, with the same body) gets the first answer again, and creates the order at most once")),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 201, description = "Created (PENDING); `Location` names it", body = OrderView,
+            headers(
+                ("location" = String, description = "The new order's URL"),
+                ("idempotent-replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`"),
+            )),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 409, response = agora_platform::openapi::Conflict),
+        (status = 422, response = agora_platform::openapi::Invalid),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn place(
     State(orders): State<Orders>,
     Signed(caller): Signed,
@@ -122,15 +179,28 @@ async fn place(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ShowParams {
-    /// Wait up to this many milliseconds for a terminal state.
+    /// Wait up to this many milliseconds for a terminal state (at most
+    /// 30,000: a longer wait is cut to that).
     wait_ms: Option<u64>,
 }
 
 /// The longest a client may ask `GET /orders/{id}` to wait.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// One order with its timeline: the caller's own, or any for operators;
+/// with `wait_ms`, once it reaches a final state or the wait is over.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "order",
+    params(("id" = Uuid, Path, description = "The order's id"), ShowParams),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 404, response = agora_platform::openapi::NotFound),
+    ))]
 async fn show(
     State(orders): State<Orders>,
     Signed(caller): Signed,
@@ -148,30 +218,49 @@ async fn show(
     Ok(Json(view(&orders, order).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only this customer's orders (operators; a customer always gets its own).
     customer_id: Option<String>,
+    /// Only orders in this state.
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
     /// Created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
     /// Created before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
+    /// Items per page: 1 to 500 (50 by default; out of bounds is brought within).
     limit: Option<i64>,
+    /// Items to skip: at most 10,000 (deeper pages are read with `after`).
     offset: Option<i64>,
+    /// The id of the last order of the previous page (its `next`): the orders after it.
+    #[param(value_type = Option<Uuid>)]
     after: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of orders, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
 struct OrderPage {
     items: Vec<OrderSummary>,
     limit: i64,
     offset: i64,
     /// The cursor of the next page (`after=`), when this one is full.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     next: Option<Uuid>,
 }
 
 /// The caller's orders; for operators, everyone's (`customer_id=` filters).
+#[utoipa::path(get, path = "/api/v1/orders", tag = "order", params(ListParams),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "A page of orders, newest first", body = OrderPage),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+    ))]
 async fn list(
     State(orders): State<Orders>,
     Signed(caller): Signed,
@@ -231,14 +320,24 @@ fn instant(text: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
     .transpose()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StatsParams {
     /// The last this many seconds (1 to 3,600; 60 by default).
+    #[param(minimum = 1, maximum = 3600)]
     window_secs: Option<u64>,
 }
 
 /// Operators: orders in flight by state, and those that ended in the window
 /// with the time they took (over the latest 1,000 of them).
+#[utoipa::path(get, path = "/api/v1/orders/stats", tag = "order", params(StatsParams),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "The orders' figures", body = OrderStats),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+    ))]
 async fn stats(
     State(orders): State<Orders>,
     _: Operator,
@@ -259,14 +358,38 @@ async fn stats(
     )))
 }
 
-#[derive(Deserialize)]
+/// `POST /orders/{id}/cancel`'s body, which may be left out.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "ordered by mistake"}))]
 struct CancelRequest {
+    /// Up to 500 characters; "cancelled by the customer" when left out.
     reason: Option<String>,
 }
 
+/// Cancels the caller's order (or any, for operators): at once while
+/// PENDING, else COMPENSATING until the stock and the payment are given
+/// back. Refused once it is being cancelled or has ended.
 /// The body is optional: `{"reason": "…"}`. With an `Idempotency-Key`, a
 /// repeated cancel replays the first answer.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "order",
+    request_body(content = CancelRequest,
+        description = "Optional: without a body (or with no `reason`), the reason is \"cancelled by the customer\""),
+    params(
+        ("id" = Uuid, Path, description = "The order's id"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "1 to 255 visible characters: the same key (from the same caller, with the same reason) gets the first answer again"),
+    ),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "Cancelled, or compensating", body = OrderView,
+            headers(("idempotent-replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`"))),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 409, response = agora_platform::openapi::Conflict),
+        (status = 422, response = agora_platform::openapi::Invalid),
+    ))]
 async fn cancel(
     State(orders): State<Orders>,
     Signed(caller): Signed,
@@ -306,6 +429,17 @@ async fn cancel(
 }
 
 /// Operator: emit the pending compensation again (REQUIRES_ATTENTION only).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/retry-compensation", tag = "order",
+    params(("id" = Uuid, Path, description = "The order's id")),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "COMPENSATING again", body = OrderView),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 409, response = agora_platform::openapi::Conflict),
+    ))]
 async fn retry_compensation(
     State(orders): State<Orders>,
     Operator(operator): Operator,
@@ -318,7 +452,19 @@ async fn retry_compensation(
     Ok(Json(view(&orders, order).await?))
 }
 
-/// Operator: end an order whose compensation is pending without waiting.
+/// Operator: end an order whose compensation is pending without waiting
+/// (COMPENSATING or REQUIRES_ATTENTION only).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/force-cancel", tag = "order",
+    params(("id" = Uuid, Path, description = "The order's id")),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "CANCELLED", body = OrderView),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 409, response = agora_platform::openapi::Conflict),
+    ))]
 async fn force_cancel(
     State(orders): State<Orders>,
     Operator(operator): Operator,

@@ -14,7 +14,10 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an order is in the saga: PENDING, RESERVED and PAID move on;
+/// COMPENSATING and REQUIRES_ATTENTION wait for compensations to be
+/// confirmed; COMPLETED, CANCELLED and REJECTED are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Accepted; waiting for stock.
@@ -116,6 +119,30 @@ impl Serialize for Awaiting {
         parts.serialize(serializer)
     }
 }
+
+/// As [`Awaiting`]'s `Serialize` writes it: a list of the names of the
+/// compensations waited for, in this order, each at most once.
+impl utoipa::PartialSchema for Awaiting {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["stock_release", "refund"])),
+            )
+            .unique_items(true)
+            .max_items(Some(2))
+            .description(Some(
+                "Compensations not yet confirmed: `stock_release`, `refund`, \
+                 both (in that order) or none.",
+            ))
+            .examples([serde_json::json!(["stock_release", "refund"])])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Awaiting {}
 
 /// What happened to an order: the inputs of the state machine.
 #[derive(Debug, Clone, PartialEq)]
@@ -316,23 +343,37 @@ pub fn decide(status: OrderStatus, awaiting: Awaiting, input: &Input) -> Decisio
 }
 
 /// `POST /orders` as sent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "email": "ada@example.com",
+    "phone": "+15551234567",
+    "items": [{"product_id": "00000000-0000-7000-8000-000000000001", "quantity": 2}],
+    "shipping_address": {"name": "Ada Lovelace", "line1": "Hauptstr. 1", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+    "payment_token": "tok_visa"
+}))]
 pub struct PlaceOrderRequest {
     /// Filled in from the caller's token; one that names another customer
     /// is refused.
     #[serde(default)]
     pub customer_id: Option<String>,
+    /// Where the notifications go.
     pub email: String,
+    /// International form (`+` and 7 to 15 digits): SMS notifications too.
     #[serde(default)]
     pub phone: Option<String>,
+    /// 1 to 100 lines; lines of the same product are merged.
     pub items: Vec<ItemRequest>,
     pub shipping_address: Address,
+    /// The payment method, charged once the stock is held (`tok_decline`
+    /// is always declined).
     pub payment_token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A product and how many of it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemRequest {
     pub product_id: Uuid,
+    /// 1 to 1,000 (of one product, over all its lines).
     pub quantity: i64,
 }
 
@@ -415,13 +456,18 @@ pub fn parse_items(items: &[ItemRequest], errors: &mut Errors) -> Vec<LineItem> 
 }
 
 /// An order as stored and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+// An `Option` serde always writes (as `null` when none) is `required` in
+// the schema; utoipa makes every `Option` optional unless told.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: Uuid,
     pub customer_id: String,
     pub email: String,
+    #[schema(required = true)]
     pub phone: Option<String>,
     pub status: OrderStatus,
+    /// Why it was cancelled or rejected, or why it needs attention.
+    #[schema(required = true)]
     pub reason: Option<String>,
     /// Compensations not yet confirmed (while COMPENSATING or REQUIRES_ATTENTION).
     pub awaiting: Awaiting,
@@ -430,23 +476,33 @@ pub struct Order {
     pub shipping_address: Address,
     #[serde(skip)]
     pub payment_token: String,
+    /// RFC 3339.
     pub created_at: String,
+    /// RFC 3339.
     pub updated_at: String,
 }
 
 /// One state change (or note) in an order's life.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
+    /// RFC 3339.
     pub at: String,
+    /// The status before; the same as `to` for a note. None for the order's
+    /// creation.
+    #[schema(required = true)]
     pub from: Option<OrderStatus>,
     pub to: OrderStatus,
     /// The event type or API call that caused it.
     pub cause: String,
+    /// The event that caused it, if an event did.
+    #[schema(required = true)]
     pub event_id: Option<Uuid>,
     /// Who asked for it, for an API call (`"<role> <account id>"`): the
     /// audit trail of what customers and operators did to the order.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub actor: Option<String>,
+    #[schema(required = true)]
     pub note: Option<String>,
 }
 
@@ -818,17 +874,62 @@ mod tests {
 /// The dashboard's figures of the orders: how many are in each state that
 /// is not final, and of those that ended in the window, how many of each
 /// final state, per second, and the time they took.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OrderStats {
     pub window_secs: u64,
+    /// Orders in each state that is not final now (a state without any is absent).
+    #[schema(schema_with = in_flight_schema)]
     pub in_flight: BTreeMap<&'static str, i64>,
+    /// Orders that reached each final state in the window (a state without any is absent).
+    #[schema(schema_with = ended_schema)]
     pub ended: BTreeMap<&'static str, i64>,
+    /// COMPLETED orders in the window, per second.
     pub completed_per_sec: f64,
     /// From creation to the final state, over the latest ended orders
     /// (`sampled` of them); none when no order ended in the window.
+    #[schema(required = true)]
     pub p50_ms: Option<i64>,
+    #[schema(required = true)]
     pub p99_ms: Option<i64>,
     pub sampled: usize,
+}
+
+/// A count by status, as [`OrderStats`] writes it: an object whose keys
+/// are some of `states` (those with orders), each a number of orders.
+fn counts_schema(
+    states: impl Iterator<Item = OrderStatus>,
+    description: &str,
+) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    states
+        .fold(ObjectBuilder::new(), |object, status| {
+            object.property(
+                status.as_str(),
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(1)),
+            )
+        })
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .description(Some(description))
+        .build()
+}
+
+fn in_flight_schema() -> utoipa::openapi::schema::Object {
+    counts_schema(
+        OrderStatus::ALL.into_iter().filter(|s| !s.is_terminal()),
+        "Orders in each state that is not final now (a state without any is absent).",
+    )
+}
+
+fn ended_schema() -> utoipa::openapi::schema::Object {
+    counts_schema(
+        OrderStatus::ALL.into_iter().filter(|s| s.is_terminal()),
+        "Orders that reached each final state in the window (a state without any is absent).",
+    )
 }
 
 impl OrderStats {
@@ -869,13 +970,16 @@ impl OrderStats {
 }
 
 /// A line of a list of orders.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OrderSummary {
     pub id: Uuid,
     pub customer_id: String,
     pub status: OrderStatus,
+    #[schema(required = true)]
     pub reason: Option<String>,
     pub total: Money,
+    /// RFC 3339.
     pub created_at: String,
+    /// RFC 3339.
     pub updated_at: String,
 }

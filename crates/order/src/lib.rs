@@ -695,6 +695,10 @@ impl Service for OrderService {
         &["/api/v1/orders"]
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <api::ApiDoc as utoipa::OpenApi>::openapi()
+    }
+
     fn migrations(&self) -> &'static [Migration] {
         MIGRATIONS
     }

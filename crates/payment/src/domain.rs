@@ -47,7 +47,9 @@ impl Gateway {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// CAPTURED (charged), DECLINED (never charged) or REFUNDED (charged and
+/// given back, its order cancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     Captured,
@@ -71,17 +73,23 @@ impl PaymentStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One order's payment.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Payment {
     pub id: Uuid,
     pub order_id: Uuid,
     /// Whose order it pays for; absent on payments recorded before it was
     /// kept.
+    #[schema(required = true)]
     pub customer_id: Option<String>,
     pub amount: Money,
     pub status: PaymentStatus,
+    /// Why it was declined.
+    #[schema(required = true)]
     pub reason: Option<String>,
+    /// RFC 3339.
     pub created_at: String,
+    /// RFC 3339.
     pub updated_at: String,
 }
 

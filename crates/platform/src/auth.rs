@@ -47,8 +47,21 @@ const REFETCH_AFTER: Duration = Duration::from_secs(5);
 /// microseconds of CPU each time (8 % of the embedded app's at full load).
 const VERIFIED_TOKENS: usize = 10_000;
 
-/// What an account may do. Each role may do what the ones before it may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// What an account may do. Each role may do what the ones before it may
+/// (customer < operator < admin).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Shops: its own cart, orders, payments, shipments and notifications.
@@ -145,15 +158,20 @@ impl Scope {
 }
 
 /// A public key as the JWK set publishes it (RFC 8037: `OKP`, `Ed25519`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwk {
+    #[schema(example = "OKP")]
     pub kty: String,
+    #[schema(example = "Ed25519")]
     pub crv: String,
+    /// The key's RFC 7638 thumbprint: the `kid` of the tokens it signed.
     pub kid: String,
     /// The public key, base64url without padding.
     pub x: String,
+    #[schema(example = "EdDSA")]
     pub alg: String,
     #[serde(rename = "use")]
+    #[schema(example = "sig")]
     pub usage: String,
 }
 
@@ -171,8 +189,9 @@ impl Jwk {
     }
 }
 
-/// `GET /.well-known/jwks.json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `GET /.well-known/jwks.json`: the public keys access tokens are
+/// verified with (RFC 7517).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JwkSet {
     pub keys: Vec<Jwk>,
 }

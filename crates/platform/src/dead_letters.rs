@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// A message in a service's dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     /// The consuming service whose queue it came from.
     pub service: String,
@@ -25,8 +25,9 @@ pub struct DeadLetter {
     pub attempts: i64,
     pub error: String,
     pub failed_at: String,
-    /// The original message.
+    /// The original message (secrets masked), in one letter's answer only.
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[schema(required = false)]
     pub body: String,
 }
 

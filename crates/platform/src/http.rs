@@ -352,11 +352,18 @@ impl Page {
 /// `?order_id=…` on the list endpoints of payment, shipping and
 /// notification, with the paging parameters (spelled out: query strings
 /// and `#[serde(flatten)]` do not mix).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrderFilter {
+    /// Only those of this order.
+    #[param(value_type = Option<Uuid>)]
     pub order_id: Option<String>,
+    /// Items per page: 1 to 500 (100 by default; out of bounds is brought within).
     pub limit: Option<i64>,
+    /// Items to skip: at most 10,000 (deeper pages are read with `after`).
     pub offset: Option<i64>,
+    /// The id of the last item of the previous page: the items after it.
+    #[param(value_type = Option<Uuid>)]
     pub after: Option<String>,
 }
 

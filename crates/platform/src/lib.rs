@@ -15,6 +15,7 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod memo;
+pub mod openapi;
 pub mod outbox;
 pub mod periodic;
 pub mod reconnect;

@@ -158,6 +158,12 @@ pub trait Service: Send + Sync + 'static {
     /// `/api/v1/orders` and everything under it): how the gateway routes.
     fn paths(&self) -> &'static [&'static str];
 
+    /// Its routes as an OpenAPI document (`api.rs`'s `#[derive(OpenApi)]`),
+    /// joined with the others' into the one the binary serves.
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApi::default()
+    }
+
     /// Its own tables (the platform's come first, from the host).
     fn migrations(&self) -> &'static [Migration];
 

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 
-use crate::domain::Shipment;
+use crate::domain::{Shipment, ShipmentStatus};
 use crate::{store, Shipping};
 
 pub fn router(shipping: Shipping) -> Router {
@@ -16,6 +16,21 @@ pub fn router(shipping: Shipping) -> Router {
         .with_state(shipping)
 }
 
+/// The shipping service's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list), components(schemas(Shipment, ShipmentStatus)))]
+pub struct ApiDoc;
+
+/// The caller's shipments, newest first; for operators, everyone's.
+/// `order_id=` keeps those of one order (at most one).
+#[utoipa::path(get, path = "/api/v1/shipments", tag = "shipping",
+    params(OrderFilter),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "A page of shipments, newest first", body = Vec<Shipment>),
+        (status = 400, response = agora_platform::openapi::BadRequest),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+    ))]
 async fn list(
     Signed(caller): Signed,
     State(shipping): State<Shipping>,

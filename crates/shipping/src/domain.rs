@@ -4,7 +4,8 @@ use agora_platform::events::{Address, LineItem};
 use serde::Serialize;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// CREATED, or CANCELLED with its order after it was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ShipmentStatus {
     Created,
@@ -27,18 +28,26 @@ impl ShipmentStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One order's shipment.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Shipment {
     pub id: Uuid,
     pub order_id: Uuid,
     /// Whose order it ships; absent on shipments recorded before it was
     /// kept.
+    #[schema(required = true)]
     pub customer_id: Option<String>,
     pub status: ShipmentStatus,
+    /// DHL within Germany, UPS elsewhere.
+    #[schema(example = "DHL")]
     pub carrier: String,
+    #[schema(example = "AG0123456789012")]
     pub tracking_number: String,
+    /// Where it goes; absent on shipments recorded before it was kept.
+    #[schema(required = true)]
     pub address: Option<Address>,
     pub items: Vec<LineItem>,
+    /// RFC 3339.
     pub created_at: String,
 }
 

@@ -110,6 +110,10 @@ impl Service for ShippingService {
         &["/api/v1/shipments"]
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <api::ApiDoc as utoipa::OpenApi>::openapi()
+    }
+
     fn migrations(&self) -> &'static [Migration] {
         MIGRATIONS
     }

@@ -30,12 +30,22 @@ pub fn router(probe: Arc<dyn Probe>) -> Router {
         .with_state(probe)
 }
 
+/// The process is alive. Public.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
 async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Anyone learns whether the process is ready; only operators see which
 /// check failed and why (the errors name hosts and queues).
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    security((), ("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "Ready (operators also get every check)", body = Readiness),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 503, description = "Not ready (operators also get what is not)", body = Readiness),
+    ))]
 async fn ready(State(probe): State<Arc<dyn Probe>>, caller: Caller) -> Readiness {
     let mut readiness = Readiness::new(probe.checks().await);
     if !caller.account().is_some_and(|a| a.sees_everything()) {
@@ -44,10 +54,14 @@ async fn ready(State(probe): State<Arc<dyn Probe>>, caller: Caller) -> Readiness
     readiness
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
+    /// `ready` or `not ready`.
+    #[schema(value_type = String, example = "ready")]
     status: &'static str,
+    /// Operators only.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     checks: Vec<Check>,
 }
 
@@ -73,7 +87,7 @@ impl Readiness {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub component: String,
     pub ok: bool,
@@ -82,6 +96,7 @@ pub struct Check {
     /// A circuit breaker's state: an open breaker degrades, it does not
     /// make the service unready.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub state: Option<&'static str>,
     /// How often a supervised task (a consumer) was started again after a
     /// panic; it is unready only while it is down.
@@ -128,3 +143,8 @@ impl Check {
         }
     }
 }
+
+/// This module's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(health, ready), components(schemas(Readiness, Check)))]
+pub struct ApiDoc;

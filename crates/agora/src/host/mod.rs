@@ -34,6 +34,7 @@ use axum::http::Extensions;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -258,15 +259,16 @@ impl Host {
 /// limit, the bearer token's verification, request tracing, and
 /// (outermost) the listener's limits. With `web`, the storefront and the
 /// console too (the embedded app and the gateway: what users open), which
-/// call the API router in-process, behind its token verification.
+/// call the API router in-process, behind its token verification, and the
+/// API's OpenAPI document with Swagger UI.
 pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>, web: bool) -> Router {
     let api = router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(verifier, authenticate));
     let router = match web {
-        true => {
-            agora_web::router(api.clone(), crate::audit::for_console(STUCK_AFTER_SECS)).merge(api)
-        }
+        true => agora_web::router(api.clone(), crate::audit::for_console(STUCK_AFTER_SECS))
+            .merge(crate::openapi::router())
+            .merge(api),
         false => api,
     };
     agora_platform::server::limited(router.layer(crate::trace::http_trace()), limits)
@@ -359,15 +361,35 @@ pub fn queue_router(transport: Arc<dyn Transport>, consumers: Vec<String>) -> Ro
         })
 }
 
-/// Events waiting per consuming service.
+#[derive(Serialize, utoipa::ToSchema)]
+struct QueueDepth {
+    service: String,
+    /// Events waiting (on RabbitMQ: ready, not yet delivered).
+    depth: i64,
+}
+
+/// Events waiting per consuming service (operators).
+#[utoipa::path(get, path = "/api/v1/admin/queues", tag = "operations",
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "Each consuming service's queue", body = Vec<QueueDepth>),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn queue_depths(State(q): State<Queues>, _: Operator) -> Result<impl IntoResponse, ApiError> {
     let depths = q.transport.queue_depths(&q.consumers).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot read the queue depths");
         ApiError::unavailable("the queues are unavailable; try again")
     })?;
-    let depths: Vec<serde_json::Value> = depths
+    let depths: Vec<QueueDepth> = depths
         .into_iter()
-        .map(|(service, depth)| serde_json::json!({ "service": service, "depth": depth }))
+        .map(|(service, depth)| QueueDepth { service, depth })
         .collect();
     Ok(Json(depths))
 }
+
+/// This module's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(queue_depths), components(schemas(QueueDepth)))]
+pub struct ApiDoc;

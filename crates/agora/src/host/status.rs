@@ -41,7 +41,7 @@ pub fn router(members: Members) -> Router {
         .with_state(members)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Backlog {
     pub service: String,
     /// Events written but not yet published.
@@ -51,6 +51,15 @@ pub struct Backlog {
     pub oldest_age_ms: Option<i64>,
 }
 
+/// Each service's events not yet published (operators).
+#[utoipa::path(get, path = "/api/v1/admin/outbox", tag = "operations",
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "One entry per service", body = Vec<Backlog>),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn outbox(
     State(members): State<Members>,
     _: Operator,
@@ -81,13 +90,24 @@ async fn outbox(
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventParams {
+    /// The order (the events' CloudEvents subject); required.
     subject: Option<String>,
 }
 
 /// Events about one subject: a subject is required, so that no one asks
 /// for a whole log at once.
+#[utoipa::path(get, path = "/api/v1/admin/events", tag = "operations", params(EventParams),
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "Every service's events about the subject", body = Vec<LoggedEvent>),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 422, response = agora_platform::openapi::Invalid),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn events(
     State(members): State<Members>,
     _: Operator,
@@ -108,13 +128,22 @@ async fn events(
     Ok(Json(out))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BreakerState {
     pub service: String,
     pub breaker: String,
     pub state: String,
 }
 
+/// Each circuit breaker's state (operators).
+#[utoipa::path(get, path = "/api/v1/admin/breakers", tag = "operations",
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "`closed`, `open` or `half-open`, by service", body = Vec<BreakerState>),
+        (status = 401, response = agora_platform::openapi::Unauthorized),
+        (status = 403, response = agora_platform::openapi::Forbidden),
+        (status = 503, response = agora_platform::openapi::Unavailable),
+    ))]
 async fn breakers(State(members): State<Members>, _: Operator) -> Json<Vec<BreakerState>> {
     Json(
         members
@@ -135,3 +164,11 @@ pub const JOINED: [&str; 3] = [
     "/api/v1/admin/events",
     "/api/v1/admin/breakers",
 ];
+
+/// This module's routes, as OpenAPI.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(outbox, events, breakers),
+    components(schemas(Backlog, LoggedEvent, BreakerState))
+)]
+pub struct ApiDoc;

@@ -32,7 +32,7 @@ const SOURCES: [&str; 12] = [
 ];
 
 /// Every (method, path template) a `.route("…", get(…).post(…))` declares.
-fn declared_routes() -> BTreeSet<(String, String)> {
+pub(crate) fn declared_routes() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
     for source in SOURCES {
         let mut rest = source;

@@ -20,6 +20,7 @@ mod idempotency;
 mod identity;
 mod limits;
 mod loadgen;
+mod openapi;
 mod operator_views;
 mod postgres_restart;
 mod races;
