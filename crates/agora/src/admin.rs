@@ -39,6 +39,8 @@ struct Params {
     event_type: Option<String>,
     event_id: Option<String>,
     error: Option<String>,
+    /// Only letters that failed at least this many seconds ago (1 to ten years).
+    #[param(minimum = 1, maximum = 315360000)]
     older_than_secs: Option<u64>,
     #[serde(default)]
     dry_run: bool,
@@ -90,8 +92,12 @@ struct ListParams {
     event_type: Option<String>,
     event_id: Option<String>,
     error: Option<String>,
+    /// Only letters that failed at least this many seconds ago (1 to ten years).
+    #[param(minimum = 1, maximum = 315360000)]
     older_than_secs: Option<u64>,
     limit: Option<i64>,
+    /// `<service>/<event_id>` of the last letter of the previous page.
+    #[param(pattern = "^[^/]+/.+$")]
     after: Option<String>,
 }
 

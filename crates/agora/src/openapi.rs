@@ -38,7 +38,29 @@ pub fn document() -> Document {
     doc.merge(crate::host::health::ApiDoc::openapi());
     doc.merge(crate::host::status::ApiDoc::openapi());
     unique_operation_ids(&mut doc);
+    json_bodies_may_be_refused(&mut doc);
     doc
+}
+
+/// Every operation that reads a JSON body does it through one extractor,
+/// which refuses a body without its content type (415) or beyond 64 KiB
+/// (413): said once, here, for all of them.
+fn json_bodies_may_be_refused(doc: &mut Document) {
+    use utoipa::openapi::{Ref, RefOr};
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.post, &mut item.put, &mut item.patch];
+        for op in operations.into_iter().flatten() {
+            if op.request_body.is_none() {
+                continue;
+            }
+            for (status, name) in [("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")] {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+            }
+        }
+    }
 }
 
 /// Each service names its handlers as it likes (`list`, `show`): in the

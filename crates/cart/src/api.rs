@@ -178,7 +178,7 @@ struct CheckedOut {
 #[utoipa::path(post, path = "/api/v1/carts/{customer_id}/checkout", tag = "cart",
     params(
         ("customer_id" = String, Path, description = "`me`, or the caller's own customer id (anyone else's cart is a 404)"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible characters: a repeated checkout with the same key (and body) gets the first answer again, for 24 hours unless `--idempotency-ttl-secs` says otherwise"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible characters: a repeated checkout with the same key (and body) gets the first answer again, for 24 hours unless `--idempotency-ttl-secs` says otherwise"),
     ),
     request_body = CheckoutRequest,
     security(("bearer" = ["customer"])),

@@ -15,6 +15,7 @@ pub struct AddItemRequest {
     /// A product of the catalog.
     pub product_id: Uuid,
     /// 1 to 1,000, added to the line's quantity if the cart has the product.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
@@ -67,6 +68,7 @@ pub struct CheckoutRequest {
     pub shipping_address: Address,
     /// The payment provider's token for the card (`tok_visa` succeeds,
     /// `tok_decline` is declined).
+    #[schema(pattern = "^[!-~]{1,200}$")]
     pub payment_token: String,
 }
 

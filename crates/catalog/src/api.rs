@@ -44,11 +44,18 @@ struct ProductPage {
 #[into_params(parameter_in = Query)]
 struct ListParams {
     /// Comma-separated product ids: only these (how other services price).
+    #[param(
+        pattern = r"^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})*)?$"
+    )]
     ids: Option<String>,
     /// Only products whose name or SKU holds this (any case).
     q: Option<String>,
     limit: Option<i64>,
+    /// Items to skip: at most 10,000 (deeper pages are read with `after`).
+    #[param(maximum = 10000)]
     offset: Option<i64>,
+    /// The id of the last product of the previous page: the ones after it.
+    #[param(value_type = Option<Uuid>)]
     after: Option<String>,
 }
 

@@ -186,7 +186,7 @@ struct AccountPage {
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "identity",
     params(
         ("limit" = Option<i64>, Query, description = "Accounts per page: 1 to 500 (50 unless told)"),
-        ("offset" = Option<i64>, Query, description = "Accounts to skip: at most 10,000 (deeper pages are read with `after`)"),
+        ("offset" = Option<i64>, Query, maximum = 10000, description = "Accounts to skip: at most 10,000 (deeper pages are read with `after`)"),
         ("after" = Option<Uuid>, Query, description = "The last account id of the previous page (its `next`): the page holds the ones after it"),
     ),
     security(("bearer" = ["admin"])),

@@ -80,6 +80,11 @@ pub struct NewAccountRequest {
     /// The account's email: one account per address, whatever its case.
     pub email: String,
     /// 10 to 128 characters, no control characters.
+    #[schema(
+        min_length = 10,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub password: String,
     /// 1 to 100 characters.
     pub name: String,

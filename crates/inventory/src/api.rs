@@ -33,10 +33,15 @@ pub struct ApiDoc;
 struct ListParams {
     /// Comma-separated product ids: only these (the order service's fast
     /// stock check).
+    #[param(
+        pattern = r"^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})*)?$"
+    )]
     ids: Option<String>,
     /// Products per page: 1 to 500 (100 unless told).
     limit: Option<i64>,
     /// Products to skip: at most 10,000 (deeper pages are read with `after`).
+    /// Items to skip: at most 10,000 (deeper pages are read with `after`).
+    #[param(maximum = 10000)]
     offset: Option<i64>,
     /// The last product id of the previous page: the page holds the ones after it.
     #[param(value_type = Option<Uuid>)]
@@ -80,6 +85,8 @@ struct ReservationParams {
     /// Reservations per page: 1 to 500 (50 unless told).
     limit: Option<i64>,
     /// Reservations to skip: at most 10,000 (deeper pages are read with `after`).
+    /// Items to skip: at most 10,000 (deeper pages are read with `after`).
+    #[param(maximum = 10000)]
     offset: Option<i64>,
     /// The last order id of the previous page: the page holds the ones after it.
     #[param(value_type = Option<Uuid>)]

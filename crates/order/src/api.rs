@@ -104,7 +104,7 @@ async fn visible(orders: &Orders, id: Uuid, caller: &Account) -> Result<Order, A
 /// Creates an order for the signed-in customer; with an `Idempotency-Key`,
 /// at most once per key and caller.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "order", request_body = PlaceOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$",
         description = "1 to 255 visible characters: the same key (from the same caller, with the same body) gets the first answer again, and creates the order at most once")),
     security(("bearer" = ["customer"])),
     responses(
@@ -184,7 +184,8 @@ async fn place(
 struct ShowParams {
     /// Wait up to this many milliseconds for a terminal state (at most
     /// 30,000: a longer wait is cut to that).
-    wait_ms: Option<u64>,
+    #[param(minimum = 0)]
+    wait_ms: Option<i64>,
 }
 
 /// The longest a client may ask `GET /orders/{id}` to wait.
@@ -209,7 +210,11 @@ async fn show(
 ) -> Result<Json<OrderView>, ApiError> {
     let id = parse_id(&id, "order id")?;
     let mut order = visible(&orders, id, &caller).await?;
-    if let Some(ms) = params.wait_ms.filter(|_| !order.status.is_terminal()) {
+    let wait_ms = params
+        .wait_ms
+        .map(|ms| u64::try_from(ms).map_err(|_| ApiError::bad_request("wait_ms must be 0 or more")))
+        .transpose()?;
+    if let Some(ms) = wait_ms.filter(|_| !order.status.is_terminal()) {
         orders
             .wait_terminal(id, Duration::from_millis(ms).min(MAX_WAIT))
             .await?;
@@ -235,6 +240,8 @@ struct ListParams {
     /// Items per page: 1 to 500 (50 by default; out of bounds is brought within).
     limit: Option<i64>,
     /// Items to skip: at most 10,000 (deeper pages are read with `after`).
+    /// Items to skip: at most 10,000 (deeper pages are read with `after`).
+    #[param(maximum = 10000)]
     offset: Option<i64>,
     /// The id of the last order of the previous page (its `next`): the orders after it.
     #[param(value_type = Option<Uuid>)]
@@ -363,7 +370,9 @@ async fn stats(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "ordered by mistake"}))]
 struct CancelRequest {
-    /// Up to 500 characters; "cancelled by the customer" when left out.
+    /// Up to 500 characters, no control characters; "cancelled by the
+    /// customer" when left out.
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     reason: Option<String>,
 }
 
@@ -377,7 +386,7 @@ struct CancelRequest {
         description = "Optional: without a body (or with no `reason`), the reason is \"cancelled by the customer\""),
     params(
         ("id" = Uuid, Path, description = "The order's id"),
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$",
             description = "1 to 255 visible characters: the same key (from the same caller, with the same reason) gets the first answer again"),
     ),
     security(("bearer" = ["customer"])),

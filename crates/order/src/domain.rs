@@ -366,6 +366,7 @@ pub struct PlaceOrderRequest {
     pub shipping_address: Address,
     /// The payment method, charged once the stock is held (`tok_decline`
     /// is always declined).
+    #[schema(pattern = "^[!-~]{1,200}$")]
     pub payment_token: String,
 }
 

@@ -361,6 +361,7 @@ pub struct OrderFilter {
     /// Items per page: 1 to 500 (100 by default; out of bounds is brought within).
     pub limit: Option<i64>,
     /// Items to skip: at most 10,000 (deeper pages are read with `after`).
+    #[param(maximum = 10000)]
     pub offset: Option<i64>,
     /// The id of the last item of the previous page: the items after it.
     #[param(value_type = Option<Uuid>)]

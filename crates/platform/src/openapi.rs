@@ -59,6 +59,8 @@ refusals! {
     Invalid: "Invalid fields: `errors` names each one.";
     TooMany: "Too many requests from this client (`Retry-After` says when to try again).";
     Unavailable: "A service this needs is unavailable (`Retry-After` says when to try again).";
+    PayloadTooLarge: "The body is larger than 64 KiB.";
+    UnsupportedMediaType: "The body is not sent as `application/json`.";
 }
 
 /// Adds the bearer scheme (an access token from `POST /api/v1/auth/token`).
@@ -88,7 +90,18 @@ impl Modify for Bearer {
 #[openapi(
     components(
         schemas(Problem, FieldProblem),
-        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Invalid, TooMany, Unavailable)
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            Conflict,
+            Invalid,
+            TooMany,
+            Unavailable,
+            PayloadTooLarge,
+            UnsupportedMediaType
+        )
     ),
     modifiers(&Bearer)
 )]

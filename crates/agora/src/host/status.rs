@@ -93,7 +93,8 @@ async fn outbox(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct EventParams {
-    /// The order (the events' CloudEvents subject); required.
+    /// The order (the events' CloudEvents subject).
+    #[param(required = true, value_type = String, min_length = 1, max_length = 100)]
     subject: Option<String>,
 }
 
