@@ -214,12 +214,7 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
         }
         match outgoing.send().await {
             Ok(answer) => {
-                let mut response = Response::builder().status(answer.status());
-                for name in &FORWARDED {
-                    if let Some(value) = answer.headers().get(name) {
-                        response = response.header(name, value);
-                    }
-                }
+                let response = answered(answer.status(), answer.headers());
                 return match answer.bytes().await {
                     Ok(bytes) => response
                         .body(Body::from(bytes))
@@ -254,6 +249,18 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
     .into_response()
 }
 
+/// An upstream's answer as the gateway's: its status and the headers
+/// passed through.
+fn answered(status: StatusCode, headers: &axum::http::HeaderMap) -> axum::http::response::Builder {
+    FORWARDED
+        .iter()
+        .filter_map(|name| headers.get(name).map(|value| (name, value)))
+        .fold(
+            Response::builder().status(status),
+            |response, (name, value)| response.header(name, value),
+        )
+}
+
 /// A host's operator lists ([`crate::host::status`]), asked of every
 /// service (its first instance that answers: the instances of a service
 /// share its storage) and joined. A refusal (no token, a customer's, bad
@@ -267,7 +274,7 @@ async fn join(State(gateway): State<Gateway>, request: Request) -> Response {
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     let mut joined: Vec<serde_json::Value> = Vec::new();
     for upstream in gateway.upstreams.iter() {
-        let mut answered = false;
+        let mut reached = false;
         for base in &upstream.instances {
             let mut outgoing = gateway.client.get(format!("{base}{path_and_query}"));
             if let Some(value) = &authorization {
@@ -282,13 +289,7 @@ async fn join(State(gateway): State<Gateway>, request: Request) -> Response {
                 continue;
             };
             if !status.is_success() {
-                let mut response = Response::builder().status(status);
-                for name in &FORWARDED {
-                    if let Some(value) = headers.get(name) {
-                        response = response.header(name, value);
-                    }
-                }
-                return response
+                return answered(status, &headers)
                     .body(Body::from(bytes))
                     .unwrap_or_else(|e| ApiError::internal(e).into_response());
             }
@@ -296,10 +297,10 @@ async fn join(State(gateway): State<Gateway>, request: Request) -> Response {
                 Ok(list) => joined.extend(list),
                 Err(e) => return ApiError::internal(e).into_response(),
             }
-            answered = true;
+            reached = true;
             break;
         }
-        if !answered {
+        if !reached {
             return ApiError::unavailable(format!(
                 "the {} service is unavailable; try again",
                 upstream.service

@@ -462,10 +462,7 @@ pub async fn stats(db: &Db, since: &str, sample: i64) -> Result<Stats, DbError> 
              GROUP BY status",
             &[],
         )
-        .await?
-        .iter()
-        .map(|r| Ok((status(r, "status")?, r.i64("n")?)))
-        .collect::<Result<Vec<_>, DbError>>()?;
+        .await?;
     let ended = db
         .query(
             "SELECT status, COUNT(*) AS n FROM orders
@@ -473,10 +470,7 @@ pub async fn stats(db: &Db, since: &str, sample: i64) -> Result<Stats, DbError> 
              GROUP BY status",
             params![since],
         )
-        .await?
-        .iter()
-        .map(|r| Ok((status(r, "status")?, r.i64("n")?)))
-        .collect::<Result<Vec<_>, DbError>>()?;
+        .await?;
     let durations = db
         .query(
             "SELECT created_at, updated_at FROM orders
@@ -489,10 +483,17 @@ pub async fn stats(db: &Db, since: &str, sample: i64) -> Result<Stats, DbError> 
         .map(|r| Ok((r.text("created_at")?, r.text("updated_at")?)))
         .collect::<Result<Vec<_>, DbError>>()?;
     Ok(Stats {
-        in_flight,
-        ended,
+        in_flight: counts(&in_flight)?,
+        ended: counts(&ended)?,
         durations,
     })
+}
+
+/// `(status, n)` rows of a `GROUP BY status`.
+fn counts(rows: &[Row]) -> Result<Vec<(OrderStatus, i64)>, DbError> {
+    rows.iter()
+        .map(|r| Ok((status(r, "status")?, r.i64("n")?)))
+        .collect()
 }
 
 /// What [`stats`] read.

@@ -168,6 +168,14 @@ impl Answer {
             .to_owned()
     }
 
+    /// Why it was refused, for a person: each field's error, or the detail.
+    pub fn reasons(&self) -> Vec<String> {
+        match self.field_errors() {
+            e if e.is_empty() => vec![self.detail()],
+            e => e.into_iter().map(|(f, m)| format!("{f}: {m}")).collect(),
+        }
+    }
+
     /// The per-field errors of a problem+json answer: (field, message).
     pub fn field_errors(&self) -> Vec<(String, String)> {
         self.body["errors"]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::Caller;
-use crate::session::{Form, Visitor};
+use crate::session::{Form, NoFields, Visitor};
 use crate::shop::{failed, order_state, short_id, sign_in_first, urlencode, OrderView};
 use crate::view::{self, money, notice, page, status, text, time, Field, Part};
 use crate::Web;
@@ -139,18 +139,18 @@ async fn dashboard_body(web: &Web, api: &Caller) -> Markup {
         .map(|m| m.values().filter_map(Value::as_i64).sum())
         .unwrap_or(0);
     let rate = stats["completed_per_sec"].as_f64().unwrap_or(0.0);
-    let points: Vec<f64> = {
+    let (points, flight_points): (Vec<f64>, Vec<f64>) = {
         let mut samples = web.samples.lock().expect("samples lock");
         samples.record(Sample {
             at: agora_platform::clock::now_secs(),
             completed_per_sec: rate,
             in_flight,
         });
-        samples.0.iter().map(|s| s.completed_per_sec).collect()
-    };
-    let flight_points: Vec<f64> = {
-        let samples = web.samples.lock().expect("samples lock");
-        samples.0.iter().map(|s| s.in_flight as f64).collect()
+        samples
+            .0
+            .iter()
+            .map(|s| (s.completed_per_sec, s.in_flight as f64))
+            .unzip()
     };
     let backlog: i64 = outbox
         .iter()
@@ -359,24 +359,35 @@ async fn attention(visitor: Visitor) -> Response {
     visitor.page(StatusCode::OK, markup)
 }
 
+/// The operator's actions on an order: (path, label, the states it may
+/// be taken in).
+const ACTIONS: [(&str, &str, &[&str]); 2] = [
+    (
+        "retry-compensation",
+        "Retry compensation",
+        &["REQUIRES_ATTENTION"],
+    ),
+    (
+        "force-cancel",
+        "Force-cancel",
+        &["REQUIRES_ATTENTION", "COMPENSATING"],
+    ),
+];
+
 /// What an operator may do to an order in a state.
 fn actions(state: &str) -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    if state == "REQUIRES_ATTENTION" {
-        out.push(("retry-compensation", "Retry compensation"));
-    }
-    if matches!(state, "REQUIRES_ATTENTION" | "COMPENSATING") {
-        out.push(("force-cancel", "Force-cancel"));
-    }
-    out
+    ACTIONS
+        .iter()
+        .filter(|(_, _, states)| states.contains(&state))
+        .map(|(action, label, _)| (*action, *label))
+        .collect()
 }
 
 fn action_name(action: &str) -> Option<&'static str> {
-    match action {
-        "retry-compensation" => Some("Retry compensation"),
-        "force-cancel" => Some("Force-cancel"),
-        _ => None,
-    }
+    ACTIONS
+        .iter()
+        .find(|(a, _, _)| *a == action)
+        .map(|(_, label, _)| *label)
 }
 
 async fn order(visitor: Visitor, Path(id): Path<String>) -> Response {
@@ -495,13 +506,10 @@ async fn confirm_action(visitor: Visitor, Path((id, action)): Path<(String, Stri
     visitor.page(StatusCode::OK, markup)
 }
 
-#[derive(Deserialize)]
-struct Nothing {}
-
 async fn act(
     visitor: Visitor,
     Path((id, action)): Path<(String, String)>,
-    Form(_): Form<Nothing>,
+    Form(_): Form<NoFields>,
 ) -> Response {
     let visitor = gate!(visitor, &format!("/console/orders/{id}"));
     if action_name(&action).is_none() {
@@ -640,11 +648,19 @@ async fn dead_letters(visitor: Visitor) -> Response {
     visitor.page(StatusCode::OK, markup)
 }
 
-#[derive(Deserialize, Clone)]
+/// A group of dead letters, as a query (the dry run, the progress) or a
+/// form (the action).
+#[derive(Deserialize)]
 struct GroupParams {
     service: String,
     event_type: String,
     error: String,
+}
+
+impl GroupParams {
+    fn query(&self) -> String {
+        group_query(&self.service, &self.event_type, &self.error)
+    }
 }
 
 fn dead_letter_action(action: &str) -> Option<&'static str> {
@@ -665,7 +681,7 @@ async fn preview(
     let Some(label) = dead_letter_action(&action) else {
         return not_found(visitor);
     };
-    let q = group_query(&group.service, &group.event_type, &group.error);
+    let q = group.query();
     let answer = visitor
         .api
         .post_empty(&format!(
@@ -702,23 +718,16 @@ async fn preview(
     visitor.page(StatusCode::OK, markup)
 }
 
-#[derive(Deserialize)]
-struct GroupForm {
-    service: String,
-    event_type: String,
-    error: String,
-}
-
 async fn apply(
     visitor: Visitor,
     Path(action): Path<String>,
-    Form(group): Form<GroupForm>,
+    Form(group): Form<GroupParams>,
 ) -> Response {
     let visitor = gate!(visitor, "/console/dead-letters");
     let Some(label) = dead_letter_action(&action) else {
         return not_found(visitor);
     };
-    let q = group_query(&group.service, &group.event_type, &group.error);
+    let q = group.query();
     let answer = visitor
         .api
         .post_empty(&format!("/api/v1/admin/dead-letters/{action}?{q}"))
@@ -764,7 +773,7 @@ async fn progress_of(api: &Caller, service: &str, q: &str) -> Markup {
 
 async fn progress(visitor: Visitor, Query(group): Query<GroupParams>) -> Response {
     let visitor = gate!(visitor, "/console/dead-letters");
-    let q = group_query(&group.service, &group.event_type, &group.error);
+    let q = group.query();
     let markup = progress_of(&visitor.api, &group.service, &q).await;
     visitor.page(StatusCode::OK, markup)
 }
@@ -829,7 +838,7 @@ fn audit_form(visitor: &Visitor, report: Option<Markup>) -> Markup {
     }
 }
 
-async fn run_audit(State(web): State<Web>, visitor: Visitor, Form(_): Form<Nothing>) -> Response {
+async fn run_audit(State(web): State<Web>, visitor: Visitor, Form(_): Form<NoFields>) -> Response {
     let visitor = gate!(visitor, "/console/audit");
     let report = (web.audit)(visitor.api.clone()).await;
     let shown = match report {
@@ -874,6 +883,16 @@ struct ProductForm {
     initial_stock: String,
 }
 
+impl ProductForm {
+    /// The form of a new product, in euros unless changed.
+    fn blank() -> ProductForm {
+        ProductForm {
+            currency: "EUR".into(),
+            ..ProductForm::default()
+        }
+    }
+}
+
 /// `12.50` as minor units; anything else is passed on for the API to name.
 fn minor_units(price: &str) -> Value {
     let p = price.trim();
@@ -888,26 +907,9 @@ fn minor_units(price: &str) -> Value {
     }
 }
 
-fn number(text: &str) -> Value {
-    text.trim()
-        .parse::<i64>()
-        .map(Value::from)
-        .unwrap_or_else(|_| Value::from(text.trim()))
-}
-
 async fn products(visitor: Visitor) -> Response {
     let visitor = gate!(visitor, "/console/products");
-    products_page(
-        visitor,
-        &ProductForm {
-            currency: "EUR".into(),
-            ..ProductForm::default()
-        },
-        &[],
-        None,
-        StatusCode::OK,
-    )
-    .await
+    products_page(visitor, &ProductForm::blank(), &[], None, StatusCode::OK).await
 }
 
 async fn products_page(
@@ -934,7 +936,7 @@ async fn products_page(
             .cloned()
             .unwrap_or_default()
     };
-    let error = |f: &str| errors.iter().find(|(k, _)| k == f).map(|(_, m)| m.as_str());
+    let error = |f: &str| view::error_for(errors, f);
     let body = html! {
         @if let Some(b) = banner { (b) }
         @if !visitor.is_admin() { (notice("info", "Only admins may create products and adjust stock: the API will refuse an operator.")) }
@@ -996,7 +998,7 @@ async fn create_product(visitor: Visitor, Form(form): Form<ProductForm>) -> Resp
                 "sku": form.sku.trim(),
                 "description": description,
                 "price": { "amount": minor_units(&form.price), "currency": form.currency.trim().to_uppercase() },
-                "initial_stock": number(&form.initial_stock),
+                "initial_stock": view::number(&form.initial_stock),
             }),
         )
         .await;
@@ -1007,10 +1009,7 @@ async fn create_product(visitor: Visitor, Form(form): Form<ProductForm>) -> Resp
         );
         return products_page(
             visitor,
-            &ProductForm {
-                currency: "EUR".into(),
-                ..ProductForm::default()
-            },
+            &ProductForm::blank(),
             &[],
             Some(banner),
             StatusCode::CREATED,
@@ -1039,7 +1038,7 @@ async fn adjust_stock(
         .api
         .post(
             &format!("/api/v1/inventory/{}/adjust", urlencode(&id)),
-            &json!({ "delta": number(&form.delta), "reason": form.reason.trim() }),
+            &json!({ "delta": view::number(&form.delta), "reason": form.reason.trim() }),
         )
         .await;
     let banner = match answer.ok() {
@@ -1051,14 +1050,7 @@ async fn adjust_stock(
             ),
         ),
         false => {
-            let why = match answer.field_errors() {
-                e if e.is_empty() => answer.detail(),
-                e => e
-                    .into_iter()
-                    .map(|(f, m)| format!("{f}: {m}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            };
+            let why = answer.reasons().join("; ");
             notice("error", &format!("The stock was not changed: {why}"))
         }
     };
@@ -1069,10 +1061,7 @@ async fn adjust_stock(
     };
     products_page(
         visitor,
-        &ProductForm {
-            currency: "EUR".into(),
-            ..ProductForm::default()
-        },
+        &ProductForm::blank(),
         &[],
         Some(banner),
         status_code,

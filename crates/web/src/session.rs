@@ -207,6 +207,10 @@ impl<'a> Cookies<'a> {
     }
 }
 
+/// The form of a button that carries only its CSRF token.
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// A form that changes something: its fields, once its CSRF token matched
 /// the visitor's cookie. Anything else is refused with a 403 and changes
 /// nothing.

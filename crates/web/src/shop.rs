@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::{Answer, Caller};
-use crate::session::{Form, Visitor};
+use crate::session::{Form, NoFields, Visitor};
 use crate::view::{self, money, page, page_with, status, text, time, Field, Part};
 use crate::Web;
 
@@ -233,17 +233,6 @@ struct QuantityForm {
     quantity: String,
 }
 
-#[derive(Deserialize)]
-struct Nothing {}
-
-/// A quantity as typed: the API says what is wrong with it.
-fn quantity(text: &str) -> Value {
-    text.trim()
-        .parse::<i64>()
-        .map(Value::from)
-        .unwrap_or_else(|_| Value::from(text.trim()))
-}
-
 async fn add_to_cart(visitor: Visitor, Form(form): Form<AddForm>) -> Response {
     if visitor.who.is_none() {
         return sign_in_first(visitor, &format!("/products/{}", form.product_id));
@@ -252,7 +241,7 @@ async fn add_to_cart(visitor: Visitor, Form(form): Form<AddForm>) -> Response {
         .api
         .post(
             "/api/v1/carts/me/items",
-            &json!({ "product_id": form.product_id, "quantity": quantity(&form.quantity) }),
+            &json!({ "product_id": form.product_id, "quantity": view::number(&form.quantity) }),
         )
         .await;
     after_cart_change(visitor, answer).await
@@ -270,7 +259,7 @@ async fn set_quantity(
         .api
         .put(
             &format!("/api/v1/carts/me/items/{}", urlencode(&product_id)),
-            &json!({ "quantity": quantity(&form.quantity) }),
+            &json!({ "quantity": view::number(&form.quantity) }),
         )
         .await;
     after_cart_change(visitor, answer).await
@@ -279,7 +268,7 @@ async fn set_quantity(
 async fn remove_from_cart(
     visitor: Visitor,
     Path(product_id): Path<String>,
-    Form(_): Form<Nothing>,
+    Form(_): Form<NoFields>,
 ) -> Response {
     if visitor.who.is_none() {
         return sign_in_first(visitor, "/cart");
@@ -299,10 +288,7 @@ async fn after_cart_change(visitor: Visitor, answer: Answer) -> Response {
     if answer.ok() {
         return visitor.redirect("/cart");
     }
-    let errors: Vec<String> = match answer.field_errors() {
-        e if e.is_empty() => vec![answer.detail()],
-        e => e.into_iter().map(|(f, m)| format!("{f}: {m}")).collect(),
-    };
+    let errors = answer.reasons();
     let status = answer.status;
     cart_page(visitor, &errors, status).await
 }
@@ -442,12 +428,7 @@ async fn checkout_page(
         Ok(cart) => cart,
         Err(answer) => return failed(visitor, Part::Shop, &answer),
     };
-    let error = |field: &str| {
-        errors
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, m)| m.as_str())
-    };
+    let error = |field: &str| view::error_for(errors, field);
     let items = cart["items"].as_array().cloned().unwrap_or_default();
     let body = html! {
         @if let Some(banner) = &banner { (view::notice("error", banner)) }
@@ -597,12 +578,7 @@ fn register_page(
     banner: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let error = |field: &str| {
-        errors
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, m)| m.as_str())
-    };
+    let error = |field: &str| view::error_for(errors, field);
     let body = html! {
         @if let Some(banner) = &banner { (view::notice("error", banner)) }
         form method="post" action="/register" {
@@ -681,7 +657,7 @@ fn login_page(
     visitor.page(status, markup)
 }
 
-async fn logout(mut visitor: Visitor, Form(_): Form<Nothing>) -> Response {
+async fn logout(mut visitor: Visitor, Form(_): Form<NoFields>) -> Response {
     visitor.sign_out().await;
     visitor.redirect("/")
 }
@@ -736,19 +712,24 @@ pub struct OrderView {
 impl OrderView {
     pub async fn read(api: &Caller, id: &str) -> Result<OrderView, Answer> {
         let id = urlencode(id);
-        let order = api.fetch(&format!("/api/v1/orders/{id}")).await?;
-        let payments = api.list(&format!("/api/v1/payments?order_id={id}")).await?;
-        let shipments = api
-            .list(&format!("/api/v1/shipments?order_id={id}"))
-            .await?;
-        let notifications = api
-            .list(&format!("/api/v1/notifications?order_id={id}"))
-            .await?;
+        // Four services' answers, asked at once; the order's refusal first.
+        let paths = [
+            format!("/api/v1/orders/{id}"),
+            format!("/api/v1/payments?order_id={id}"),
+            format!("/api/v1/shipments?order_id={id}"),
+            format!("/api/v1/notifications?order_id={id}"),
+        ];
+        let (order, payments, shipments, notifications) = tokio::join!(
+            api.fetch(&paths[0]),
+            api.list(&paths[1]),
+            api.list(&paths[2]),
+            api.list(&paths[3]),
+        );
         Ok(OrderView {
-            order,
-            payments,
-            shipments,
-            notifications,
+            order: order?,
+            payments: payments?,
+            shipments: shipments?,
+            notifications: notifications?,
         })
     }
 
@@ -943,7 +924,7 @@ async fn order_live(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-async fn cancel(visitor: Visitor, Path(id): Path<String>, Form(_): Form<Nothing>) -> Response {
+async fn cancel(visitor: Visitor, Path(id): Path<String>, Form(_): Form<NoFields>) -> Response {
     if visitor.who.is_none() {
         return sign_in_first(visitor, &format!("/orders/{id}"));
     }

@@ -266,3 +266,19 @@ pub fn chart(label: &str, points: &[f64], unit: &str) -> Markup {
         }
     }
 }
+
+/// The message the API gave for `field`, if it named it.
+pub fn error_for<'a>(errors: &'a [(String, String)], field: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|(f, _)| f == field)
+        .map(|(_, m)| m.as_str())
+}
+
+/// A number as typed, or the text itself for the API to name as wrong.
+pub fn number(text: &str) -> Value {
+    text.trim()
+        .parse::<i64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::from(text.trim()))
+}
