@@ -426,7 +426,7 @@ pub async fn authenticate(
 }
 
 /// The token of `Authorization: Bearer <token>`; another scheme is a 401.
-fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod breaker;
 pub mod bus;
 pub mod chaos;
+pub mod client;
 pub mod clock;
 pub mod consumer;
 pub mod db;

@@ -17,11 +17,11 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::client::Caller;
 use crate::session::{Form, NoFields, Visitor};
 use crate::shop::{failed, order_state, short_id, sign_in_first, urlencode, OrderView};
 use crate::view::{self, money, notice, page, status, text, time, Field, Part};
 use crate::Web;
+use agora_platform::client::Caller;
 
 pub fn router() -> Router<Web> {
     Router::new()
@@ -583,7 +583,7 @@ fn groups(letters: &[Value]) -> Vec<Group> {
 
 /// Every dead letter, page by page (at most 10,000: the queues keep no
 /// more per service by default).
-async fn all_letters(api: &Caller) -> Result<Vec<Value>, crate::client::Answer> {
+async fn all_letters(api: &Caller) -> Result<Vec<Value>, agora_platform::client::Answer> {
     let mut all = Vec::new();
     let mut after = String::new();
     loop {

@@ -14,7 +14,6 @@
 //! pages from whatever API router they have.
 
 mod assets;
-mod client;
 mod console;
 mod session;
 mod shop;
@@ -27,7 +26,7 @@ use axum::response::Response;
 use axum::Router;
 use futures_util::future::BoxFuture;
 
-pub use client::{Answer, Api, Caller};
+pub use agora_platform::client::{Answer, Api, Caller};
 
 /// Runs `agora audit`'s checks as the given caller and answers its report
 /// (`{products, orders, violations: [{rule, subject, detail}]}`): the audit

@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::client::Caller;
 use crate::Web;
+use agora_platform::client::Caller;
 
 const ACCESS: &str = "agora_access";
 const REFRESH: &str = "agora_refresh";

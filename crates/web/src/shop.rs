@@ -18,10 +18,10 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::client::{Answer, Caller};
 use crate::session::{Form, NoFields, Visitor};
 use crate::view::{self, money, page, page_with, status, text, time, Field, Part};
 use crate::Web;
+use agora_platform::client::{Answer, Caller};
 
 pub fn router() -> Router<Web> {
     Router::new()
@@ -76,11 +76,7 @@ pub fn sign_in_first(visitor: Visitor, here: &str) -> Response {
     visitor.redirect(&to)
 }
 
-pub fn urlencode(text: &str) -> String {
-    serde_urlencoded::to_string([("", text)])
-        .map(|s| s.trim_start_matches('=').to_owned())
-        .unwrap_or_default()
-}
+pub use agora_platform::client::urlencode;
 
 // --- the catalog ---------------------------------------------------------
 

@@ -258,15 +258,21 @@ impl Host {
 /// The layers every process kind serves behind, in one place: the body
 /// limit, the bearer token's verification, request tracing, and
 /// (outermost) the listener's limits. With `web`, the storefront and the
-/// console too (the embedded app and the gateway: what users open), which
-/// call the API router in-process, behind its token verification, and the
-/// API's OpenAPI document with Swagger UI.
+/// console too (the embedded app and the gateway: what users open), and
+/// GraphQL, which call the API router in-process, behind its token
+/// verification; and the API's OpenAPI document with Swagger UI.
 pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>, web: bool) -> Router {
+    let verified = axum::middleware::from_fn_with_state(verifier, authenticate);
     let api = router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(verifier, authenticate));
+        .layer(verified.clone());
     let router = match web {
         true => agora_web::router(api.clone(), crate::audit::for_console(STUCK_AFTER_SECS))
+            .merge(
+                agora_graphql::router(api.clone())
+                    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                    .layer(verified),
+            )
             .merge(crate::openapi::router())
             .merge(api),
         false => api,

@@ -16,6 +16,7 @@ mod deploy;
 mod distributed;
 mod event_replay;
 mod gateway;
+mod graphql;
 mod idempotency;
 mod identity;
 mod limits;

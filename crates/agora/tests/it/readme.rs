@@ -72,6 +72,10 @@ async fn shoppers_orders(api: &Api) -> Vec<Uuid> {
 async fn assert_it_happened(api: &Api, printed: &str) {
     assert!(printed.contains("HTTP/1.1 201 Created"), "{printed}");
     assert!(printed.contains("\"status\":\"COMPLETED\""), "{printed}");
+    // GraphQL: the page's stock, the order's payment and tracking number.
+    assert!(printed.contains("\"stock\":{\"available\":"), "{printed}");
+    assert!(printed.contains("\"payment\":{\"status\":\"CAPTURED\"}"), "{printed}");
+    assert!(printed.contains("\"trackingNumber\":\""), "{printed}");
     // Cancelling the completed order is refused; the cart is checked out.
     assert!(printed.contains("\"status\":409"), "{printed}");
     assert!(printed.contains("\"order_id\""), "{printed}");

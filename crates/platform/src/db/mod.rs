@@ -32,7 +32,7 @@ mod value;
 use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,6 +116,9 @@ pub struct Db {
     /// Woken after a commit that wrote to the outbox, so the relay publishes
     /// without polling delay.
     outbox_ready: Arc<Notify>,
+    /// Reads run outside a transaction: what a request that only reads
+    /// costs the storage (the GraphQL loaders are measured by it).
+    reads: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -167,6 +170,7 @@ impl Db {
                 next_reader: AtomicUsize::new(0),
             })),
             outbox_ready: Arc::new(Notify::new()),
+            reads: Arc::default(),
         })
     }
 
@@ -185,6 +189,7 @@ impl Db {
         Ok(Db {
             backend: Backend::Postgres(pool),
             outbox_ready: Arc::new(Notify::new()),
+            reads: Arc::default(),
         })
     }
 
@@ -290,6 +295,7 @@ impl Db {
 
     /// Runs a read outside any transaction (a reader connection on SQLite).
     pub async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         match &self.backend {
             Backend::Sqlite(db) => {
                 let i = db.next_reader.fetch_add(1, Ordering::Relaxed) % db.readers.len();
@@ -305,6 +311,11 @@ impl Db {
 
     pub async fn query_opt(&self, sql: &str, params: &[Value]) -> Result<Option<Row>, DbError> {
         Ok(self.query(sql, params).await?.into_iter().next())
+    }
+
+    /// How many reads [`Db::query`] has run since this database was opened.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Checks that the database answers.

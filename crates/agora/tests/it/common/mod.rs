@@ -48,6 +48,8 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     pub bus: std::sync::Arc<agora_platform::bus::EmbeddedBus>,
+    /// Each service's storage (what a request costs it is counted there).
+    pub dbs: Vec<agora::app::ServiceDb>,
 }
 
 /// A fresh data directory, removed when the test ends (pass or fail).
@@ -75,6 +77,7 @@ pub async fn spawn_app_on(data_dir: DataDir, tweak: impl FnOnce(&mut Config)) ->
     let app = Application::build(config).await.expect("app builds");
     let base = format!("http://{}", app.local_addr());
     let bus = app.bus.clone();
+    let dbs = app.dbs.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
@@ -86,6 +89,7 @@ pub async fn spawn_app_on(data_dir: DataDir, tweak: impl FnOnce(&mut Config)) ->
         stop: Some(stop),
         server: Some(server),
         bus,
+        dbs,
     }
 }
 

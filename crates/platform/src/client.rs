@@ -1,10 +1,11 @@
-//! The public API, called in-process: every page is made of the same
-//! requests any other client sends, with the visitor's own token, through
-//! the same token verification, roles and ownership. The web layer holds no
-//! rule of its own: in the embedded mode the router is the services' own,
-//! behind the gateway it is the gateway's proxy, so both modes answer alike.
+//! The public API, called in-process: the web pages and the GraphQL
+//! resolvers are made of the same requests any other client sends, with the
+//! caller's own token, through the same token verification, roles,
+//! ownership and idempotency. Neither surface holds a rule of its own: in
+//! the embedded mode the router is the services' own, behind the gateway it
+//! is the gateway's proxy, so both modes answer alike.
 
-use agora_platform::server::Client as Peer;
+use crate::server::Client as Peer;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
@@ -50,10 +51,14 @@ impl Api {
         path: &str,
         caller: &Caller,
         body: Option<&Value>,
+        idempotency_key: Option<&str>,
     ) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = &caller.token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
         }
         let body = match body {
             Some(json) => {
@@ -101,28 +106,47 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The address the caller is counted under.
+    pub fn peer(&self) -> Option<Peer> {
+        self.peer
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
-        self.api.send(Method::GET, path, self, None).await
+        self.api.send(Method::GET, path, self, None, None).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
-        self.api.send(Method::POST, path, self, Some(body)).await
+        self.api
+            .send(Method::POST, path, self, Some(body), None)
+            .await
     }
 
     pub async fn post_empty(&self, path: &str) -> Answer {
-        self.api.send(Method::POST, path, self, None).await
+        self.api.send(Method::POST, path, self, None, None).await
+    }
+
+    /// A POST that may be repeated: the API answers a repeat with the same
+    /// key and body as it answered the first.
+    pub async fn post_once(&self, path: &str, body: &Value, key: Option<&str>) -> Answer {
+        self.api
+            .send(Method::POST, path, self, Some(body), key)
+            .await
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Answer {
-        self.api.send(Method::PUT, path, self, Some(body)).await
+        self.api
+            .send(Method::PUT, path, self, Some(body), None)
+            .await
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> Answer {
-        self.api.send(Method::PATCH, path, self, Some(body)).await
+        self.api
+            .send(Method::PATCH, path, self, Some(body), None)
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Answer {
-        self.api.send(Method::DELETE, path, self, None).await
+        self.api.send(Method::DELETE, path, self, None, None).await
     }
 
     /// The body of a successful GET, or the answer that refused it.
@@ -193,4 +217,12 @@ impl Answer {
             })
             .unwrap_or_default()
     }
+}
+
+/// `text` as one part of a path or a query's value: nothing in it can end
+/// the part or start another.
+pub fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("", text)])
+        .map(|s| s.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
 }
