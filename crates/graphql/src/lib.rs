@@ -97,7 +97,9 @@ async fn execute(
 ) -> GraphQLResponse {
     let mut request = request;
     request.data = request_data(caller);
-    state.schema.execute(request).await.into()
+    let mut response = state.schema.execute(request).await;
+    response.errors.iter_mut().for_each(refusal::label);
+    response.into()
 }
 
 /// A WebSocket upgrade runs subscriptions; any other GET is GraphiQL.

@@ -66,3 +66,25 @@ pub fn read_opt<T: DeserializeOwned>(answer: Answer) -> async_graphql::Result<Op
         _ => read(answer).map(Some),
     }
 }
+
+/// Gives an error raised while resolving a field, that no resolver
+/// labelled, its code and status: an argument that is not of its type
+/// (async-graphql's "Failed to parse …", say an `Int` beyond 32 bits) is
+/// the caller's; anything else failed here. A query refused before it ran
+/// (its own validation, no `path`) stays as GraphQL reports it.
+pub fn label(error: &mut async_graphql::ServerError) {
+    if error.path.is_empty() || error.extensions.is_some() {
+        return;
+    }
+    let status: u16 = match error.message.starts_with("Failed to parse") {
+        true => 400,
+        false => {
+            tracing::warn!(error = %error.message, "a GraphQL field failed");
+            500
+        }
+    };
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("code", code(status));
+    extensions.set("status", status);
+    error.extensions = Some(extensions);
+}

@@ -18,8 +18,10 @@ use crate::types::*;
 
 pub type AgoraSchema = Schema<Query, Mutation, Subscription>;
 
-/// Deeper than any real query of this schema (an order's timeline is 3).
-pub const MAX_DEPTH: usize = 10;
+/// The standard introspection query (graphql-js's, which GraphiQL and
+/// client generators send) is 15 deep: `__schema types fields args type`,
+/// then nine `ofType`; no query of this schema's own data is deeper than 4.
+pub const MAX_DEPTH: usize = 15;
 /// A page of 500 products with every field and their stock is about 8,000;
 /// a query that asks for more is refused before it runs.
 pub const MAX_COMPLEXITY: usize = 10_000;

@@ -5,9 +5,11 @@
 //! the embedded mode the router is the services' own, behind the gateway it
 //! is the gateway's proxy, so both modes answer alike.
 
+use crate::idempotency;
 use crate::server::Client as Peer;
 use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -58,7 +60,12 @@ impl Api {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
+            // What no HTTP client could send as a header, the API would
+            // refuse as it refuses any malformed key.
+            match HeaderValue::from_str(key) {
+                Ok(key) => request = request.header("idempotency-key", key),
+                Err(_) => return Answer::of(idempotency::malformed_key().into_response()).await,
+            }
         }
         let body = match body {
             Some(json) => {
@@ -78,6 +85,12 @@ impl Api {
             Ok(response) => response,
             Err(never) => match never {},
         };
+        Answer::of(response).await
+    }
+}
+
+impl Answer {
+    async fn of(response: Response) -> Answer {
         let status = response.status();
         let retry_after = response
             .headers()

@@ -82,10 +82,13 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         Ok(key) if (1..=255).contains(&key.len()) && !key.contains(char::is_whitespace) => {
             Ok(Some(key.to_owned()))
         }
-        _ => Err(ApiError::bad_request(
-            "Idempotency-Key must be 1-255 visible characters",
-        )),
+        _ => Err(malformed_key()),
     }
+}
+
+/// The refusal of a key that is not 1-255 visible characters.
+pub fn malformed_key() -> ApiError {
+    ApiError::bad_request("Idempotency-Key must be 1-255 visible characters")
 }
 
 /// A stable fingerprint of a request body (as parsed, so formatting does not matter).

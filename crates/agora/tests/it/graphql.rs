@@ -281,6 +281,20 @@ async fn bad_input_is_refused_per_field_as_rest_refuses_it_and_changes_nothing()
 
     let refused = graphql(&ada, PLACE, json!({ "input": input })).await;
     let wrong_type = graphql(&ada, PLACE, json!({ "input": { "email": 5 } })).await;
+    // What no HTTP client could send as a header is the REST refusal of a
+    // malformed key; an Int beyond 32 bits is the caller's too.
+    let bad_key = graphql(
+        &ada,
+        PLACE,
+        json!({ "input": order_input(product, 1, "tok_visa"), "key": "k\u{7}" }),
+    )
+    .await;
+    let too_big = graphql(
+        &ada,
+        "{ products(first: 10, offset: 2147483648) { limit } }",
+        json!({}),
+    )
+    .await;
 
     let error = refused.refused();
     assert_eq!(refused.code(), "BAD_USER_INPUT");
@@ -296,6 +310,10 @@ async fn bad_input_is_refused_per_field_as_rest_refuses_it_and_changes_nothing()
     assert_eq!(refused.data, Value::Null);
     // GraphQL's own validation refuses a mistyped variable before anything runs.
     assert!(!wrong_type.errors.is_empty());
+    for refused in [&bad_key, &too_big] {
+        assert_eq!(refused.code(), "BAD_USER_INPUT");
+        assert_eq!(refused.refused()["extensions"]["status"], 400);
+    }
     assert!(ada.own_orders().await.is_empty());
     assert_eq!(app.stock(product).await["available"], 10);
     app.stop().await;
@@ -384,7 +402,17 @@ async fn the_cart_is_filled_emptied_and_checked_out() {
 #[tokio::test]
 async fn queries_too_deep_or_too_costly_are_refused_and_introspection_is_on() {
     let app = spawn_app().await;
-    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }";
+    // The standard introspection query's deepest path is 15 (nine ofType).
+    let nested = |of_types: usize| {
+        let open = "{ ofType ".repeat(of_types);
+        let close = " }".repeat(of_types);
+        format!(
+            "{{ __schema {{ types {{ fields {{ args {{ type {open}{{ name }}{close} }} }} }} }} }}"
+        )
+    };
+    let introspection = graphql(&app, &nested(9), json!({})).await;
+    let deep = nested(10);
+    let deep = deep.as_str();
     let page = "products(first: 500) { items { id sku name description createdAt price { amount currency } stock { available reserved sold initial adjusted } } }";
     let costly = format!("{{ a: {page} b: {page} c: {page} }}");
 
@@ -401,6 +429,8 @@ async fn queries_too_deep_or_too_costly_are_refused_and_introspection_is_on() {
     .await
     .ok();
 
+    // The standard introspection query's depth is accepted.
+    introspection.ok();
     assert!(
         too_deep.errors[0]["message"]
             .as_str()

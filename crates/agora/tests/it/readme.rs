@@ -74,7 +74,10 @@ async fn assert_it_happened(api: &Api, printed: &str) {
     assert!(printed.contains("\"status\":\"COMPLETED\""), "{printed}");
     // GraphQL: the page's stock, the order's payment and tracking number.
     assert!(printed.contains("\"stock\":{\"available\":"), "{printed}");
-    assert!(printed.contains("\"payment\":{\"status\":\"CAPTURED\"}"), "{printed}");
+    assert!(
+        printed.contains("\"payment\":{\"status\":\"CAPTURED\"}"),
+        "{printed}"
+    );
     assert!(printed.contains("\"trackingNumber\":\""), "{printed}");
     // Cancelling the completed order is refused; the cart is checked out.
     assert!(printed.contains("\"status\":409"), "{printed}");
