@@ -31,22 +31,69 @@ pub fn dead_letter_router(queues: Queues) -> Router {
 }
 
 /// The filter plus the switches of replay and purge (spelled out: query
-/// strings and `#[serde(flatten)]` do not mix).
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// strings and `#[serde(flatten)]` do not mix). The document describes
+/// the same query as [`Selection`] and `dry_run`. Any other parameter is
+/// refused (400): a misspelt filter next to `all=true` must not empty
+/// every queue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Params {
     service: Option<String>,
     event_type: Option<String>,
     event_id: Option<String>,
     error: Option<String>,
-    /// Only letters that failed at least this many seconds ago (1 to ten years).
-    #[param(minimum = 1, maximum = 315360000)]
     older_than_secs: Option<u64>,
     #[serde(default)]
     dry_run: bool,
-    #[serde(default)]
-    all: bool,
+    /// Only `true` means something: every letter, when nothing else is
+    /// named; `false` is refused rather than read as "no".
+    all: Option<bool>,
 }
+
+/// What replay and purge act on, as the document says it: one query
+/// parameter per field (a form-style, exploded object) with at least one
+/// of them, since `all` may only be `true`: a filter, or `all=true`.
+struct Selection;
+
+impl utoipa::PartialSchema for Selection {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .property("service", text("Only letters of this consuming service"))
+            .property("event_type", text("Only letters of this event type"))
+            .property("event_id", text("Only the letters of this event"))
+            .property("error", text("Only letters whose error is exactly this"))
+            .property(
+                "older_than_secs",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(agora_platform::dead_letters::MAX_AGE_SECS))
+                    .description(Some(
+                        "Only letters that failed at least this many seconds ago (1 to ten years)",
+                    )),
+            )
+            .property(
+                "all",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([true]))
+                    .description(Some("Every letter, when no filter is given")),
+            )
+            .min_properties(Some(1))
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Selection {}
 
 impl Params {
     fn filter(&self) -> Filter {
@@ -188,7 +235,12 @@ async fn show(
 }
 
 /// Back onto the service's queue, event id kept; a filter or `all=true` is required (operators).
-#[utoipa::path(post, path = "/api/v1/admin/dead-letters/replay", tag = "operations", params(Params),
+#[utoipa::path(post, path = "/api/v1/admin/dead-letters/replay", tag = "operations",
+    params(
+        ("selection" = inline(Selection), Query, style = Form, explode,
+            description = "The filter (`service`, `event_type`, `event_id`, `error`, `older_than_secs`), or `all=true` for every letter: one of them is required"),
+        ("dry_run" = Option<bool>, Query, description = "`true`: only say what would be replayed"),
+    ),
     security(("bearer" = ["operator"])),
     responses(
         (status = 200, description = "What was (or, with `dry_run`, would be) taken", body = Outcome),
@@ -206,7 +258,12 @@ async fn replay(
 }
 
 /// Deleted; a filter or `all=true` is required (operators).
-#[utoipa::path(post, path = "/api/v1/admin/dead-letters/purge", tag = "operations", params(Params),
+#[utoipa::path(post, path = "/api/v1/admin/dead-letters/purge", tag = "operations",
+    params(
+        ("selection" = inline(Selection), Query, style = Form, explode,
+            description = "The filter (`service`, `event_type`, `event_id`, `error`, `older_than_secs`), or `all=true` for every letter: one of them is required"),
+        ("dry_run" = Option<bool>, Query, description = "`true`: only say what would be purged"),
+    ),
     security(("bearer" = ["operator"])),
     responses(
         (status = 200, description = "What was (or, with `dry_run`, would be) taken", body = Outcome),
@@ -226,8 +283,13 @@ async fn purge(
 async fn act(queues: Queues, action: Action, params: Params) -> Result<Json<Outcome>, ApiError> {
     let f = &params.filter();
     f.check().map_err(ApiError::bad_request)?;
+    if params.all == Some(false) {
+        return Err(ApiError::bad_request(
+            "all takes only true (every letter); leave it out otherwise",
+        ));
+    }
     let unfiltered = f.is_empty();
-    if unfiltered && !params.all {
+    if unfiltered && params.all != Some(true) {
         return Err(ApiError::bad_request(
             "name what to act on (service, event_type, event_id, older_than_secs) or pass all=true",
         ));

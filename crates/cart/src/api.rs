@@ -82,10 +82,11 @@ async fn show(State(carts): State<Carts>, Owner(customer): Owner) -> Result<Json
     Ok(Json(carts.view(customer).await?))
 }
 
-/// Adds a product to the cart (to its line, if it has one). Refused (422)
-/// when the cart could then not be checked out: a product the catalog does
-/// not know, one priced in another currency than the cart's, a 101st line,
-/// more than 1,000 of one product.
+/// Adds a product to the cart (to its line, if it has one). Refused when
+/// the cart could then not be checked out: a product the catalog does not
+/// know (422, `product_id`); with the cart's lines, a product priced in
+/// another currency than theirs, a 101st line or more than 1,000 of one
+/// product (409, naming what stands in the way).
 #[utoipa::path(post, path = "/api/v1/carts/{customer_id}/items", tag = "cart",
     params(("customer_id" = String, Path, description = "`me`, or the caller's own customer id (anyone else's cart is a 404)")),
     request_body = AddItemRequest,
@@ -95,6 +96,7 @@ async fn show(State(carts): State<Carts>, Owner(customer): Owner) -> Result<Json
         (status = 400, response = agora_platform::openapi::BadRequest),
         (status = 401, response = agora_platform::openapi::Unauthorized),
         (status = 404, response = agora_platform::openapi::NotFound),
+        (status = 409, response = agora_platform::openapi::Conflict),
         (status = 422, response = agora_platform::openapi::Invalid),
         (status = 503, response = agora_platform::openapi::Unavailable),
     ))]
@@ -172,7 +174,8 @@ struct CheckedOut {
 /// Empties the cart and emits `CartCheckedOut` in one transaction; the order
 /// service creates the order from the event (202: it exists shortly after).
 /// The cart is priced first by the order's own rule, so a cart the order
-/// service would refuse is a 422 here and stays as it is. With an
+/// service would refuse (empty, a product that is gone, more than is in
+/// stock) is a 409 naming the lines, and stays as it is. With an
 /// `Idempotency-Key`, a repeated checkout replays the first answer (looked
 /// up before anything else: the first checkout emptied the cart).
 #[utoipa::path(post, path = "/api/v1/carts/{customer_id}/checkout", tag = "cart",
@@ -234,6 +237,9 @@ impl From<CartError> for ApiError {
     fn from(e: CartError) -> Self {
         match e {
             CartError::Invalid(invalid) => invalid.into(),
+            CartError::Conflict(errors) => {
+                ApiError::conflicting("the cart's lines stand in the way", errors)
+            }
             CartError::NotInCart(_) => ApiError::not_found(e.to_string()),
             CartError::Changed => ApiError::conflict(e.to_string()),
             CartError::Pricing(e) => e.into(),

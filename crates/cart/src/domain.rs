@@ -25,6 +25,7 @@ pub struct AddItemRequest {
 #[schema(example = json!({"quantity": 3}))]
 pub struct SetQuantityRequest {
     /// 1 to 1,000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
@@ -61,9 +62,15 @@ impl AddItem {
 #[schema(example = json!({"email": "ada@example.com", "phone": "+15551234567", "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"}, "payment_token": "tok_visa"}))]
 pub struct CheckoutRequest {
     /// Where the order's notifications go.
+    #[schema(
+        max_length = 254,
+        pattern = "^[\\s\\u0085]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]+@[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@.][^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]*\\.[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@.][\\s\\u0085]*$"
+    )]
     pub email: String,
-    /// International, like `+15551234567`; for text messages.
+    /// International, like `+15551234567` (spaces and dashes are dropped);
+    /// for text messages. Blank is none.
     #[serde(default)]
+    #[schema(pattern = "^[\\s\\u0085]*([ -]*\\+[ -]*([0-9][ -]*){7,15}[\\s\\u0085]*)?$")]
     pub phone: Option<String>,
     pub shipping_address: Address,
     /// The payment provider's token for the card (`tok_visa` succeeds,

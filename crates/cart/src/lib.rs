@@ -77,24 +77,33 @@ impl Carts {
         match agora_catalog::price(self.catalog.as_ref(), &lines).await {
             Ok(_) => {}
             Err(PricingError::Refused(errors)) => {
-                let errors = errors
+                // A product the catalog does not know is the request's
+                // (422); the rest is the cart's state with it (409): a
+                // 101st line, another currency than the cart's, a total
+                // too large.
+                let (unknown, in_the_way): (Vec<_>, Vec<_>) = errors
                     .into_iter()
                     .map(|e| {
                         FieldError::new(added_field(&e.field, &lines, item.product_id), e.message)
                     })
-                    .collect();
-                return Err(CartError::Invalid(Invalid(errors)));
+                    .partition(|e| e.field == "product_id");
+                return Err(if unknown.is_empty() {
+                    CartError::Conflict(in_the_way)
+                } else {
+                    CartError::Invalid(Invalid(unknown))
+                });
             }
             Err(unavailable) => return Err(unavailable.into()),
         }
         let mut tx = self.db.begin().await?;
         let quantity = store::add(&mut tx, &customer, item.product_id, item.quantity).await?;
         if quantity > MAX_QUANTITY {
-            // Dropping `tx` rolls the addition back.
-            return Err(CartError::Invalid(Invalid::field(
+            // Dropping `tx` rolls the addition back. The quantity asked for
+            // is valid; with the line's it is more than a line may hold.
+            return Err(CartError::Conflict(vec![FieldError::new(
                 "quantity",
                 format!("the cart may hold at most {MAX_QUANTITY} of one product"),
-            )));
+            )]));
         }
         tx.commit().await?;
         self.view(customer).await
@@ -131,14 +140,21 @@ impl Carts {
     pub async fn checkable(&self, customer: &str) -> Result<Vec<LineItem>, CartError> {
         let items = store::items(&self.db, customer).await?;
         if items.is_empty() {
-            return Err(CartError::Invalid(Invalid::field(
+            return Err(CartError::Conflict(vec![FieldError::new(
                 "items",
                 "the cart is empty",
-            )));
+            )]));
         }
-        agora_catalog::price(self.catalog.as_ref(), &items).await?;
+        match agora_catalog::price(self.catalog.as_ref(), &items).await {
+            Ok(_) => {}
+            Err(PricingError::Refused(errors)) => return Err(CartError::Conflict(errors)),
+            Err(unavailable) => return Err(unavailable.into()),
+        }
         if let Some(stock) = &self.stock {
-            stock.admit(&items).await.map_err(CartError::Invalid)?;
+            stock
+                .admit(&items)
+                .await
+                .map_err(|short| CartError::Conflict(short.0))?;
         }
         Ok(items)
     }
@@ -185,6 +201,11 @@ fn added_field(field: &str, lines: &[LineItem], added: Uuid) -> String {
 pub enum CartError {
     #[error("{0}")]
     Invalid(Invalid),
+    /// A valid request the cart's lines stand in the way of, each named
+    /// (empty, a product that is gone, more than is in stock, a line too
+    /// many): a 409.
+    #[error("the cart's lines stand in the way ({} problems)", .0.len())]
+    Conflict(Vec<FieldError>),
     #[error("product {0} is not in the cart")]
     NotInCart(Uuid),
     #[error("the cart changed during the checkout; try again")]

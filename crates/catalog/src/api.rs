@@ -45,10 +45,14 @@ struct ProductPage {
 struct ListParams {
     /// Comma-separated product ids: only these (how other services price).
     #[param(
-        pattern = r"^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})*)?$"
+        pattern = r"^(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})(,([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})){0,499})?$"
     )]
     ids: Option<String>,
-    /// Only products whose name or SKU holds this (any case).
+    /// Only products whose name or SKU holds this (any case): up to 100
+    /// characters; blank is none.
+    #[param(
+        pattern = "^[\\s\\u0085]*([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s]([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029]{0,98}[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s])?[\\s\\u0085]*)?$"
+    )]
     q: Option<String>,
     limit: Option<i64>,
     /// Items to skip: at most 10,000 (deeper pages are read with `after`).
@@ -76,13 +80,12 @@ async fn list(
         after: params.after,
     }
     .page(50)?;
+    // Checked whether `ids` makes it moot or not, as every parameter is.
+    let search = validate::optional_text(params.q.as_deref(), 100)
+        .map_err(|message| ApiError::invalid_field("q", message))?;
     let items = match params.ids.as_deref() {
         Some(ids) => store::find_many(&catalog.db, &parse_ids(ids)?).await?,
-        None => {
-            let search = validate::optional_text(params.q.as_deref(), 100)
-                .map_err(|message| ApiError::invalid_field("q", message))?;
-            store::list(&catalog.db, search.as_deref(), &page).await?
-        }
+        None => store::list(&catalog.db, search.as_deref(), &page).await?,
     };
     let next = (items.len() as i64 == page.limit && params.ids.is_none())
         .then(|| items.last().map(|p| p.id))

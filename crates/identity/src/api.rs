@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     parse_role, Account, AccountChange, Credentials, NewAccount, NewAccountRequest,
+    RegistrationRequest,
 };
 use crate::{Identity, IdentityError, Tokens};
 
@@ -39,6 +40,7 @@ pub fn router(identity: Identity) -> Router {
         Account,
         agora_platform::auth::Role,
         AccountPage,
+        RegistrationRequest,
         NewAccountRequest,
         Credentials,
         RefreshRequest,
@@ -51,9 +53,10 @@ pub fn router(identity: Identity) -> Router {
 pub struct ApiDoc;
 
 /// Registers a customer: the account's id is its customer id; 409 when the
-/// email has an account, 422 for a `role` (an admin gives roles). Public.
+/// email has an account, 422 for a `role` (an admin gives roles: the body
+/// has no such field). Public.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "identity",
-    request_body = NewAccountRequest,
+    request_body = RegistrationRequest,
     responses(
         (status = 201, description = "Registered: a customer account; `Location` is `/api/v1/me`", body = Account,
             headers(("location" = String, description = "`/api/v1/me`: where the account is read once signed in"))),
@@ -63,15 +66,11 @@ pub struct ApiDoc;
     ))]
 async fn register(
     State(identity): State<Identity>,
-    Json(mut req): Json<NewAccountRequest>,
+    Json(req): Json<RegistrationRequest>,
 ) -> Result<Response, ApiError> {
-    if req.role.take().is_some() {
-        return Err(ApiError::invalid_field(
-            "role",
-            "is given by an admin, not chosen at registration",
-        ));
-    }
-    let account = identity.create_account(&NewAccount::parse(&req)?).await?;
+    let account = identity
+        .create_account(&NewAccount::parse(&req.into())?)
+        .await?;
     Ok(created(account, "/api/v1/me".into()))
 }
 
@@ -216,8 +215,7 @@ async fn list(
 
 /// Creates an account of any role (admins); 409 when the email has one.
 #[utoipa::path(post, path = "/api/v1/admin/users", tag = "identity",
-    request_body(content = NewAccountRequest,
-        example = json!({"email": "grace@example.com", "password": "a long operator passphrase", "name": "Grace Hopper", "role": "operator"})),
+    request_body = NewAccountRequest,
     security(("bearer" = ["admin"])),
     responses(
         (status = 201, description = "Created; `Location` names it", body = Account,

@@ -71,13 +71,17 @@ pub struct Account {
     pub created_at: String,
 }
 
-/// `POST /api/v1/auth/register`, and an admin's `POST /api/v1/admin/users`
-/// (which may also name a role).
+/// `POST /api/v1/auth/register`: a customer account, whose role is not
+/// the registrant's to choose (an admin gives roles), so the body has none.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada Lovelace"}))]
-pub struct NewAccountRequest {
+pub struct RegistrationRequest {
     /// The account's email: one account per address, whatever its case.
+    #[schema(
+        max_length = 254,
+        pattern = "^[\\s\\u0085]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]+@[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@.][^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]*\\.[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@.][\\s\\u0085]*$"
+    )]
     pub email: String,
     /// 10 to 128 characters, no control characters.
     #[schema(
@@ -87,11 +91,51 @@ pub struct NewAccountRequest {
     )]
     pub password: String,
     /// 1 to 100 characters.
+    #[schema(
+        pattern = "^[\\s\\u0085]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s]([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029]{0,98}[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s])?[\\s\\u0085]*$"
+    )]
     pub name: String,
-    /// Admins only (`POST /api/v1/admin/users`; `customer` unless told):
-    /// at registration a role is a 422.
+}
+
+/// An admin's `POST /api/v1/admin/users`: an account of any role.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "grace@example.com", "password": "a long operator passphrase", "name": "Grace Hopper", "role": "operator"}))]
+pub struct NewAccountRequest {
+    /// The account's email: one account per address, whatever its case.
+    #[schema(
+        max_length = 254,
+        pattern = "^[\\s\\u0085]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]+@[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@.][^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]*\\.[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@.][\\s\\u0085]*$"
+    )]
+    pub email: String,
+    /// 10 to 128 characters, no control characters.
+    #[schema(
+        min_length = 10,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
+    pub password: String,
+    /// 1 to 100 characters.
+    #[schema(
+        pattern = "^[\\s\\u0085]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s]([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029]{0,98}[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s])?[\\s\\u0085]*$"
+    )]
+    pub name: String,
+    /// `customer` unless told.
     #[serde(default)]
+    #[schema(value_type = Option<Role>)]
     pub role: Option<String>,
+}
+
+impl From<RegistrationRequest> for NewAccountRequest {
+    /// A registration is a customer's account.
+    fn from(req: RegistrationRequest) -> Self {
+        NewAccountRequest {
+            email: req.email,
+            password: req.password,
+            name: req.name,
+            role: None,
+        }
+    }
 }
 
 /// An account to create, every field checked.
@@ -145,6 +189,7 @@ pub struct Credentials {
 #[schema(example = json!({"role": "operator", "disabled": false}))]
 pub struct AccountChange {
     /// The account's new role; a new role ends its sessions.
+    #[schema(value_type = Option<Role>)]
     pub role: Option<String>,
     /// `true` disables the account and ends its sessions.
     pub disabled: Option<bool>,

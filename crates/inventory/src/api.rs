@@ -34,7 +34,7 @@ struct ListParams {
     /// Comma-separated product ids: only these (the order service's fast
     /// stock check).
     #[param(
-        pattern = r"^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})*)?$"
+        pattern = r"^(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})(,([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})){0,499})?$"
     )]
     ids: Option<String>,
     /// Products per page: 1 to 500 (100 unless told).
@@ -59,17 +59,18 @@ async fn list(
     State(inventory): State<Inventory>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<Stock>>, ApiError> {
-    if let Some(ids) = params.ids.as_deref() {
-        return Ok(Json(
-            store::find_many(&inventory.db, &parse_ids(ids)?).await?,
-        ));
-    }
+    // Every parameter is checked, whether `ids` makes the page moot or not.
     let page = PageParams {
         limit: params.limit,
         offset: params.offset,
         after: params.after,
     }
     .page(100)?;
+    if let Some(ids) = params.ids.as_deref() {
+        return Ok(Json(
+            store::find_many(&inventory.db, &parse_ids(ids)?).await?,
+        ));
+    }
     Ok(Json(store::list(&inventory.db, &page).await?))
 }
 

@@ -20,7 +20,7 @@ use agora_platform::breaker::Breaker;
 use agora_platform::db::Migration;
 use agora_platform::events::{Envelope, LineItem, StockReleased};
 use agora_platform::service::{Context, Parts, Peer, Service, Settings};
-use agora_platform::validate::Invalid;
+use agora_platform::validate::FieldError;
 use agora_platform::{Db, DbError, Tx};
 use axum::http::Extensions;
 use uuid::Uuid;
@@ -159,11 +159,23 @@ impl agora_platform::periodic::Periodic for ReservationExpiry {
     }
 }
 
+/// The lines of an order (or a cart) that ask for more than is in stock,
+/// each named (`items[i].quantity`): a request that is valid, refused by
+/// the stock's state for now, so a 409.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shortage(pub Vec<FieldError>);
+
+impl From<Shortage> for agora_platform::http::ApiError {
+    fn from(short: Shortage) -> Self {
+        Self::conflicting("not enough in stock", short.0)
+    }
+}
+
 /// The fast stock check before an order is accepted, by the order service
 /// (an order placed) and the cart (a cart checked out), so that both refuse
-/// alike: a line asking for more than is available is a field error
-/// (`items[i].quantity`). When inventory fails or is slow, the breaker
-/// opens and the order is accepted unchecked: the saga alone decides.
+/// alike: a line asking for more than is available is a [`Shortage`].
+/// When inventory fails or is slow, the breaker opens and the order is
+/// accepted unchecked: the saga alone decides.
 #[derive(Clone)]
 pub struct StockGate {
     check: Arc<dyn StockCheck>,
@@ -184,7 +196,7 @@ impl StockGate {
         }
     }
 
-    pub async fn admit(&self, items: &[LineItem]) -> Result<(), Invalid> {
+    pub async fn admit(&self, items: &[LineItem]) -> Result<(), Shortage> {
         let ids: Vec<Uuid> = items.iter().map(|i| i.product_id).collect();
         match self.breaker.call(|| self.check.available(&ids)).await {
             Ok(available) => {
@@ -192,7 +204,7 @@ impl StockGate {
                 if short.is_empty() {
                     Ok(())
                 } else {
-                    Err(Invalid(short))
+                    Err(Shortage(short))
                 }
             }
             Err(e) => {

@@ -102,7 +102,9 @@ async fn visible(orders: &Orders, id: Uuid, caller: &Account) -> Result<Order, A
 }
 
 /// Creates an order for the signed-in customer; with an `Idempotency-Key`,
-/// at most once per key and caller.
+/// at most once per key and caller. Lines that cannot be priced (a product
+/// the catalog does not know, mixed currencies) are a 422 naming them;
+/// lines asking for more than is in stock now, a 409 naming them.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "order", request_body = PlaceOrderRequest,
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$",
         description = "1 to 255 visible characters: the same key (from the same caller, with the same body) gets the first answer again, and creates the order at most once")),
@@ -226,7 +228,11 @@ async fn show(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListParams {
-    /// Only this customer's orders (operators; a customer always gets its own).
+    /// Only this customer's orders (operators; a customer always gets its
+    /// own): up to 100 characters; blank is none.
+    #[param(
+        pattern = "^[\\s\\u0085]*([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s]([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029]{0,98}[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s])?[\\s\\u0085]*)?$"
+    )]
     customer_id: Option<String>,
     /// Only orders in this state.
     #[param(value_type = Option<OrderStatus>)]
@@ -372,7 +378,9 @@ async fn stats(
 struct CancelRequest {
     /// Up to 500 characters, no control characters; "cancelled by the
     /// customer" when left out.
-    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[schema(
+        pattern = "^[\\s\\u0085]*([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s]([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029]{0,498}[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s])?[\\s\\u0085]*)?$"
+    )]
     reason: Option<String>,
 }
 

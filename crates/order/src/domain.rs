@@ -355,11 +355,20 @@ pub struct PlaceOrderRequest {
     /// Filled in from the caller's token; one that names another customer
     /// is refused.
     #[serde(default)]
+    #[schema(
+        pattern = "^[\\s\\u0085]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s]([^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029]{0,98}[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s])?[\\s\\u0085]*$"
+    )]
     pub customer_id: Option<String>,
     /// Where the notifications go.
+    #[schema(
+        max_length = 254,
+        pattern = "^[\\s\\u0085]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]+@[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@.][^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]*\\.[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@]*[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\u2028\\u2029\\s@.][\\s\\u0085]*$"
+    )]
     pub email: String,
-    /// International form (`+` and 7 to 15 digits): SMS notifications too.
+    /// International form (`+` and 7 to 15 digits; spaces and dashes are
+    /// dropped): SMS notifications too. Blank is none.
     #[serde(default)]
+    #[schema(pattern = "^[\\s\\u0085]*([ -]*\\+[ -]*([0-9][ -]*){7,15}[\\s\\u0085]*)?$")]
     pub phone: Option<String>,
     /// 1 to 100 lines; lines of the same product are merged.
     pub items: Vec<ItemRequest>,

@@ -25,7 +25,7 @@ use agora_platform::events::{
 };
 use agora_platform::secrets;
 use agora_platform::service::{Context, Parts, Service};
-use agora_platform::validate::{FieldError, Invalid};
+use agora_platform::validate::FieldError;
 use agora_platform::{Db, Tx};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -235,11 +235,11 @@ impl Orders {
         Ok(Some(entry))
     }
 
-    /// Refuses (422, naming the lines) an order that asks for more than is
+    /// Refuses (409, naming the lines) an order that asks for more than is
     /// available now. Skipped while the breaker is open or when inventory
     /// does not answer in time: the saga still decides, so orders keep
     /// being accepted.
-    pub async fn precheck(&self, items: &[PricedItem]) -> Result<(), Invalid> {
+    pub async fn precheck(&self, items: &[PricedItem]) -> Result<(), agora_inventory::Shortage> {
         let Some(stock) = &self.stock else {
             return Ok(());
         };

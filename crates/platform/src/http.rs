@@ -2,9 +2,10 @@
 //! RFC 9457 problem+json, a JSON extractor whose rejections are problems too,
 //! and id parsing that answers 400 rather than 500.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -59,6 +60,15 @@ impl ApiError {
     }
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, detail)
+    }
+    /// 409 naming what, in the state of a resource, stands in the way
+    /// (a cart's lines, a product's stock): a valid request, refused for
+    /// now.
+    pub fn conflicting(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        ApiError {
+            errors,
+            ..Self::conflict(detail)
+        }
     }
     /// 503: something this request needs does not answer now; the client
     /// may retry after a second (`Retry-After`).
@@ -178,8 +188,10 @@ impl IntoResponse for ApiError {
 }
 
 /// JSON body extractor whose rejections are problem+json: malformed JSON
-/// 400, wrong content type 415, a field of the wrong type or missing 422
-/// naming the field, too large 413.
+/// 400, wrong content type 415, a field of the wrong type, missing or
+/// unknown 422 naming the field, too large 413. A number without a
+/// fraction (`3.0`) is an integer, as JSON Schema (and so the API's
+/// document) has it: it is read where an integer is expected.
 pub struct Json<T>(pub T);
 
 impl<S, T> FromRequest<S> for Json<T>
@@ -190,11 +202,93 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected Content-Type: application/json",
+            ));
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })?;
+        from_json(&body).map(Json)
+    }
+}
+
+/// `application/json`, or any `application/…+json`, as axum's own
+/// extractor accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some((kind, subtype)) => {
+            kind == "application" && (subtype == "json" || subtype.ends_with("+json"))
+        }
+        None => false,
+    }
+}
+
+/// `body` as a `T`. A body that does not fit `T` is read once more with
+/// its integral floats as integers (`-1.0` as `-1`), if it has any: only
+/// then, so that every other answer (and its error's position) is serde's.
+fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    match axum::Json::<T>::from_bytes(body) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(rejection) => {
+            if let JsonRejection::JsonDataError(_) = rejection {
+                let retried = integral_floats_as_integers(body)
+                    .and_then(|value| serde_json::from_value::<T>(value).ok());
+                if let Some(value) = retried {
+                    return Ok(value);
+                }
+            }
+            Err(json_rejection(rejection))
         }
     }
+}
+
+/// The body with each float that has no fraction (and fits an `i64`) as
+/// an integer; `None` when it has none.
+fn integral_floats_as_integers(body: &[u8]) -> Option<serde_json::Value> {
+    fn integral(value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::Number(n) => match n.as_f64() {
+                // 2^63 is exact as an f64: the range is [-2^63, 2^63).
+                Some(f)
+                    if n.is_f64()
+                        && f.fract() == 0.0
+                        && (i64::MIN as f64..-(i64::MIN as f64)).contains(&f) =>
+                {
+                    *value = Value::from(f as i64);
+                    true
+                }
+                _ => false,
+            },
+            Value::Array(items) => items.iter_mut().fold(false, |any, v| integral(v) | any),
+            Value::Object(fields) => fields.values_mut().fold(false, |any, v| integral(v) | any),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    integral(&mut value).then_some(value)
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -221,18 +315,22 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
                     detail,
                 ),
             };
+            // An unknown field is named (the path names it already when
+            // serde knows where it is).
+            let path = match unknown_field(message) {
+                Some(field) if path == "body" => field,
+                _ => path,
+            };
             ApiError::invalid(vec![FieldError::new(path, message)])
         }
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected Content-Type: application/json",
-        ),
-        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        ),
         _ => ApiError::bad_request(format!("malformed JSON: {text}")),
     }
+}
+
+/// "unknown field `role`, expected one of …" -> "role".
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_owned())
 }
 
 /// "missing field `email` at line 1" -> "email".
@@ -271,16 +369,27 @@ pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 /// The most ids one `?ids=` may name.
 pub const MAX_IDS: usize = MAX_PAGE as usize;
 
-/// A comma-separated list of ids (`?ids=a,b,c`): each one a UUID, at most
-/// [`MAX_IDS`] of them (else 400).
+/// A comma-separated list of ids (`?ids=a,b,c`; empty: none), at most
+/// [`MAX_IDS`] of them, each a UUID written with its four hyphens or
+/// without any (32 hex digits): what the document's pattern for `ids`
+/// says, else 400.
 pub fn parse_ids(raw: &str) -> Result<Vec<Uuid>, ApiError> {
-    let ids: Vec<&str> = raw.split(',').filter(|s| !s.is_empty()).collect();
+    if raw.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = raw.split(',').collect();
     if ids.len() > MAX_IDS {
         return Err(ApiError::bad_request(format!(
             "ids may name at most {MAX_IDS} ids"
         )));
     }
-    ids.into_iter().map(|id| parse_id(id, "id")).collect()
+    ids.into_iter()
+        .map(|id| match id.len() {
+            // Hyphenated or simple; not braced, nor a URN.
+            36 | 32 => parse_id(id, "id"),
+            _ => Err(ApiError::bad_request(format!("id `{id}` is not a UUID"))),
+        })
+        .collect()
 }
 
 /// The answer for routes that do not exist.
@@ -389,6 +498,38 @@ impl OrderFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        quantity: i64,
+        #[serde(default)]
+        weights: Vec<i64>,
+    }
+
+    #[test]
+    fn an_integral_float_is_an_integer() {
+        let line: Line = from_json(br#"{"quantity": -1.0, "weights": [2.0, 3]}"#).unwrap();
+        assert_eq!(
+            line,
+            Line {
+                quantity: -1,
+                weights: vec![2, 3]
+            }
+        );
+        let fraction = from_json::<Line>(br#"{"quantity": 1.5}"#).unwrap_err();
+        assert_eq!(fraction.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(fraction.errors[0].field, "quantity");
+        let huge = from_json::<Line>(br#"{"quantity": 1e19}"#).unwrap_err();
+        assert_eq!(huge.errors[0].field, "quantity");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let unknown = from_json::<Line>(br#"{"quantity": 1, "role": "admin"}"#).unwrap_err();
+        assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(unknown.errors[0].field, "role");
+    }
 
     #[test]
     fn missing_field_names_the_field() {

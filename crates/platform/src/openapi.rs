@@ -24,7 +24,8 @@ pub struct Problem {
     status: u16,
     #[schema(example = "the request has invalid fields")]
     detail: String,
-    /// One entry per invalid field (422 only).
+    /// One entry per invalid field (422), or per line the state of a
+    /// resource stands in the way of (409: a cart's lines, the stock).
     errors: Option<Vec<FieldProblem>>,
 }
 
@@ -55,7 +56,7 @@ refusals! {
     Unauthorized: "No valid access token: none, malformed, forged or expired (`WWW-Authenticate` says how).";
     Forbidden: "The caller's role may not do this.";
     NotFound: "No such resource, or none the caller may see.";
-    Conflict: "The resource is not in a state that allows this.";
+    Conflict: "The resource is not in a state that allows this (`errors` names the lines in the way, if any).";
     Invalid: "Invalid fields: `errors` names each one.";
     TooMany: "Too many requests from this client (`Retry-After` says when to try again).";
     Unavailable: "A service this needs is unavailable (`Retry-After` says when to try again).";

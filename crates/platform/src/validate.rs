@@ -151,10 +151,13 @@ pub fn token(value: &str, max_len: usize) -> Result<String, String> {
     }
 }
 
-/// A plausible email address: one `@`, a non-empty local part and a dotted domain.
+/// A plausible email address: one `@`, a non-empty local part and a
+/// dotted domain, at most 254 characters as sent (the document's
+/// `maxLength`, which counts what is sent: the spaces around it too).
 pub fn email(value: &str) -> Result<String, String> {
+    let sent = value.chars().count();
     let value = value.trim();
-    let valid = value.len() <= 254
+    let valid = sent <= 254
         && !value.contains(char::is_whitespace)
         && value.chars().all(allowed)
         && matches!(value.split_once('@'), Some((local, domain))

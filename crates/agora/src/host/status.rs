@@ -93,8 +93,9 @@ async fn outbox(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct EventParams {
-    /// The order (the events' CloudEvents subject).
-    #[param(required = true, value_type = String, min_length = 1, max_length = 100)]
+    /// The order (the events' CloudEvents subject): up to 100 characters,
+    /// not blank.
+    #[param(required = true, value_type = String, max_length = 100, pattern = "[^\\s\\u0085]")]
     subject: Option<String>,
 }
 
@@ -116,7 +117,7 @@ async fn events(
 ) -> Result<Json<Vec<LoggedEvent>>, ApiError> {
     let subject = params
         .subject
-        .filter(|s| !s.trim().is_empty() && s.len() <= 100)
+        .filter(|s| !s.trim().is_empty() && s.chars().count() <= 100)
         .ok_or_else(|| ApiError::invalid_field("subject", "is required (an order id)"))?;
     let range = Range {
         subject: Some(subject),

@@ -210,8 +210,9 @@ fn table(f: &Fixture) -> Vec<Row> {
                     json!({ "email": "ada@example.com", "shipping_address": address(), "payment_token": "tok_visa" }),
                 )
             },
-            // A's cart is empty again: refused, for its owner alone.
-            [401, 422, 404, 404, 404],
+            // A's cart is empty again: refused (409: the cart's state), for
+            // its owner alone.
+            [401, 409, 404, 404, 404],
         ),
         // Orders: anyone signed in orders for itself and sees its own;
         // operators see and act on every one.

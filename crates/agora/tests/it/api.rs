@@ -171,7 +171,7 @@ async fn an_order_beyond_the_available_stock_is_refused_at_the_door() {
     let p = problem(
         app.post_json("/api/v1/orders", &order_body(product, 4, "tok_visa"))
             .await,
-        422,
+        409,
     )
     .await;
 
@@ -330,7 +330,7 @@ async fn cart_errors() {
         shopper
             .post_json("/api/v1/carts/me/checkout", &checkout)
             .await,
-        422,
+        409,
     )
     .await;
     assert_eq!(fields(&p), ["items"]);

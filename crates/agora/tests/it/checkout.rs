@@ -38,7 +38,7 @@ async fn a_cart_holds_no_more_lines_than_an_order_may_have() {
             &json!({ "product_id": one_more, "quantity": 1 }),
         )
         .await;
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 409, "the cart's lines stand in the way");
     let problem: Value = r.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "items", "{problem}");
     assert_eq!(
@@ -48,7 +48,7 @@ async fn a_cart_holds_no_more_lines_than_an_order_may_have() {
 }
 
 /// A line whose product the catalog no longer knows (written into the
-/// cart's storage: the catalog has no delete yet) makes the checkout a 422
+/// cart's storage: the catalog has no delete yet) makes the checkout a 409
 /// naming the line, and the cart keeps every line.
 #[tokio::test]
 async fn a_cart_with_a_vanished_product_is_refused_at_checkout_and_kept() {
@@ -80,7 +80,7 @@ async fn a_cart_with_a_vanished_product_is_refused_at_checkout_and_kept() {
     );
     let checkout = json!({ "email": "ada@example.com", "shipping_address": address(), "payment_token": "tok_visa" });
     let r = app.post_json(&format!("{cart}/checkout"), &checkout).await;
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 409);
     let problem: Value = r.json().await.unwrap();
     assert_eq!(
         problem["errors"][0]["field"], "items[1].product_id",
@@ -94,7 +94,7 @@ async fn a_cart_with_a_vanished_product_is_refused_at_checkout_and_kept() {
 }
 
 /// A cart asking for more than is in stock is refused at checkout as an
-/// order placed would be: a 422 naming the line, the cart kept, no order.
+/// order placed would be: a 409 naming the line, the cart kept, no order.
 #[tokio::test]
 async fn a_cart_beyond_the_stock_is_refused_at_checkout_with_the_line_named_and_kept() {
     let admin = spawn_app().await;
@@ -111,7 +111,7 @@ async fn a_cart_beyond_the_stock_is_refused_at_checkout_with_the_line_named_and_
     let checkout = json!({ "email": "ada@example.com", "shipping_address": address(), "payment_token": "tok_visa" });
     let r = app.post_json(&format!("{cart}/checkout"), &checkout).await;
 
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 409);
     let problem: Value = r.json().await.unwrap();
     assert_eq!(
         problem["errors"][0]["field"], "items[1].quantity",

@@ -45,7 +45,7 @@ async fn the_saga_and_its_compensations_across_processes() {
     );
     let checkout = json!({ "email": "ada@example.com", "shipping_address": crate::common::address(), "payment_token": "tok_visa" });
     let r = big.post_json("/api/v1/carts/me/checkout", &checkout).await;
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 409);
     let problem: serde_json::Value = r.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "items[0].quantity");
     // One that raced past the check (its event is delivered straight to the

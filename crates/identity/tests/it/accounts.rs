@@ -64,7 +64,7 @@ agora_testing::each_backend! {
             )
             .await
             .expect(422);
-        assert_eq!(admin["errors"][0]["field"], "role");
+        assert_eq!(admin["errors"][0]["field"], "role", "{admin}");
         assert_eq!(s.sign_in("eve@example.com", "a long password").await.status, 401);
         s.stop().await;
     }

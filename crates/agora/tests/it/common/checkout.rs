@@ -55,7 +55,7 @@ pub async fn a_cart_refuses_a_product_in_another_currency(api: &Api) {
         200
     );
     let r = api.post_json(&format!("{cart}/items"), &add(usd)).await;
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 409, "the cart's currency stands in the way");
     let problem: Value = r.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "items", "{problem}");
     assert!(problem["errors"][0]["message"]
@@ -98,7 +98,7 @@ pub async fn the_refused_checkout_is_rejected_and_the_cart_restored(
     // The cart says why it cannot be checked out, and the checkout refuses.
     let checkout = json!({ "email": "ada@example.com", "shipping_address": address(), "payment_token": "tok_visa" });
     let r = api.post_json(&format!("{cart}/checkout"), &checkout).await;
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 409);
     assert_eq!(
         api.get_json(cart).await["items"].as_array().unwrap().len(),
         lines

@@ -378,7 +378,7 @@ impl Api {
     }
 
     /// Places an order that the fast stock check may refuse: `None` for a
-    /// 422 naming a line's quantity, the id for a 201.
+    /// 409 naming a line's quantity, the id for a 201.
     pub async fn try_order(&self, body: &Value) -> Option<Uuid> {
         let r = self.post_json("/api/v1/orders", body).await;
         match r.status().as_u16() {
@@ -389,7 +389,7 @@ impl Api {
                     .parse()
                     .unwrap(),
             ),
-            422 => {
+            409 => {
                 let problem: Value = r.json().await.unwrap();
                 assert!(
                     problem["errors"][0]["message"]
