@@ -259,8 +259,9 @@ impl Host {
 /// limit, the bearer token's verification, request tracing, and
 /// (outermost) the listener's limits. With `web`, the storefront and the
 /// console too (the embedded app and the gateway: what users open), which
-/// call the API router in-process, behind its token verification, and the
-/// API's OpenAPI document with Swagger UI.
+/// call the API router in-process, behind its token verification, the
+/// API's OpenAPI document with Swagger UI, and the events' AsyncAPI
+/// document with their JSON Schemas.
 pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>, web: bool) -> Router {
     let api = router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -268,6 +269,7 @@ pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>, web: bool)
     let router = match web {
         true => agora_web::router(api.clone(), crate::audit::for_console(STUCK_AFTER_SECS))
             .merge(crate::openapi::router())
+            .merge(crate::asyncapi::router())
             .merge(api),
         false => api,
     };

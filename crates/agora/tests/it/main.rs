@@ -5,6 +5,7 @@
 
 mod access;
 mod api;
+mod asyncapi;
 mod broker_restart;
 mod chaos;
 mod checkout;

@@ -596,9 +596,9 @@ async fn a_payment_token_is_kept_only_until_the_payment_step() {
 }
 
 /// Every event of a saga names its payload's schema by an absolute URI
-/// under the public URL.
+/// under the public URL, and the app serves the committed schema there.
 #[tokio::test]
-async fn every_event_names_its_schema_by_an_absolute_uri() {
+async fn every_event_names_its_schema_by_an_absolute_uri_that_the_app_serves() {
     use agora_platform::events::{public_url, schema_path, Envelope};
     let app = spawn_app().await;
     let product = app.create_product(1_000, 10).await;
@@ -626,6 +626,15 @@ async fn every_event_names_its_schema_by_an_absolute_uri() {
                 .strip_prefix(public_url())
                 .unwrap_or_else(|| panic!("{uri} is not under {}", public_url()));
             assert_eq!(path, format!("/{}", schema_path(&key)));
+            let served = app.get(path).await;
+            assert_eq!(served.status(), 200, "{path}");
+            let committed = std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../..")
+                    .join(schema_path(&key)),
+            )
+            .unwrap();
+            assert!(served.text().await.unwrap() == committed, "{path}");
             seen.insert(key);
         }
         db.close().await;
