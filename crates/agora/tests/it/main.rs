@@ -24,6 +24,7 @@ mod loadgen;
 mod openapi;
 mod operator_views;
 mod postgres_restart;
+mod python_consumer;
 mod races;
 mod readme;
 mod saga;
