@@ -11,7 +11,8 @@
 # Unix socket, postgres://postgres@%2Fvar%2Frun%2Fpostgresql), AMQP_URL, AGORA_BIN (a built binary;
 # default: cargo build --release), RUN_DIR (pids and logs; default
 # ./agora-distributed), INSTANCES (instances of order, inventory and
-# payment; default 1), DB_PREFIX (of every database name; default agora_).
+# payment; default 1), DB_PREFIX (of every database name; default agora_),
+# AGORA_PUBLIC_URL (the services' public URL; default the gateway's address).
 # AGORA_AMQP_PREFIX and the other AGORA_* settings pass through to every
 # process.
 set -euo pipefail
@@ -37,6 +38,8 @@ start() {
     PORT[$name]=$port
   done < <("$AGORA_BIN" services)
   mkdir -p "$RUN_DIR"
+  # What clients reach (the gateway): the base of every event's dataschema.
+  public_url=${AGORA_PUBLIC_URL:-http://${AGORA_LISTEN:-127.0.0.1:8080}}
   for s in "${SERVICES[@]}"; do
     n=1
     case $s in order|inventory|payment) n=$INSTANCES ;; esac
@@ -44,7 +47,7 @@ start() {
       port=$(( PORT[$s] + (i - 1) * 100 ))
       # The gateway, on this machine, says which client each request is for.
       DATABASE_URL="$PG_URL/$DB_PREFIX$s" AGORA_LISTEN="127.0.0.1:$port" AGORA_TRUSTED_PROXIES=127.0.0.1 \
-        nohup "$AGORA_BIN" service "$s" >"$RUN_DIR/$s-$i.log" 2>&1 &
+        AGORA_PUBLIC_URL="$public_url" nohup "$AGORA_BIN" service "$s" >"$RUN_DIR/$s-$i.log" 2>&1 &
       echo $! >"$RUN_DIR/$s-$i.pid"
       urls="${urls_of[$s]:-}"
       urls_of[$s]="${urls:+$urls,}http://127.0.0.1:$port"

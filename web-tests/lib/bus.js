@@ -35,7 +35,7 @@ function paymentSucceeded(order, payment) {
     subject: order.id,
     time: new Date().toISOString(),
     datacontenttype: 'application/json',
-    dataschema: 'schemas/events/payment.succeeded.v1.json',
+    dataschema: `${env.url}/schemas/events/payment.succeeded.v1.json`,
     eventversion: 1,
     correlationid: uuidv7(),
     traceparent: `00-${trace.slice(0, 32)}-${trace.slice(32, 48)}-01`,

@@ -24,7 +24,7 @@ use crate::services::{self, ServiceUrls};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct GatewayArgs {
-    #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AGORA_LISTEN", default_value = crate::settings::DEFAULT_LISTEN)]
     pub listen: String,
     /// Where each service's instances are (see `agora services`).
     #[command(flatten)]

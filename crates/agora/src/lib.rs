@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod asyncapi;
 pub mod audit;
 pub mod credentials;
 pub mod dlq;

@@ -40,7 +40,7 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Address of the HTTP listener.
-    #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AGORA_LISTEN", default_value = agora::settings::DEFAULT_LISTEN)]
     listen: String,
     /// Where the SQLite files live (one per service, plus the bus).
     #[arg(long, env = "AGORA_DATA_DIR", default_value = "./agora-data")]
@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Command::Run(args) => run(args).await,
         Command::Service(args) => {
+            args.settings.set_public_url()?;
             let app = agora::service::ServiceApp::build(args).await?;
             println!(
                 "agora {} listening on http://{}",
@@ -106,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    args.settings.set_public_url()?;
     let mut config = Config::new(args.listen, args.data_dir);
     config.settings = args.settings.settings();
     config.retry = args.settings.retry();

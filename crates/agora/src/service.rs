@@ -15,6 +15,9 @@ use crate::limits::LimitArgs;
 use crate::services::{self, ServiceUrls};
 use crate::settings::SettingsArgs;
 
+/// The broker a service uses unless told otherwise: a local RabbitMQ.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServiceArgs {
     /// The service to run (`agora services` lists them).
@@ -32,11 +35,7 @@ pub struct ServiceArgs {
     /// A file holding the broker password, put into --amqp-url.
     #[arg(long, env = "AMQP_PASSWORD_FILE")]
     pub amqp_password_file: Option<std::path::PathBuf>,
-    #[arg(
-        long,
-        env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
+    #[arg(long, env = "AMQP_URL", default_value = DEFAULT_AMQP_URL)]
     pub amqp_url: String,
     /// Prefix of every exchange and queue (isolates deployments and tests).
     #[arg(long, env = "AGORA_AMQP_PREFIX", default_value = "agora.")]

@@ -117,6 +117,14 @@ pub fn consumer_names() -> Vec<String> {
         .collect()
 }
 
+/// The services whose queue is bound to `routing_key`.
+pub fn consumers_of(routing_key: &str) -> Vec<&'static str> {
+    ALL.iter()
+        .filter(|s| s.consumes().contains(&routing_key))
+        .map(|s| s.name())
+        .collect()
+}
+
 /// The queues that take what `publisher` emits: each consumer bound to at
 /// least one of its events, with all of that consumer's bindings.
 pub fn queues_fed_by(publisher: &str) -> Vec<QueueSpec> {

@@ -9,8 +9,18 @@ use agora_platform::service::Settings;
 
 use crate::limits::RetentionArgs;
 
+/// Where the embedded app and the gateway listen unless told otherwise:
+/// what users open, and so the default public URL
+/// ([`agora_platform::events::DEFAULT_PUBLIC_URL`]).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct SettingsArgs {
+    /// The embedded app's or the gateway's base URL as clients reach it:
+    /// every event's `dataschema` is the absolute URI of its schema under
+    /// it (`<URL>/schemas/events/<routing key>.json`).
+    #[arg(long, env = "AGORA_PUBLIC_URL", default_value = agora_platform::events::DEFAULT_PUBLIC_URL)]
+    pub public_url: String,
     /// Payments above this many minor units are declined (payment).
     #[arg(long, env = "AGORA_PAYMENT_DECLINE_ABOVE", default_value_t = 1_000_000)]
     pub payment_decline_above: i64,
@@ -63,6 +73,12 @@ impl SettingsArgs {
         }
     }
 
+    /// Makes `--public-url` the process's ([`agora_platform::events::set_public_url`]):
+    /// called once at start, before any service is built.
+    pub fn set_public_url(&self) -> anyhow::Result<()> {
+        agora_platform::events::set_public_url(&self.public_url).map_err(anyhow::Error::msg)
+    }
+
     /// How consumers retry a failing event.
     pub fn retry(&self) -> RetryPolicy {
         RetryPolicy {
@@ -70,5 +86,18 @@ impl SettingsArgs {
             base_delay: Duration::from_millis(self.retry_base_ms),
             ..RetryPolicy::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_public_url_is_where_the_app_and_the_gateway_listen_by_default() {
+        assert_eq!(
+            agora_platform::events::DEFAULT_PUBLIC_URL,
+            format!("http://{DEFAULT_LISTEN}")
+        );
     }
 }

@@ -8,11 +8,20 @@
 //! `schemas/events/`; `tests/it/schemas.rs` fails when the two drift apart.
 //! Consumers decode payloads strictly (unknown fields, wrong types and wrong
 //! versions are refused), which is the schema check at the consuming edge.
+//!
+//! An envelope's `dataschema` is the absolute URI of its payload's schema as
+//! served by the embedded app and the gateway: the [public URL](public_url)
+//! followed by the schema's path in the repository.
 
-use schemars::JsonSchema;
+use std::sync::OnceLock;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// The CloudEvents version of every envelope.
+pub const SPECVERSION: &str = "1.0";
 
 /// A typed domain event.
 pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync {
@@ -40,6 +49,9 @@ pub struct Envelope {
     pub subject: String,
     pub time: String,
     pub datacontenttype: String,
+    /// Absolute URI of the JSON Schema of `data`: the public URL and
+    /// `/schemas/events/<routing key>.json`. (Events written by earlier
+    /// releases hold the relative path `schemas/events/<routing key>.json`.)
     pub dataschema: String,
     /// Version of the `data` schema.
     pub eventversion: u32,
@@ -97,14 +109,14 @@ impl Envelope {
     ) -> Envelope {
         let span_id: u64 = rand::random();
         Envelope {
-            specversion: "1.0".into(),
+            specversion: SPECVERSION.into(),
             id: Uuid::now_v7(),
             event_type: E::TYPE.into(),
-            source: format!("/agora/{}", E::SOURCE),
+            source: source_uri(E::SOURCE),
             subject: event.subject().to_string(),
             time: crate::clock::now_rfc3339(),
             datacontenttype: "application/json".into(),
-            dataschema: schema_path(E::ROUTING_KEY),
+            dataschema: schema_url(E::ROUTING_KEY),
             eventversion: E::VERSION,
             correlationid,
             causationid,
@@ -125,6 +137,27 @@ impl Envelope {
             });
         }
         E::deserialize(&self.data).map_err(|e| DecodeError::Schema(E::TYPE, e))
+    }
+
+    /// A context attribute by its CloudEvents name, as text; `None` for an
+    /// absent `causationid` or a name that is no attribute.
+    pub fn attribute(&self, name: &str) -> Option<String> {
+        let text = |s: &String| Some(s.clone());
+        match name {
+            "specversion" => text(&self.specversion),
+            "id" => Some(self.id.to_string()),
+            "type" => text(&self.event_type),
+            "source" => text(&self.source),
+            "subject" => text(&self.subject),
+            "time" => text(&self.time),
+            "datacontenttype" => text(&self.datacontenttype),
+            "dataschema" => text(&self.dataschema),
+            "eventversion" => Some(self.eventversion.to_string()),
+            "correlationid" => text(&self.correlationid),
+            "causationid" => self.causationid.clone(),
+            "traceparent" => text(&self.traceparent),
+            _ => None,
+        }
     }
 
     /// Whether this envelope carries an `E`.
@@ -226,9 +259,111 @@ pub fn with_secrets(masked: &str, secrets: &str) -> Result<String, serde_json::E
     Ok(json)
 }
 
-/// Where an event's JSON Schema lives in the repository.
+/// Where an event's JSON Schema lives in the repository, and where it is
+/// served under the public URL.
 pub fn schema_path(routing_key: &str) -> String {
     format!("schemas/events/{routing_key}.json")
+}
+
+/// Where the envelope's JSON Schema lives in the repository, and where it
+/// is served under the public URL.
+pub const ENVELOPE_SCHEMA_PATH: &str = "schemas/envelope.json";
+
+/// The envelope's JSON Schema.
+pub fn envelope_schema() -> Schema {
+    schemars::schema_for!(Envelope)
+}
+
+/// A schema as its file reads, committed and served: pretty-printed, with
+/// a final newline.
+pub fn schema_file(schema: &Schema) -> String {
+    serde_json::to_string_pretty(schema).expect("schemas serialise") + "\n"
+}
+
+/// CloudEvents `source` of the events `service` emits.
+pub fn source_uri(service: &str) -> String {
+    format!("/agora/{service}")
+}
+
+/// Where the embedded app and the gateway listen by default (`--listen`),
+/// and so where the schemas are served unless told otherwise.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+static PUBLIC_URL: OnceLock<String> = OnceLock::new();
+
+/// Sets the base URL under which clients reach the schemas (the embedded
+/// app's or the gateway's address, as clients see it), once, when the
+/// process starts and before any event is built.
+///
+/// It is a setting of the process rather than an argument of
+/// [`Envelope::root`] and [`Envelope::caused_by`]: every service builds
+/// its events in its own code, in many places, and none of them has a
+/// use for the URL but to write it into `dataschema`. One process serves
+/// one deployment, so one value is right for all of them. It refuses a
+/// second, different value, and anything but an absolute `http(s)` URL
+/// without query or fragment.
+pub fn set_public_url(url: &str) -> Result<(), String> {
+    let url = checked_public_url(url)?;
+    let set = PUBLIC_URL.get_or_init(|| url.clone());
+    match *set == url {
+        true => Ok(()),
+        false => Err(format!("the public URL is {set} already")),
+    }
+}
+
+/// `url` without a trailing slash, if it can be a public URL.
+fn checked_public_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("public URL `{url}`: {e}"))?;
+    let plain = parsed.query().is_none() && parsed.fragment().is_none();
+    if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() || !plain {
+        return Err(format!(
+            "public URL `{url}`: expected http(s)://host[:port][/path]"
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+/// The public URL ([`set_public_url`]), [`DEFAULT_PUBLIC_URL`] if none was
+/// set.
+pub fn public_url() -> &'static str {
+    PUBLIC_URL.get().map_or(DEFAULT_PUBLIC_URL, String::as_str)
+}
+
+/// The absolute URI of an event's JSON Schema: its `dataschema`.
+pub fn schema_url(routing_key: &str) -> String {
+    format!("{}/{}", public_url(), schema_path(routing_key))
+}
+
+/// What the contract says of one event type.
+#[derive(Clone, Copy)]
+pub struct EventType {
+    /// CloudEvents `type`.
+    pub name: &'static str,
+    pub version: u32,
+    pub routing_key: &'static str,
+    /// The service that emits it.
+    pub source: &'static str,
+    root_schema: fn() -> Schema,
+    subschema: fn(&mut SchemaGenerator) -> Schema,
+}
+
+impl EventType {
+    /// The JSON Schema of its payload, standing alone (as in `schemas/`).
+    pub fn schema(&self) -> Schema {
+        (self.root_schema)()
+    }
+
+    /// Its payload's schema made by `generator`: a reference into the
+    /// generator's definitions, where the types events share (an address,
+    /// money) are defined once for all of them.
+    pub fn subschema_in(&self, generator: &mut SchemaGenerator) -> Schema {
+        (self.subschema)(generator)
+    }
+}
+
+fn root_schema<T: JsonSchema>() -> Schema {
+    schemars::schema_for!(T)
 }
 
 /// Money in integer minor units (cents) and an ISO 4217 currency code.
@@ -464,6 +599,23 @@ pub struct PaymentRefunded {
     pub amount: Money,
 }
 
+/// Every event type: routing key and the JSON Schema of its payload.
+pub fn event_schemas() -> Vec<(&'static str, Schema)> {
+    EVENT_TYPES
+        .iter()
+        .map(|e| (e.routing_key, e.schema()))
+        .collect()
+}
+
+/// The routing keys of the events `source` emits.
+pub fn routing_keys_emitted_by(source: &str) -> Vec<&'static str> {
+    EVENT_TYPES
+        .iter()
+        .filter(|e| e.source == source)
+        .map(|e| e.routing_key)
+        .collect()
+}
+
 macro_rules! events {
     ($($ty:ident => $source:literal, $key:literal, $version:literal, $subject:ident $(, secret $secret:ident)*;)*) => {
         $(
@@ -478,19 +630,15 @@ macro_rules! events {
             }
         )*
 
-        /// Every event type: routing key and the JSON Schema of its payload.
-        pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
-            vec![$(($key, schemars::schema_for!($ty))),*]
-        }
-
-        /// The routing keys of the events `source` emits.
-        pub fn routing_keys_emitted_by(source: &str) -> Vec<&'static str> {
-            [$(($source, $key)),*]
-                .into_iter()
-                .filter(|(emitter, _)| *emitter == source)
-                .map(|(_, key)| key)
-                .collect()
-        }
+        /// Every event type of the contract.
+        pub const EVENT_TYPES: &[EventType] = &[$(EventType {
+            name: stringify!($ty),
+            version: $version,
+            routing_key: $key,
+            source: $source,
+            root_schema: root_schema::<$ty>,
+            subschema: SchemaGenerator::subschema_for::<$ty>,
+        }),*];
 
         /// The fields of an event type's payload that hold secrets (a
         /// payment token): kept in clear only while a step needs them.
@@ -620,6 +768,33 @@ mod tests {
         let plain = serde_json::to_string(&Envelope::root(&completed())).unwrap();
         assert_eq!(redacted(&plain), None);
         assert_eq!(redacted("not json"), None);
+    }
+
+    #[test]
+    fn a_public_url_is_an_absolute_http_url_and_dataschema_is_under_it() {
+        assert_eq!(
+            checked_public_url("https://shop.example.com/agora/").unwrap(),
+            "https://shop.example.com/agora"
+        );
+        assert!(checked_public_url(DEFAULT_PUBLIC_URL).is_ok());
+        for wrong in [
+            "",
+            "schemas",
+            "/agora",
+            "ftp://h",
+            "http://h/?q=1",
+            "http://h/#f",
+        ] {
+            assert!(checked_public_url(wrong).is_err(), "{wrong}");
+        }
+        let envelope = Envelope::root(&completed());
+        let absolute = reqwest::Url::parse(&envelope.dataschema).unwrap();
+        assert_eq!(
+            envelope.dataschema,
+            format!("{}/schemas/events/order.completed.v1.json", public_url())
+        );
+        assert!(absolute.has_host());
+        assert_eq!(envelope.source, "/agora/order");
     }
 
     #[test]

@@ -260,7 +260,8 @@ impl Host {
 /// (outermost) the listener's limits. With `web`, the storefront and the
 /// console too (the embedded app and the gateway: what users open), and
 /// GraphQL, which call the API router in-process, behind its token
-/// verification; and the API's OpenAPI document with Swagger UI.
+/// verification; the API's OpenAPI document with Swagger UI, and the
+/// events' AsyncAPI document with their JSON Schemas.
 pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>, web: bool) -> Router {
     let verified = axum::middleware::from_fn_with_state(verifier, authenticate);
     let api = router
@@ -274,6 +275,7 @@ pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>, web: bool)
                     .layer(verified),
             )
             .merge(crate::openapi::router())
+            .merge(crate::asyncapi::router())
             .merge(api),
         false => api,
     };

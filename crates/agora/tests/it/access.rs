@@ -15,7 +15,10 @@ use uuid::Uuid;
 use crate::common::cluster::Cluster;
 use crate::common::{address, order_body, spawn_app, Api};
 
-/// The routers every process kind serves, as written.
+/// The routers every process kind serves, as written. The contract's
+/// documents (`openapi.rs` and `asyncapi.rs`: `/api/openapi.json`, `/docs`,
+/// `/api/asyncapi.json`, `/schemas/…`) are public files, not operations:
+/// they are not among them, and their own tests fetch them without a token.
 const SOURCES: [&str; 12] = [
     include_str!("../../../catalog/src/api.rs"),
     include_str!("../../../inventory/src/api.rs"),

@@ -127,7 +127,42 @@ async fn the_saga_and_its_compensations_across_processes() {
         .await;
     assert_conserved(&cluster.stock(product).await);
     cluster.assert_audit_clean().await;
+    schemas_resolve_through_the_gateway(&cluster, agora_order::NAME).await;
     cluster.stop().await;
+}
+
+/// The events `service` emitted name their schema by an absolute URI
+/// under the deployment's public URL (the gateway's), and fetching that
+/// URI gives the committed schema.
+async fn schemas_resolve_through_the_gateway(cluster: &Cluster, service: &str) {
+    let db = agora_platform::Db::connect_postgres(&cluster.database_url(service), 1)
+        .await
+        .unwrap();
+    let rows = db
+        .query("SELECT routing_key, envelope FROM outbox", &[])
+        .await
+        .unwrap();
+    db.close().await;
+    assert!(!rows.is_empty(), "{service} emitted nothing");
+    for row in rows {
+        let key = row.text("routing_key").unwrap();
+        let envelope: agora_platform::Envelope =
+            serde_json::from_str(&row.text("envelope").unwrap()).unwrap();
+        let uri = &envelope.dataschema;
+        assert!(
+            uri.starts_with(&format!("{}/", cluster.public_url())),
+            "{key}: {uri}"
+        );
+        let fetched = cluster.client.get(uri).send().await.unwrap();
+        assert_eq!(fetched.status(), 200, "{uri}");
+        let committed = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(agora_platform::events::schema_path(&key)),
+        )
+        .unwrap();
+        assert!(fetched.text().await.unwrap() == committed, "{uri}");
+    }
 }
 
 /// Two instances each of order, inventory and payment compete for the same

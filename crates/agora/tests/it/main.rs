@@ -5,6 +5,7 @@
 
 mod access;
 mod api;
+mod asyncapi;
 mod broker_restart;
 mod chaos;
 mod checkout;
@@ -24,6 +25,7 @@ mod loadgen;
 mod openapi;
 mod operator_views;
 mod postgres_restart;
+mod python_consumer;
 mod races;
 mod readme;
 mod saga;

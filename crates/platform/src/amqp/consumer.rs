@@ -5,7 +5,7 @@
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{Channel, Connection};
 use tokio_util::sync::CancellationToken;
 
 use super::publisher::publish_one;
@@ -161,9 +161,7 @@ async fn redirect(
 ) -> anyhow::Result<()> {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(failed.into()));
-    let base = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/cloudevents+json".into());
+    let base = super::event_message();
     let (exchange, routing_key, properties) = match settlement {
         Settlement::Ack => return Ok(()),
         Settlement::Retry { delay_ms, error } => {

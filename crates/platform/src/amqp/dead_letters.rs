@@ -5,7 +5,6 @@
 use async_trait::async_trait;
 use lapin::options::{BasicAckOptions, ConfirmSelectOptions};
 use lapin::types::AMQPValue;
-use lapin::BasicProperties;
 
 use super::consumer::{header, header_u32, ATTEMPTS};
 use super::publisher::{publish_confirmed, publish_one, Route};
@@ -92,10 +91,8 @@ impl crate::dead_letters::DeadLetterQueues for RabbitDeadLetters {
                         .await?;
                 } else {
                     if action == Action::Replay {
-                        let properties = BasicProperties::default()
-                            .with_delivery_mode(2)
-                            .with_content_type("application/cloudevents+json".into())
-                            .with_message_id(letter.event_id.clone().into());
+                        let properties =
+                            super::event_message().with_message_id(letter.event_id.clone().into());
                         let queue = self.config.queue(service);
                         publish_one(&channel, "", &queue, &delivery.data, properties).await?;
                     }

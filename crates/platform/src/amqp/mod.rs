@@ -148,6 +148,40 @@ async fn close(conn: Connection, reason: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), io_loop_ended).await;
 }
 
+/// How every event message is sent: CloudEvents structured mode in JSON
+/// (the body is the envelope).
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+
+/// Every event message is persistent.
+pub const DELIVERY_MODE: u8 = 2;
+
+/// The envelope attributes a published event repeats as headers, each as
+/// `cloudEvents:<attribute>` (the CloudEvents AMQP binding's prefix):
+/// enough to route or filter on without reading the body.
+pub const HEADER_ATTRIBUTES: [&str; 8] = [
+    "id",
+    "type",
+    "source",
+    "subject",
+    "time",
+    "specversion",
+    "correlationid",
+    "traceparent",
+];
+
+/// The header that repeats `attribute`.
+pub fn header_name(attribute: &str) -> String {
+    format!("cloudEvents:{attribute}")
+}
+
+/// What every event message is, whatever moves it (a publish, a retry, a
+/// replay).
+fn event_message() -> lapin::BasicProperties {
+    lapin::BasicProperties::default()
+        .with_delivery_mode(DELIVERY_MODE)
+        .with_content_type(CONTENT_TYPE.into())
+}
+
 fn long_string(value: impl Into<String>) -> AMQPValue {
     AMQPValue::LongString(value.into().into())
 }

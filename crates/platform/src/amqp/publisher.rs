@@ -7,29 +7,20 @@ use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
 
-use super::{long_string, Broker};
+use super::{event_message, header_name, long_string, Broker, HEADER_ATTRIBUTES};
 use crate::outbox::OutboxRecord;
 use crate::transport::Publisher;
 
 fn event_properties(record: &OutboxRecord) -> BasicProperties {
     let mut headers = FieldTable::default();
     if let Ok(envelope) = serde_json::from_str::<crate::events::Envelope>(&record.envelope) {
-        for (name, value) in [
-            ("id", envelope.id.to_string()),
-            ("type", envelope.event_type),
-            ("source", envelope.source),
-            ("subject", envelope.subject),
-            ("time", envelope.time),
-            ("specversion", envelope.specversion),
-            ("correlationid", envelope.correlationid),
-            ("traceparent", envelope.traceparent),
-        ] {
-            headers.insert(format!("cloudEvents:{name}").into(), long_string(value));
+        for name in HEADER_ATTRIBUTES {
+            if let Some(value) = envelope.attribute(name) {
+                headers.insert(header_name(name).into(), long_string(value));
+            }
         }
     }
-    BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/cloudevents+json".into())
+    event_message()
         .with_message_id(record.id.clone().into())
         .with_headers(headers)
 }

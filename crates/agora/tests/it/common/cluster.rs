@@ -1,8 +1,9 @@
 //! A distributed deployment for tests: every service as its own `agora
 //! service` process on the machine's PostgreSQL (fresh databases) and
-//! RabbitMQ (a unique exchange and queue prefix), plus the gateway. It
-//! cleans up after itself: processes, queues, exchanges, databases, also
-//! when the test panics before `stop`.
+//! RabbitMQ (a unique exchange and queue prefix), plus the gateway. The
+//! services' public URL is the gateway's, so the `dataschema` of every
+//! event they emit resolves. It cleans up after itself: processes, queues,
+//! exchanges, databases, also when the test panics before `stop`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -22,6 +23,9 @@ pub struct Cluster {
     api: super::Api,
     pub prefix: String,
     pub amqp_url: String,
+    /// Where the gateway listens (`host:port`), chosen before anything
+    /// starts: the services are told it as their public URL.
+    gateway_address: String,
     processes: Vec<Process>,
     database_urls: Vec<String>,
     /// Set by `stop`; still false in `drop` when the test panicked.
@@ -107,6 +111,18 @@ async fn spawn(
     (child, url, output)
 }
 
+/// A free port on loopback for a gateway, below the range the system
+/// gives port-0 listeners from (so no service started meanwhile takes it),
+/// drawn at random so that concurrent clusters do not pick the same one.
+fn gateway_port() -> u16 {
+    loop {
+        let port = 20_000 + (Uuid::now_v7().as_u128() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 impl Cluster {
     /// Starts every service (`instances` of the named ones, one of the rest)
     /// and the gateway, and waits until the gateway is ready.
@@ -152,11 +168,17 @@ impl Cluster {
             api: super::Api::at(""),
             prefix,
             amqp_url,
+            gateway_address: format!("127.0.0.1:{}", gateway_port()),
             processes: Vec::new(),
             database_urls: Vec::new(),
             stopped: false,
             _servers: hold,
         }
+    }
+
+    /// The public URL of this deployment: the gateway's.
+    pub fn public_url(&self) -> String {
+        format!("http://{}", self.gateway_address)
     }
 
     /// This deployment's database of `service` on the test server.
@@ -195,6 +217,7 @@ impl Cluster {
             // As deploy/run-local.sh: the gateway, on this machine, names
             // the client of each request.
             ("AGORA_TRUSTED_PROXIES".into(), "127.0.0.1".to_owned()),
+            ("AGORA_PUBLIC_URL".into(), self.public_url()),
         ];
         // Where the services started so far are (the ones it needs among them).
         for peer in services() {
@@ -236,7 +259,7 @@ impl Cluster {
         let mut args = vec![
             "gateway".to_owned(),
             "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
+            self.gateway_address.clone(),
         ];
         for service in services() {
             args.push("--url".to_owned());
