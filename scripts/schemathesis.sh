@@ -159,7 +159,7 @@ for mode in modes:
 width = max(len(op) for op in counts) if counts else 10
 print(f'{"operation":<{width}} ' + " ".join(f"{m:>{max(9, len(m))}}" for m in modes) + f' {"total":>9}')
 totals = collections.Counter()
-for operation in sorted(counts, key=lambda op: (op.split(" ", 1)[1], op)):
+for operation in sorted(counts, key=lambda op: (op.split(" ", 1)[-1], op)):
     row = counts[operation]
     totals.update(row)
     print(f"{operation:<{width}} " + " ".join(f"{row[m]:>{max(9, len(m))}}" for m in modes) + f" {sum(row.values()):>9}")
