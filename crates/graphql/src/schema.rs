@@ -6,13 +6,12 @@
 use std::time::Duration;
 
 use agora_platform::client::{urlencode, Caller};
-use async_graphql::dataloader::DataLoader;
 use async_graphql::futures_util::Stream;
 use async_graphql::{ComplexObject, Context, Object, Result, Schema, Subscription, ID};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::loaders::StockLoader;
+use crate::loaders::Stocks;
 use crate::refusal::{read, read_opt};
 use crate::types::*;
 
@@ -89,7 +88,10 @@ impl Query {
             after: after.as_ref().map(|a| a.as_str()),
         };
         let path = format!("/api/v1/products{}", query_of(&params));
-        read(caller(ctx).get(&path).await)
+        let page: ProductPage = read(caller(ctx).get(&path).await)?;
+        let ids = page.items.iter().map(|p| p.id.to_string()).collect();
+        crate::loaders::prefetch(ctx, ids).await?;
+        Ok(page)
     }
 
     /// One product, or `null` if the catalog has none of this id.
@@ -146,7 +148,7 @@ fn order_path(id: &str) -> String {
 impl Product {
     /// Live stock, read for the whole page at once.
     async fn stock(&self, ctx: &Context<'_>) -> Result<Option<Stock>> {
-        let loader = ctx.data_unchecked::<DataLoader<StockLoader>>();
+        let loader = ctx.data_unchecked::<Stocks>();
         loader.load_one(self.id.to_string()).await
     }
 }

@@ -5,17 +5,14 @@
 use async_graphql::{ComplexObject, Enum, InputObject, SimpleObject, ID};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize, SimpleObject)]
+// One type shown (`Money`) and taken (`MoneyInput`).
+/// Money in integer minor units and an ISO 4217 currency.
+#[derive(Debug, Clone, Serialize, Deserialize, SimpleObject, InputObject)]
+#[graphql(input_name = "MoneyInput")]
 pub struct Money {
     /// Integer minor units (cents).
     pub amount: i64,
     /// ISO 4217.
-    pub currency: String,
-}
-
-#[derive(Debug, Clone, Serialize, InputObject)]
-pub struct MoneyInput {
-    pub amount: i64,
     pub currency: String,
 }
 
@@ -97,7 +94,10 @@ impl OrderStatus {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, SimpleObject)]
+// One type shown (`Address`) and taken (`AddressInput`).
+/// A postal address.
+#[derive(Debug, Clone, Serialize, Deserialize, SimpleObject, InputObject)]
+#[graphql(input_name = "AddressInput")]
 pub struct Address {
     pub name: String,
     pub line1: String,
@@ -105,16 +105,6 @@ pub struct Address {
     pub city: String,
     pub postal_code: String,
     /// ISO 3166-1 alpha-2.
-    pub country: String,
-}
-
-#[derive(Debug, Clone, Serialize, InputObject)]
-pub struct AddressInput {
-    pub name: String,
-    pub line1: String,
-    pub line2: Option<String>,
-    pub city: String,
-    pub postal_code: String,
     pub country: String,
 }
 
@@ -274,7 +264,7 @@ pub struct PlaceOrderInput {
     pub email: String,
     pub phone: Option<String>,
     pub items: Vec<ItemInput>,
-    pub shipping_address: AddressInput,
+    pub shipping_address: Address,
     /// `tok_visa` pays; `tok_decline` is declined.
     pub payment_token: String,
     /// The signed-in customer's own id, if given.
@@ -285,7 +275,7 @@ pub struct PlaceOrderInput {
 pub struct CheckoutInput {
     pub email: String,
     pub phone: Option<String>,
-    pub shipping_address: AddressInput,
+    pub shipping_address: Address,
     pub payment_token: String,
 }
 
@@ -294,7 +284,7 @@ pub struct NewProductInput {
     pub name: String,
     pub sku: String,
     pub description: Option<String>,
-    pub price: MoneyInput,
+    pub price: Money,
     pub initial_stock: i64,
 }
 
