@@ -33,7 +33,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -142,15 +142,11 @@ async fn connection_init(
         .find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
     let token = match authorization {
         None => None,
-        Some(value) => {
-            let mut headers = HeaderMap::new();
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| async_graphql::Error::new("the Authorization is not text"))?;
-            headers.insert(header::AUTHORIZATION, value);
-            let token = auth::bearer(&headers)
-                .map_err(|_| async_graphql::Error::new("expected Authorization: Bearer <token>"))?;
-            token.map(str::to_owned)
-        }
+        Some(value) => Some(
+            auth::bearer_of(value)
+                .map_err(|_| async_graphql::Error::new("expected Authorization: Bearer <token>"))?
+                .to_owned(),
+        ),
     };
     let caller = api.as_visitor(token, peer);
     if caller.token.is_some() {

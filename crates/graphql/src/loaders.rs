@@ -12,14 +12,12 @@
 use std::collections::HashMap;
 
 use agora_platform::client::{urlencode, Caller};
+use agora_platform::http::MAX_IDS;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::Context;
 
 use crate::refusal;
 use crate::types::Stock;
-
-/// The most ids the inventory answers in one call (its `ids` limit).
-pub const MAX_IDS: usize = 500;
 
 pub struct StockLoader {
     caller: Caller,
@@ -34,6 +32,7 @@ impl StockLoader {
             tokio::spawn,
             HashMapCache::default(),
         )
+        // The most ids the inventory answers in one call.
         .max_batch_size(MAX_IDS)
     }
 }

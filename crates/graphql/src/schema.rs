@@ -58,7 +58,7 @@ struct ProductParams<'a> {
 
 #[derive(Serialize)]
 struct OrderParams<'a> {
-    status: Option<&'static str>,
+    status: Option<OrderStatus>,
     customer_id: Option<&'a str>,
     since: Option<&'a str>,
     until: Option<&'a str>,
@@ -116,7 +116,7 @@ impl Query {
         after: Option<ID>,
     ) -> Result<OrderPage> {
         let params = OrderParams {
-            status: status.map(OrderStatus::as_str),
+            status,
             customer_id: customer_id.as_deref(),
             since: since.as_deref(),
             until: until.as_deref(),

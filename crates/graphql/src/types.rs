@@ -59,7 +59,7 @@ pub struct Stock {
     pub adjusted: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,
@@ -78,19 +78,6 @@ impl OrderStatus {
             self,
             OrderStatus::Completed | OrderStatus::Cancelled | OrderStatus::Rejected
         )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::Reserved => "RESERVED",
-            OrderStatus::Paid => "PAID",
-            OrderStatus::Completed => "COMPLETED",
-            OrderStatus::Compensating => "COMPENSATING",
-            OrderStatus::RequiresAttention => "REQUIRES_ATTENTION",
-            OrderStatus::Cancelled => "CANCELLED",
-            OrderStatus::Rejected => "REJECTED",
-        }
     }
 }
 

@@ -433,9 +433,15 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError>
     let value = value
         .to_str()
         .map_err(|_| ApiError::invalid_token("the Authorization header is not text"))?;
+    bearer_of(value).map(Some)
+}
+
+/// The token of an `Authorization` value (`Bearer <token>`), wherever it
+/// came from: a header, or a WebSocket's first message.
+pub fn bearer_of(value: &str) -> Result<&str, ApiError> {
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() => {
-            Ok(Some(token.trim()))
+            Ok(token.trim())
         }
         _ => Err(ApiError::invalid_token(
             "expected Authorization: Bearer <token>",
