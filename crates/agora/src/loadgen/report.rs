@@ -9,6 +9,7 @@ use std::path::Path;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Args, Percentiles, Report, Second};
 
@@ -303,7 +304,7 @@ fn image(report: &Report, args: &Args) -> anyhow::Result<String> {
         head.draw(&Text::new(
             headline(report),
             (10, 36),
-            (FONT, 13).into_font().color(&TEXT),
+            (FONT, 14).into_font().color(&TEXT),
         ))
         .map_err(drawing)?;
         head.draw(&Text::new(
@@ -319,7 +320,7 @@ fn image(report: &Report, args: &Args) -> anyhow::Result<String> {
                     .unwrap_or_default(),
             ),
             (10, 54),
-            (FONT, 12).into_font().color(&RGBColor(90, 90, 90)),
+            (FONT, 13).into_font().color(&RGBColor(90, 90, 90)),
         ))
         .map_err(drawing)?;
         for (area, (_, draw)) in body.split_evenly((3, 1)).iter().zip(CHARTS) {
@@ -405,7 +406,12 @@ fn headroom(highest: f64) -> f64 {
 }
 
 fn count_label(v: &f64) -> String {
-    format!("{v:.0}")
+    trim(*v)
+}
+
+/// At most one label per unit up to `top`, at most 11: counts are whole.
+fn count_labels(top: f64) -> usize {
+    (top as usize + 1).min(11)
 }
 
 fn seconds_label(v: &f64) -> String {
@@ -435,6 +441,7 @@ fn throughput(area: &Area, seconds: &[Second]) -> anyhow::Result<()> {
         .y_desc("per second")
         .x_labels(time_labels(seconds))
         .x_label_formatter(&seconds_label)
+        .y_labels(count_labels(top))
         .y_label_formatter(&count_label)
         .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT))
         .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT))
@@ -614,6 +621,7 @@ fn retries_and_errors(area: &Area, seconds: &[Second]) -> anyhow::Result<()> {
         .y_desc("per second")
         .x_labels(time_labels(seconds))
         .x_label_formatter(&seconds_label)
+        .y_labels(count_labels(top))
         .y_label_formatter(&count_label)
         .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT))
         .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT))
@@ -631,6 +639,18 @@ fn retries_and_errors(area: &Area, seconds: &[Second]) -> anyhow::Result<()> {
                 )
             })
     };
+    if seconds.iter().all(|s| s.retries == 0 && s.errors == 0) {
+        let (width, height) = plot.dim_in_pixel();
+        plot.draw(&Text::new(
+            "no retries, no errors",
+            (width as i32 / 2, height as i32 / 2),
+            (FONT, LEGEND_SIZE)
+                .into_font()
+                .color(&RGBColor(120, 120, 120))
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))
+        .map_err(drawing)?;
+    }
     chart
         .draw_series(bars(0.1, |s| s.retries, RETRIES))
         .map_err(drawing)?;
