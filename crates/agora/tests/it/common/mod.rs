@@ -498,11 +498,32 @@ pub async fn start_binary(
         .expect("agora exited early")
 }
 
+/// [`start_binary`] listening on `listen` (`127.0.0.1:PORT`): a restart on
+/// the same port is at the same URL, as its clients know it.
+pub async fn start_binary_on(
+    dir: &std::path::Path,
+    listen: &str,
+    envs: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    try_start_binary_on(dir, listen, envs)
+        .await
+        .expect("agora exited early")
+}
+
 /// [`start_binary`], or `None` if the process exits before it listens (a
 /// chaos crash can come while it works off the events left from before).
 #[allow(dead_code)] // not every test binary restarts a crashing process
 pub async fn try_start_binary(
     dir: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> Option<(tokio::process::Child, String)> {
+    try_start_binary_on(dir, "127.0.0.1:0", envs).await
+}
+
+/// [`try_start_binary`] listening on `listen`.
+pub async fn try_start_binary_on(
+    dir: &std::path::Path,
+    listen: &str,
     envs: &[(&str, &str)],
 ) -> Option<(tokio::process::Child, String)> {
     use tokio::io::{AsyncBufReadExt, BufReader};
@@ -529,7 +550,7 @@ pub async fn try_start_binary(
     );
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
     command
-        .args(["run", "--listen", "127.0.0.1:0", "--no-seed", "--data-dir"])
+        .args(["run", "--listen", listen, "--no-seed", "--data-dir"])
         .arg(dir)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
