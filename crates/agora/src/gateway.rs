@@ -97,6 +97,7 @@ impl GatewayApp {
                 .build()?,
         };
         let probe: Arc<dyn Probe> = Arc::new(gateway.clone());
+        let labels = gateway.clone();
         let mut joined = Router::new();
         for path in crate::host::status::JOINED {
             joined = joined.route(path, axum::routing::get(join));
@@ -105,7 +106,8 @@ impl GatewayApp {
             .merge(joined)
             .fallback(proxy)
             .with_state(gateway)
-            .merge(health::router(probe));
+            .merge(health::router(probe))
+            .merge(agora_platform::metrics::router(Vec::new()));
         if let Some(url) = &args.amqp_url {
             let url =
                 crate::secrets::url_with_password_file(url, args.amqp_password_file.as_deref())?;
@@ -128,7 +130,8 @@ impl GatewayApp {
             agora_platform::service::Peer::Remote(&identity),
             Duration::ZERO,
         );
-        let router = crate::host::edge(router, &limits, verifier, true);
+        let router = crate::host::edge(router, &limits, verifier, true)
+            .layer(axum::middleware::from_fn_with_state(labels, label_route));
         let listener = TcpListener::bind(&args.listen).await?;
         Ok(GatewayApp {
             listener,
@@ -154,6 +157,11 @@ impl GatewayApp {
 impl Gateway {
     /// The service whose path prefix is the longest that `path` is in.
     fn route(&self, path: &str) -> Option<&Upstream> {
+        self.owner(path).map(|(upstream, _)| upstream)
+    }
+
+    /// [`Gateway::route`], with the prefix it matched.
+    fn owner(&self, path: &str) -> Option<(&Upstream, &'static str)> {
         let within = |prefix: &str| {
             path.strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -163,8 +171,24 @@ impl Gateway {
             .flat_map(|u| u.paths.iter().map(move |p| (u, p.len(), *p)))
             .filter(|(_, _, prefix)| within(prefix))
             .max_by_key(|(_, len, _)| *len)
-            .map(|(u, _, _)| u)
+            .map(|(u, _, prefix)| (u, prefix))
     }
+}
+
+/// The proxy has no route template: a request it forwards is named, in
+/// its span and metrics, by the path prefix the service owns
+/// (`POST /api/v1/orders`). Outside the edge's layers, so that they see it.
+async fn label_route(
+    State(gateway): State<Gateway>,
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some((_, prefix)) = gateway.owner(request.uri().path()) {
+        request
+            .extensions_mut()
+            .insert(agora_platform::metrics::RouteLabel(prefix));
+    }
+    next.run(request).await
 }
 
 async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
@@ -212,6 +236,8 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
         if let Some(client) = client {
             outgoing = outgoing.header("x-forwarded-for", client.to_string());
         }
+        // The service's request span continues the gateway's.
+        outgoing = outgoing.headers(agora_platform::telemetry::outgoing_headers());
         match outgoing.send().await {
             Ok(answer) => {
                 let response = answered(answer.status(), answer.headers());
@@ -276,7 +302,10 @@ async fn join(State(gateway): State<Gateway>, request: Request) -> Response {
     for upstream in gateway.upstreams.iter() {
         let mut reached = false;
         for base in &upstream.instances {
-            let mut outgoing = gateway.client.get(format!("{base}{path_and_query}"));
+            let mut outgoing = gateway
+                .client
+                .get(format!("{base}{path_and_query}"))
+                .headers(agora_platform::telemetry::outgoing_headers());
             if let Some(value) = &authorization {
                 outgoing = outgoing.header(header::AUTHORIZATION, value);
             }

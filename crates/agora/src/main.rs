@@ -7,8 +7,22 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(clap::Args)]
+struct TelemetryArgs {
+    /// How log lines are written: `human`, or `json` (one object a line,
+    /// with the trace, order and event ids as fields).
+    #[arg(long, global = true, env = "AGORA_LOG_FORMAT", default_value = "human")]
+    log_format: agora_platform::telemetry::LogFormat,
+    /// Export traces over OTLP/HTTP to this receiver (e.g.
+    /// http://127.0.0.1:4318); off when not given.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -63,15 +77,33 @@ struct RunArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    agora_platform::telemetry::init();
-    let command = match Cli::parse().command {
+    let cli = Cli::parse();
+    let command = match cli.command {
         Some(command) => command,
         // No subcommand means `run` with its defaults (and environment).
         None => Cli::parse_from(["agora", "run"])
             .command
             .expect("run parses"),
     };
+    let service_name = match &command {
+        Command::Run(_) => "agora".to_owned(),
+        Command::Service(args) => format!("agora-{}", args.name),
+        Command::Gateway(_) => "agora-gateway".to_owned(),
+        _ => "agora-cli".to_owned(),
+    };
+    let telemetry = agora_platform::telemetry::init(&agora_platform::telemetry::Options {
+        log_format: cli.telemetry.log_format,
+        // An empty value (a compose file's default) means off.
+        otlp_endpoint: cli.telemetry.otlp_endpoint.filter(|e| !e.is_empty()),
+        service_name,
+    })?;
     agora_platform::chaos::install(agora_platform::chaos::Chaos::from_env()?);
+    let result = serve(command).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn serve(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => run(args).await,
         Command::Service(args) => {

@@ -2,29 +2,42 @@
 
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Request, Response};
 use tower_http::classify::{ServerErrorsAsFailures, ServerErrorsFailureClass, SharedClassifier};
-use tower_http::trace::{
-    DefaultMakeSpan, DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, DefaultOnResponse,
-    TraceLayer,
-};
+use tower_http::trace::{DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, TraceLayer};
 use tracing::Span;
 
 pub type HttpTrace = TraceLayer<
     SharedClassifier<ServerErrorsAsFailures>,
-    DefaultMakeSpan,
+    fn(&Request<Body>) -> Span,
     DefaultOnRequest,
-    DefaultOnResponse,
+    fn(&Response<Body>, Duration, &Span),
     DefaultOnBodyChunk,
     DefaultOnEos,
     fn(ServerErrorsFailureClass, Duration, &Span),
 >;
 
-/// tower-http's tracing, except that a 503 is logged at WARN, not ERROR:
-/// it is the answer while a dependency is down or not ready yet, and the
-/// gateway relays one per request then; the outage itself is logged once
-/// where it happens.
+/// tower-http's tracing with a span per request that continues the
+/// caller's `traceparent` (the gateway's, a browser's, a test's) and is
+/// named by its route template; and a 503 logged at WARN, not ERROR: it is
+/// the answer while a dependency is down or not ready yet, and the gateway
+/// relays one per request then; the outage itself is logged once where it
+/// happens.
 pub fn http_trace() -> HttpTrace {
-    TraceLayer::new_for_http().on_failure(log_failure as fn(_, _, &Span))
+    TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&Request<Body>) -> Span)
+        .on_response(record_status as fn(&Response<Body>, Duration, &Span))
+        .on_failure(log_failure as fn(_, _, &Span))
+}
+
+fn request_span(request: &Request<Body>) -> Span {
+    let route = agora_platform::metrics::route_of(request.extensions());
+    agora_platform::telemetry::request_span(request.method().as_str(), route, request.headers())
+}
+
+fn record_status(response: &Response<Body>, _latency: Duration, span: &Span) {
+    span.record("http.response.status_code", response.status().as_u16());
 }
 
 fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &Span) {

@@ -201,6 +201,7 @@ impl CatalogClient for HttpCatalog {
         let fetch = || async {
             self.client
                 .get(url)
+                .headers(agora_platform::telemetry::outgoing_headers())
                 .send()
                 .await?
                 .error_for_status()?

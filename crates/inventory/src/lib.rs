@@ -262,6 +262,7 @@ impl StockCheck for HttpStockCheck {
         let stock: Vec<domain::Stock> = self
             .client
             .get(url)
+            .headers(agora_platform::telemetry::outgoing_headers())
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod store;
 
 use std::collections::HashMap;
@@ -396,7 +397,10 @@ impl Orders {
                 if to != OrderStatus::Pending && !secrets::is_masked(&order.payment_token) {
                     order.payment_token = secrets::mask(&order.payment_token);
                 }
-                tracing::info!(order_id = %id, from = order.status.as_str(), to = to.as_str(), cause = %cause_name, "order {} -> {}", order.status.as_str(), to.as_str());
+                // The event and trace it moved on, also when it is one of
+                // a batch (whose span is not the event's).
+                let trace_id = cause.and_then(|c| c.trace_id());
+                tracing::info!(order_id = %id, from = order.status.as_str(), to = to.as_str(), cause = %cause_name, event_id = event_id.map(tracing::field::display), trace_id, "order {} -> {}", order.status.as_str(), to.as_str());
                 (order.status, order.awaiting, order.reason, order.updated_at) =
                     (to, awaiting, reason_now, at);
                 found.deadline_at = deadline;
@@ -723,7 +727,10 @@ impl Service for OrderService {
             orders.stock = Some(StockGate::new(check, "inventory-stock-check"));
         }
         let (follower, masking) = (orders.clone(), context.db.clone());
+        agora_platform::metrics::install();
+        metrics::describe();
         Ok(Parts::new(api::router(orders.clone()))
+            .with_gauges(metrics::OrderGauges(context.db.clone()))
             .with_breakers(orders.stock.iter().map(|s| s.breaker.clone()))
             .with_breakers(catalog.breaker())
             .with_periodic(DeadlineSweep(orders.clone()))

@@ -9,6 +9,7 @@ use agora_platform::params;
 use uuid::Uuid;
 
 use crate::domain::{Awaiting, Order, OrderStatus, OrderSummary, TimelineEntry};
+use crate::metrics::Transition;
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -58,6 +59,8 @@ pub struct Loaded {
     /// What the row holds of what the saga decides on (status, awaited
     /// compensations): [`save`] writes only if it still does.
     stored: (OrderStatus, Awaiting),
+    /// When the row was last written: the current step's start.
+    stored_at: String,
 }
 
 fn status(row: &Row, column: &str) -> Result<OrderStatus, DbError> {
@@ -111,6 +114,7 @@ fn loaded(row: &Row) -> Result<Loaded, DbError> {
         deadline_at: row.opt_i64("deadline_at")?,
         changed: false,
         stored: (status, Awaiting::parse(row.str("awaiting")?)),
+        stored_at: row.text("updated_at")?,
     })
 }
 
@@ -195,6 +199,14 @@ pub async fn insert(
         note: None,
     };
     add_timeline(tx, order.id, &entry);
+    let created = Transition {
+        from: None,
+        to: order.status,
+        in_state_secs: None,
+        age_secs: Some(0.0),
+        awaiting: order.awaiting,
+    };
+    tx.after_commit(move || crate::metrics::record(&created));
     Ok(Some(entry))
 }
 
@@ -279,14 +291,26 @@ pub async fn save<'a>(
         )
         .await?;
     let mut conflicts = Vec::new();
+    let mut transitions = Vec::new();
     for (loaded, written) in changed.iter_mut().zip(written) {
         if written {
+            if loaded.stored.0 != loaded.order.status {
+                transitions.push(Transition {
+                    from: Some(loaded.stored.0),
+                    to: loaded.order.status,
+                    in_state_secs: agora_platform::clock::seconds_since(&loaded.stored_at),
+                    age_secs: agora_platform::clock::seconds_since(&loaded.order.created_at),
+                    awaiting: loaded.order.awaiting,
+                });
+            }
             loaded.stored = (loaded.order.status, loaded.order.awaiting);
+            loaded.stored_at = loaded.order.updated_at.clone();
             loaded.changed = false;
         } else {
             conflicts.push(loaded.order.id);
         }
     }
+    tx.after_commit(move || transitions.iter().for_each(crate::metrics::record));
     Ok(conflicts)
 }
 

@@ -29,3 +29,10 @@ pub fn rfc3339_at(unix_millis: i64) -> String {
     let nanos = i128::from(unix_millis.clamp(0, 253_402_300_799_000)) * 1_000_000;
     to_rfc3339(OffsetDateTime::from_unix_timestamp_nanos(nanos).expect("within the clamp"))
 }
+
+/// Seconds from an RFC 3339 time to now (0 for a time to come); `None`
+/// when `at` is not one.
+pub fn seconds_since(at: &str) -> Option<f64> {
+    let at = OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0))
+}

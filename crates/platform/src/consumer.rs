@@ -12,9 +12,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use tracing::{Instrument, Span};
+use uuid::Uuid;
+
 use crate::db::{Db, DbError, Tx, Value};
 use crate::events::{DecodeError, Envelope};
+use crate::metrics::{self, Delivery};
 use crate::params;
+use crate::telemetry;
 use crate::transport::Settlement;
 
 /// The error a handler failed with, kept as it was (a storage error stays
@@ -195,12 +200,23 @@ pub async fn apply_in(
         .iter()
         .map(|row| row.text("event_id"))
         .collect::<Result<_, _>>()?;
-    let new: Vec<&Envelope> = events
-        .iter()
-        .filter(|e| fresh.remove(&e.id.to_string()))
-        .copied()
-        .collect();
+    let (new, seen): (Vec<&Envelope>, Vec<&Envelope>) =
+        events.iter().partition(|e| fresh.remove(&e.id.to_string()));
     handler.handle_all(tx, &new).await?;
+    let consumer = handler.consumer();
+    let outcomes: Vec<(String, Delivery)> = new
+        .iter()
+        .map(|e| (e.event_type.clone(), Delivery::Applied))
+        .chain(
+            seen.iter()
+                .map(|e| (e.event_type.clone(), Delivery::Duplicate)),
+        )
+        .collect();
+    tx.after_commit(move || {
+        for (event_type, outcome) in outcomes {
+            metrics::delivered(consumer, &event_type, outcome);
+        }
+    });
     Ok(new.len())
 }
 
@@ -233,7 +249,38 @@ pub async fn handle_batch(
     crate::chaos::handler_delay().await;
     let parsed: Vec<Result<Envelope, HandlerError>> =
         bodies.iter().map(|b| parse_envelope(b)).collect();
-    if parsed.iter().all(Result::is_ok) && bodies.len() > 1 {
+    metrics::batch(handler.consumer(), bodies.len());
+    let spans: Vec<(Uuid, Span)> = parsed
+        .iter()
+        .flatten()
+        .map(|e| (e.id, telemetry::consume_span(handler.consumer(), e)))
+        .collect();
+    // Logs and storage spans of a single event nest in its consume span;
+    // a batch's are in a span naming how many it holds.
+    let scope = match spans.as_slice() {
+        [(_, one)] => one.clone(),
+        _ => tracing::info_span!(
+            "consume_batch",
+            service = handler.consumer(),
+            events = bodies.len()
+        ),
+    };
+    let outcomes =
+        telemetry::handling(&spans, handle_parsed(db, handler, parsed).instrument(scope)).await;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for (_, span) in &spans {
+            span.in_scope(|| tracing::debug!("event processed"));
+        }
+    }
+    outcomes
+}
+
+async fn handle_parsed(
+    db: &Db,
+    handler: &dyn EventHandler,
+    parsed: Vec<Result<Envelope, HandlerError>>,
+) -> Vec<Result<(), HandlerError>> {
+    if parsed.iter().all(Result::is_ok) && parsed.len() > 1 {
         let together = async {
             let events: Vec<&Envelope> = parsed.iter().flatten().collect();
             let mut tx = db.begin().await?;

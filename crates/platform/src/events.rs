@@ -65,6 +65,17 @@ pub struct Envelope {
     pub data: serde_json::Value,
 }
 
+/// A `traceparent` where no span is recorded (tracing not installed): the
+/// cause's trace with a span id of its own, or a fresh trace.
+fn untraced_parent(cause: Option<&Envelope>) -> String {
+    let trace_id = cause
+        .and_then(|c| c.traceparent.split('-').nth(1))
+        .and_then(|t| u128::from_str_radix(t, 16).ok())
+        .unwrap_or_else(rand::random);
+    let span_id: u64 = rand::random();
+    format!("00-{trace_id:032x}-{span_id:016x}-01")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("expected {expected} v{expected_version}, got {got} v{got_version}")]
@@ -79,36 +90,23 @@ pub enum DecodeError {
 }
 
 impl Envelope {
-    /// The first event of a flow: a fresh correlation id and trace.
+    /// The first event of a flow: a fresh correlation id, and the trace of
+    /// the current span (the request's), or a fresh one.
     pub fn root<E: DomainEvent>(event: &E) -> Envelope {
-        let trace_id: u128 = rand::random();
-        Self::build(event, Uuid::now_v7().to_string(), None, trace_id)
+        Self::build(event, Uuid::now_v7().to_string(), None)
     }
 
     /// An event emitted while handling `cause`: same correlation and trace.
     pub fn caused_by<E: DomainEvent>(event: &E, cause: &Envelope) -> Envelope {
-        let trace_id = cause
-            .traceparent
-            .split('-')
-            .nth(1)
-            .and_then(|t| u128::from_str_radix(t, 16).ok())
-            .unwrap_or_else(rand::random);
-        Self::build(
-            event,
-            cause.correlationid.clone(),
-            Some(cause.id.to_string()),
-            trace_id,
-        )
+        Self::build(event, cause.correlationid.clone(), Some(cause))
     }
 
     fn build<E: DomainEvent>(
         event: &E,
         correlationid: String,
-        causationid: Option<String>,
-        trace_id: u128,
+        cause: Option<&Envelope>,
     ) -> Envelope {
-        let span_id: u64 = rand::random();
-        Envelope {
+        let mut envelope = Envelope {
             specversion: SPECVERSION.into(),
             id: Uuid::now_v7(),
             event_type: E::TYPE.into(),
@@ -119,10 +117,13 @@ impl Envelope {
             dataschema: schema_url(E::ROUTING_KEY),
             eventversion: E::VERSION,
             correlationid,
-            causationid,
-            traceparent: format!("00-{trace_id:032x}-{span_id:016x}-01"),
+            causationid: cause.map(|c| c.id.to_string()),
+            traceparent: String::new(),
             data: serde_json::to_value(event).expect("events serialise"),
-        }
+        };
+        envelope.traceparent = crate::telemetry::publish_traceparent(&envelope, cause)
+            .unwrap_or_else(|| untraced_parent(cause));
+        envelope
     }
 
     /// Decodes the payload as `E`, refusing another type, another version or
@@ -163,6 +164,11 @@ impl Envelope {
     /// Whether this envelope carries an `E`.
     pub fn is<E: DomainEvent>(&self) -> bool {
         self.event_type == E::TYPE
+    }
+
+    /// The trace this event is part of (from its `traceparent`).
+    pub fn trace_id(&self) -> Option<&str> {
+        self.traceparent.split('-').nth(1)
     }
 
     /// The routing key derived from type and version.
@@ -656,6 +662,24 @@ macro_rules! events {
                 .filter(|(_, secrets)| !secrets.is_empty())
                 .map(|(key, _)| key)
                 .collect()
+        }
+
+        /// The payload field an event type's subject is (`order_id` for the
+        /// saga's events): what logs and spans call it.
+        pub fn subject_field(event_type: &str) -> Option<&'static str> {
+            match event_type {
+                $(stringify!($ty) => Some(stringify!($subject)),)*
+                _ => None,
+            }
+        }
+
+        /// The event type a routing key carries, or `unknown`: a metric's
+        /// label, from a bounded set.
+        pub fn type_of(routing_key: &str) -> &'static str {
+            match routing_key {
+                $($key => stringify!($ty),)*
+                _ => "unknown",
+            }
         }
 
         /// The routing key of an event type and version, if it exists.

@@ -122,7 +122,8 @@ pub async fn replay(
             params![scope, key, now_millis() - ttl.as_millis() as i64],
         )
         .await?;
-    row.map(|row| answer_from(&row, fingerprint)).transpose()
+    row.map(|row| answer_from(&row, scope, fingerprint))
+        .transpose()
 }
 
 /// The answer stored under a claimed key, replayed (`None` if the row is gone).
@@ -138,18 +139,23 @@ async fn stored(
             params![scope, key],
         )
         .await?;
-    row.map(|row| answer_from(&row, fingerprint)).transpose()
+    row.map(|row| answer_from(&row, scope, fingerprint))
+        .transpose()
 }
 
 /// A replayed answer from a stored row, or 422 when the key was used with
 /// another request.
-fn answer_from(row: &crate::db::Row, fingerprint: &str) -> Result<Response, ApiError> {
+fn answer_from(row: &crate::db::Row, scope: &str, fingerprint: &str) -> Result<Response, ApiError> {
     if row.str("fingerprint")? != fingerprint {
         return Err(ApiError::invalid_field(
             "Idempotency-Key",
             "this key was used with a different request",
         ));
     }
+    // The scope is the operation and the caller: only the operation is a
+    // label (`POST /orders`).
+    let operation: Vec<&str> = scope.splitn(3, ' ').take(2).collect();
+    crate::metrics::replayed(&operation.join(" "));
     let answer = Answer {
         status: StatusCode::from_u16(row.i64("status")? as u16).unwrap_or(StatusCode::OK),
         location: row.opt_text("location")?,

@@ -16,6 +16,7 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod memo;
+pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod periodic;

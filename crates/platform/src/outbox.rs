@@ -199,6 +199,7 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
         )
         .await?;
         tx.commit().await?;
+        count_published(&records);
         return Ok(records.len());
     }
     let mut tx = db.begin_relaxed().await?;
@@ -222,7 +223,45 @@ pub async fn relay_once(db: &Db, publisher: &dyn Publisher) -> anyhow::Result<us
     records.sort_by(|a, b| a.id.cmp(&b.id));
     publisher.publish(&records).await?;
     tx.commit().await?;
+    count_published(&records);
     Ok(records.len())
+}
+
+/// Events not yet published, and the age in seconds of the oldest (0
+/// when none waits): both read through the index of unpublished rows.
+pub async fn backlog(db: &Db) -> Result<(i64, f64), DbError> {
+    let count = db
+        .query_opt(
+            "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL",
+            &[],
+        )
+        .await?
+        .map(|r| r.i64("n"))
+        .transpose()?
+        .unwrap_or(0);
+    let oldest = db
+        .query_opt(
+            "SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|r| r.text("created_at"))
+        .transpose()?;
+    let age = oldest
+        .and_then(|at| crate::clock::seconds_since(&at))
+        .unwrap_or(0.0);
+    Ok((count, age))
+}
+
+/// Each event's type and its source service, counted once published.
+fn count_published(records: &[OutboxRecord]) {
+    for record in records {
+        let event = crate::events::EVENT_TYPES
+            .iter()
+            .find(|e| e.routing_key == record.routing_key);
+        let (source, name) = event.map_or(("unknown", "unknown"), |e| (e.source, e.name));
+        crate::metrics::published(source, name, 1);
+    }
 }
 
 /// Rows of `id, routing_key, envelope, secrets` as the events to publish:

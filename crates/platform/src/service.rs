@@ -38,6 +38,8 @@ pub struct Parts {
     pub background: Vec<Background>,
     /// Its own records that only grow, pruned by age past the retention.
     pub records: Vec<Records>,
+    /// Its own gauges, read at each scrape of `/metrics` (orders by state).
+    pub gauges: Vec<Arc<dyn crate::metrics::Gauges>>,
 }
 
 impl Parts {
@@ -51,7 +53,13 @@ impl Parts {
             breakers: Vec::new(),
             background: Vec::new(),
             records: Vec::new(),
+            gauges: Vec::new(),
         }
+    }
+
+    pub fn with_gauges(mut self, gauges: impl crate::metrics::Gauges) -> Parts {
+        self.gauges.push(Arc::new(gauges));
+        self
     }
 
     pub fn with_handler(mut self, handler: impl EventHandler) -> Parts {

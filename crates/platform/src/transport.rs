@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::consumer::{self, EventHandler, RetryPolicy};
 use crate::db::Db;
 use crate::dead_letters::DeadLetterQueues;
+use crate::metrics::{self, Delivery};
 use crate::outbox::OutboxRecord;
 use crate::reconnect::Reconnect;
 
@@ -203,9 +204,18 @@ async fn pump<I: Inlet>(
     Ok(())
 }
 
-/// One log line per failed delivery, whichever transport carried it.
+/// One log line and one count per failed delivery, whichever transport
+/// carried it.
 fn log_failure(consumer: &str, d: &Incoming<'_>, failed_attempts: u32, settlement: &Settlement) {
     let (event_id, routing_key) = (d.event_id, d.routing_key);
+    let event_type = crate::events::type_of(routing_key);
+    match settlement {
+        Settlement::Ack => {}
+        Settlement::Retry { .. } => metrics::delivered(consumer, event_type, Delivery::Retried),
+        Settlement::DeadLetter { .. } => {
+            metrics::delivered(consumer, event_type, Delivery::DeadLettered)
+        }
+    }
     match settlement {
         Settlement::Ack => {}
         Settlement::Retry { delay_ms, error } => tracing::warn!(

@@ -9,6 +9,7 @@
 //! work and its consumers (supervised: a panic restarts them). Every queue
 //! fed by what it publishes is bound before the first publish.
 
+pub mod gauges;
 pub mod health;
 pub mod status;
 
@@ -107,6 +108,7 @@ impl Host {
         let mut breakers = Vec::new();
         let mut named_breakers = Vec::new();
         let mut supervised = Vec::new();
+        let mut service_gauges = Vec::new();
         let publisher: Arc<dyn Publisher> = plan.transport.clone();
         for (member, parts) in built {
             let db = &member.db;
@@ -135,6 +137,7 @@ impl Host {
                     .map(|b| (member.service.name(), b.clone())),
             );
             breakers.extend(parts.breakers);
+            service_gauges.extend(parts.gauges);
             router = router.merge(parts.router);
             let Some(handler) = parts.handler else {
                 continue;
@@ -181,24 +184,31 @@ impl Host {
             breakers,
             supervised,
         };
+        let named_dbs: Vec<(&'static str, Db)> = plan
+            .members
+            .iter()
+            .map(|m| (m.service.name(), m.db.clone()))
+            .collect();
+        let consumers: Vec<String> = plan
+            .members
+            .iter()
+            .filter(|m| !m.service.consumes().is_empty())
+            .map(|m| m.service.name().to_owned())
+            .collect();
+        service_gauges.push(Arc::new(gauges::HostGauges {
+            dbs: named_dbs.clone(),
+            breakers: named_breakers.clone(),
+            transport: plan.transport.clone(),
+            consumers: consumers.clone(),
+        }));
         router = router
             .merge(health::router(Arc::new(probe)))
+            .merge(agora_platform::metrics::router(service_gauges))
             .merge(status::router(status::Members {
-                dbs: Arc::new(
-                    plan.members
-                        .iter()
-                        .map(|m| (m.service.name(), m.db.clone()))
-                        .collect(),
-                ),
+                dbs: Arc::new(named_dbs),
                 breakers: Arc::new(named_breakers),
             }));
         if plan.operator_routes {
-            let consumers: Vec<String> = plan
-                .members
-                .iter()
-                .filter(|m| !m.service.consumes().is_empty())
-                .map(|m| m.service.name().to_owned())
-                .collect();
             let queues = plan.transport.clone().dead_letters(consumers.clone());
             router = router
                 .merge(crate::admin::dead_letter_router(queues))
@@ -256,7 +266,8 @@ impl Host {
 }
 
 /// The layers every process kind serves behind, in one place: the body
-/// limit, the bearer token's verification, request tracing, and
+/// limit, the bearer token's verification, request metrics and tracing
+/// (a span per request, continuing the caller's `traceparent`), and
 /// (outermost) the listener's limits. With `web`, the storefront and the
 /// console too (the embedded app and the gateway: what users open), and
 /// GraphQL, which call the API router in-process, behind its token
@@ -279,7 +290,12 @@ pub fn edge(router: Router, limits: &Limits, verifier: Arc<Verifier>, web: bool)
             .merge(api),
         false => api,
     };
-    agora_platform::server::limited(router.layer(crate::trace::http_trace()), limits)
+    let observed = router
+        .layer(axum::middleware::from_fn(
+            agora_platform::metrics::observe_http,
+        ))
+        .layer(crate::trace::http_trace());
+    agora_platform::server::limited(observed, limits)
 }
 
 /// An order not final after this long is stuck, for the console's audit

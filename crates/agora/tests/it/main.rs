@@ -22,6 +22,7 @@ mod idempotency;
 mod identity;
 mod limits;
 mod loadgen;
+mod observability;
 mod openapi;
 mod operator_views;
 mod postgres_restart;

@@ -109,6 +109,14 @@ impl Migration {
     }
 }
 
+/// What [`Db::pool_usage`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// A handle to one service's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -191,6 +199,30 @@ impl Db {
             outbox_ready: Arc::new(Notify::new()),
             reads: Arc::default(),
         })
+    }
+
+    /// Connections open and in use now, and the most there may be: on
+    /// SQLite the writer and the readers (in use while locked).
+    pub fn pool_usage(&self) -> PoolUsage {
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let connections = std::iter::once(&db.writer).chain(db.readers.iter());
+                let busy = connections.filter(|c| c.try_lock().is_err()).count();
+                PoolUsage {
+                    in_use: busy as u32,
+                    idle: (1 + db.readers.len() - busy) as u32,
+                    max: 1 + db.readers.len() as u32,
+                }
+            }
+            Backend::Postgres(pool) => {
+                let idle = pool.num_idle() as u32;
+                PoolUsage {
+                    in_use: pool.size().saturating_sub(idle),
+                    idle,
+                    max: pool.options().get_max_connections(),
+                }
+            }
+        }
     }
 
     /// For the outbox relay's two strategies (see `outbox::relay_once`);

@@ -30,6 +30,8 @@ pub struct Cluster {
     database_urls: Vec<String>,
     /// Set by `stop`; still false in `drop` when the test panicked.
     stopped: bool,
+    /// Given to every process it starts (an OTLP endpoint, a log format).
+    extra_envs: Vec<(String, String)>,
     /// Its hold on the servers, given up when it is dropped.
     _servers: Hold,
 }
@@ -69,7 +71,7 @@ pub fn servers() -> (String, String) {
 
 /// A started process: the child, the address it listens on, and its log
 /// lines (every line after the address, gathered until it exits).
-async fn spawn(
+pub async fn spawn(
     args: &[String],
     envs: &[(String, String)],
 ) -> (Child, String, JoinHandle<Vec<String>>) {
@@ -131,6 +133,16 @@ impl Cluster {
         cluster.started(instances).await
     }
 
+    /// As [`Cluster::start`], with `envs` given to every process.
+    pub async fn start_with_env(instances: &[(&str, usize)], envs: &[(&str, String)]) -> Cluster {
+        let mut cluster = Cluster::empty().await;
+        cluster.extra_envs = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        cluster.started(instances).await
+    }
+
     /// As [`Cluster::start`], holding the servers alone: for a test that
     /// stops and starts one of them.
     pub async fn start_alone(instances: &[(&str, usize)]) -> Cluster {
@@ -172,6 +184,7 @@ impl Cluster {
             processes: Vec::new(),
             database_urls: Vec::new(),
             stopped: false,
+            extra_envs: Vec::new(),
             _servers: hold,
         }
     }
@@ -219,6 +232,7 @@ impl Cluster {
             ("AGORA_TRUSTED_PROXIES".into(), "127.0.0.1".to_owned()),
             ("AGORA_PUBLIC_URL".into(), self.public_url()),
         ];
+        envs.extend(self.extra_envs.iter().cloned());
         // Where the services started so far are (the ones it needs among them).
         for peer in services() {
             if let Some(url) = self.instances(peer).into_iter().next() {
@@ -265,10 +279,11 @@ impl Cluster {
             args.push("--url".to_owned());
             args.push(format!("{service}={}", self.instances(service).join(",")));
         }
-        let envs = [
+        let mut envs = vec![
             ("AMQP_URL".to_owned(), self.amqp_url.clone()),
             ("AGORA_AMQP_PREFIX".to_owned(), self.prefix.clone()),
         ];
+        envs.extend(self.extra_envs.iter().cloned());
         let (child, gateway, output) = spawn(&args, &envs).await;
         self.processes.push(Process {
             service: "gateway".into(),
@@ -276,7 +291,7 @@ impl Cluster {
             output: tokio::sync::Mutex::new(Some(output)),
             url: gateway.clone(),
             args,
-            envs: envs.to_vec(),
+            envs,
         });
         self.api = super::Api::at(&gateway);
     }

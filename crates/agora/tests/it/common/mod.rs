@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod cluster;
 pub mod outage;
 pub mod paging;
+pub mod traces;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -68,9 +69,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Spawns an app on an existing data directory (a restart).
 pub async fn spawn_app_on(data_dir: DataDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    if std::env::var_os("RUST_LOG").is_some() {
-        agora_platform::telemetry::init();
-    }
+    traces::install();
     let mut config = Config::new("127.0.0.1:0", data_dir.to_path_buf());
     config.retry.base_delay = Duration::from_millis(20);
     tweak(&mut config);
