@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -418,16 +419,16 @@ fn seconds_label(v: &f64) -> String {
     trim(*v)
 }
 
-/// Completed orders and accepted POSTs per second, seconds with retries
-/// shaded.
-fn throughput(area: &Area, seconds: &[Second]) -> anyhow::Result<()> {
-    let (plot, key) = split(area);
-    let top = headroom(highest(seconds, &[|s| s.completed, |s| s.accepted]));
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(
-            "Completed orders and accepted POSTs per second",
-            (FONT, CAPTION_SIZE).into_font().color(&TEXT),
-        )
+/// A chart of counts per second over the run, from 0 to `top`, its axes
+/// drawn: what the throughput and the retries charts share.
+fn per_second_chart<'a, 'b>(
+    plot: &'a Area<'b>,
+    caption: &str,
+    seconds: &[Second],
+    top: f64,
+) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(plot)
+        .caption(caption, (FONT, CAPTION_SIZE).into_font().color(&TEXT))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -447,6 +448,20 @@ fn throughput(area: &Area, seconds: &[Second]) -> anyhow::Result<()> {
         .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT))
         .draw()
         .map_err(drawing)?;
+    Ok(chart)
+}
+
+/// Completed orders and accepted POSTs per second, seconds with retries
+/// shaded.
+fn throughput(area: &Area, seconds: &[Second]) -> anyhow::Result<()> {
+    let (plot, key) = split(area);
+    let top = headroom(highest(seconds, &[|s| s.completed, |s| s.accepted]));
+    let mut chart = per_second_chart(
+        &plot,
+        "Completed orders and accepted POSTs per second",
+        seconds,
+        top,
+    )?;
     chart
         .draw_series(seconds.iter().filter(|s| s.retries > 0).map(|s| {
             Rectangle::new(
@@ -603,30 +618,7 @@ fn latency(area: &Area, seconds: &[Second]) -> anyhow::Result<()> {
 fn retries_and_errors(area: &Area, seconds: &[Second]) -> anyhow::Result<()> {
     let (plot, key) = split(area);
     let top = headroom(highest(seconds, &[|s| s.retries, |s| s.errors]));
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(
-            "Retries and failed orders per second",
-            (FONT, CAPTION_SIZE).into_font().color(&TEXT),
-        )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(time_axis(seconds), 0f64..top)
-        .map_err(drawing)?;
-    chart
-        .configure_mesh()
-        .bold_line_style(GRID)
-        .light_line_style(FAINT_GRID)
-        .x_desc("seconds since the start of the run")
-        .y_desc("per second")
-        .x_labels(time_labels(seconds))
-        .x_label_formatter(&seconds_label)
-        .y_labels(count_labels(top))
-        .y_label_formatter(&count_label)
-        .label_style((FONT, LABEL_SIZE).into_font().color(&TEXT))
-        .axis_desc_style((FONT, DESC_SIZE).into_font().color(&TEXT))
-        .draw()
-        .map_err(drawing)?;
+    let mut chart = per_second_chart(&plot, "Retries and failed orders per second", seconds, top)?;
     let bars = |offset: f64, f: fn(&Second) -> u64, color: RGBColor| {
         seconds
             .iter()
