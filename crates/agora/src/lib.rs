@@ -6,6 +6,7 @@ pub mod admin;
 pub mod app;
 pub mod asyncapi;
 pub mod audit;
+pub mod bench;
 pub mod credentials;
 pub mod dlq;
 pub mod event_log;

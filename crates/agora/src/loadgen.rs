@@ -188,23 +188,71 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 pub async fn generate(args: &Args) -> anyhow::Result<Report> {
     // Refuse a report file of unknown kind before the run, not after it.
-    let report_kind = args.report.as_deref().map(report::Kind::of).transpose()?;
-    let base = args.url.trim_end_matches('/').to_owned();
-    let admin = authorized(
-        reqwest::Client::builder().timeout(Duration::from_secs(60)),
-        &args.credentials.token(&base).await?,
-    )?;
-    let count = args.products.max(1);
-    let stock = args.orders.div_ceil(count) * u64::from(args.quantity);
-    let mut products = Vec::new();
-    for _ in 0..count {
-        products.push(create_product(&admin, &base, stock).await?);
-    }
-    let mut customers = Vec::new();
-    for i in 0..args.customers {
-        customers.push(register_customer(&admin, &base, i).await?);
+    args.report.as_deref().map(report::Kind::of).transpose()?;
+    let cast = Cast::make(args, args.orders).await?;
+    drive(args, cast).await
+}
+
+/// What a run's orders are placed with: its products and its customers.
+pub struct Cast {
+    base: String,
+    products: Vec<uuid::Uuid>,
+    customers: Vec<Customer>,
+}
+
+impl Cast {
+    /// Makes `args.products` products with stock enough for `orders` orders
+    /// of `args.quantity` units, and registers `args.customers` customers.
+    pub async fn make(args: &Args, orders: u64) -> anyhow::Result<Cast> {
+        let base = args.url.trim_end_matches('/').to_owned();
+        let admin = authorized(
+            reqwest::Client::builder().timeout(Duration::from_secs(60)),
+            &args.credentials.token(&base).await?,
+        )?;
+        let count = args.products.max(1);
+        let stock = orders.div_ceil(count) * u64::from(args.quantity);
+        let mut products = Vec::new();
+        for _ in 0..count {
+            products.push(create_product(&admin, &base, stock).await?);
+        }
+        let mut customers = Vec::new();
+        for i in 0..args.customers {
+            customers.push(register_customer(&admin, &base, i).await?);
+        }
+        Ok(Cast {
+            base,
+            products,
+            customers,
+        })
     }
 
+    /// The same products and customers, for another run (their tokens as
+    /// they are now).
+    pub async fn again(&self) -> Cast {
+        let mut customers = Vec::with_capacity(self.customers.len());
+        for c in &self.customers {
+            customers.push(Customer {
+                email: c.email.clone(),
+                password: c.password.clone(),
+                token: Mutex::new(c.token.lock().await.clone()),
+            });
+        }
+        Cast {
+            base: self.base.clone(),
+            products: self.products.clone(),
+            customers,
+        }
+    }
+}
+
+/// Places `args.orders` orders with `cast`'s customers and products.
+pub async fn drive(args: &Args, cast: Cast) -> anyhow::Result<Report> {
+    let report_kind = args.report.as_deref().map(report::Kind::of).transpose()?;
+    let Cast {
+        base,
+        products,
+        customers,
+    } = cast;
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {

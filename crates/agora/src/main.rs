@@ -37,6 +37,8 @@ enum Command {
     Services,
     /// Push orders through a running instance and report throughput and latency.
     Loadgen(loadgen::Args),
+    /// Measure this machine's ceilings, then the order load, and how close it comes.
+    Bench(agora::bench::Args),
     /// List the event log, or replay part of it to a consumer.
     Events(agora::event_log::EventsArgs),
     /// Operator actions on orders that require attention.
@@ -129,6 +131,7 @@ async fn serve(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Loadgen(args) => loadgen::run(args).await,
+        Command::Bench(args) => agora::bench::run(args).await,
         Command::Dlq(args) => agora::dlq::run(args).await,
         Command::Audit(args) => agora::audit::run(args).await,
         Command::Events(args) => agora::event_log::run(args).await,

@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod auth;
+pub mod bench;
 pub mod breaker;
 pub mod bus;
 pub mod chaos;

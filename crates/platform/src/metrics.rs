@@ -51,6 +51,9 @@ pub const OUTBOX_OLDEST_AGE: &str = "agora_outbox_oldest_age_seconds";
 pub const QUEUE_DEPTH: &str = "agora_queue_depth";
 /// 1 for a breaker's current state, 0 for the others.
 pub const BREAKER_STATE: &str = "agora_breaker_state";
+/// Storage transactions committed, by backend (`sqlite`, `postgres`):
+/// what an order costs the storage, counted rather than assumed.
+pub const DB_TRANSACTIONS: &str = "agora_db_transactions_total";
 /// Storage connections by state (`idle`, `in_use`).
 pub const DB_POOL_CONNECTIONS: &str = "agora_db_pool_connections";
 /// The most storage connections a service opens.
@@ -120,6 +123,10 @@ fn describe() {
     describe_histogram!(
         CONSUMER_BATCH,
         "Deliveries a consumer handled in one transaction."
+    );
+    describe_counter!(
+        DB_TRANSACTIONS,
+        "Storage transactions committed, by backend."
     );
     describe_counter!(
         IDEMPOTENT_REPLAYS,
@@ -273,6 +280,11 @@ pub fn batch(consumer: &str, size: usize) {
 
 /// A request answered from the idempotency store, by operation
 /// (`POST /orders`).
+/// A storage transaction committed on `backend`.
+pub fn committed(backend: &'static str) {
+    metrics::counter!(DB_TRANSACTIONS, "backend" => backend).increment(1);
+}
+
 pub fn replayed(operation: &str) {
     metrics::counter!(IDEMPOTENT_REPLAYS, "operation" => operation.to_owned()).increment(1);
 }

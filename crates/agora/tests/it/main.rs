@@ -6,6 +6,7 @@
 mod access;
 mod api;
 mod asyncapi;
+mod bench;
 mod broker_restart;
 mod chaos;
 mod checkout;

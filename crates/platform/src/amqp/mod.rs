@@ -125,7 +125,7 @@ impl AmqpConfig {
     }
 }
 
-async fn connect(url: &str) -> lapin::Result<Connection> {
+pub(crate) async fn connect(url: &str) -> lapin::Result<Connection> {
     let properties = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio);

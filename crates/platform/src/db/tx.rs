@@ -378,13 +378,18 @@ impl Tx {
             at_commit: _,
             notices: _,
         } = self;
-        match inner {
+        let backend = match inner {
             TxInner::Sqlite(mut tx) => {
                 tx.conn.execute_batch("COMMIT")?;
                 tx.open = false;
+                "sqlite"
             }
-            TxInner::Postgres(tx) => tx.commit().await?,
-        }
+            TxInner::Postgres(tx) => {
+                tx.commit().await?;
+                "postgres"
+            }
+        };
+        crate::metrics::committed(backend);
         if wrote_outbox {
             outbox_ready.notify_one();
         }
