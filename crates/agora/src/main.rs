@@ -98,6 +98,11 @@ async fn main() -> anyhow::Result<()> {
         // An empty value (a compose file's default) means off.
         otlp_endpoint: cli.telemetry.otlp_endpoint.filter(|e| !e.is_empty()),
         service_name,
+        // A server's log is its output; a command's stdout is its answer.
+        logs_to_stderr: !matches!(
+            command,
+            Command::Run(_) | Command::Service(_) | Command::Gateway(_)
+        ),
     })?;
     agora_platform::chaos::install(agora_platform::chaos::Chaos::from_env()?);
     let result = serve(command).await;

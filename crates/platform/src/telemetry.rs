@@ -70,6 +70,9 @@ pub struct Options {
     pub otlp_endpoint: Option<String>,
     /// The OpenTelemetry `service.name` of this process.
     pub service_name: String,
+    /// Log lines to stderr rather than stdout: for the commands whose
+    /// stdout is their answer (`agora bench --json`, `agora loadgen`).
+    pub logs_to_stderr: bool,
 }
 
 /// The process's tracer provider: flush it before exiting, or the last
@@ -98,7 +101,7 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
     if let Some(endpoint) = &options.otlp_endpoint {
         provider = provider.with_batch_exporter(otlp::exporter(endpoint)?);
     }
-    Ok(install(provider.build(), options.log_format, true))
+    Ok(install(provider.build(), options, true))
 }
 
 /// As [`init`], with every span handed to `exporter` as it ends (the
@@ -116,13 +119,13 @@ pub fn init_with_exporter(
         .with_simple_exporter(exporter)
         .build();
     let logs = std::env::var_os("RUST_LOG").is_some();
-    Ok(install(provider, options.log_format, logs))
+    Ok(install(provider, options, logs))
 }
 
 /// Logs follow `RUST_LOG`; traces take every span at INFO or above, and
 /// events at WARN or above as span events, whatever `RUST_LOG` says, so
 /// that the `traceparent` of events is continued even when logs are quiet.
-fn install(provider: SdkTracerProvider, format: LogFormat, logs: bool) -> Telemetry {
+fn install(provider: SdkTracerProvider, options: &Options, logs: bool) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
     let tracer = provider.tracer("agora");
@@ -138,15 +141,28 @@ fn install(provider: SdkTracerProvider, format: LogFormat, logs: bool) -> Teleme
             };
             *meta.level() <= most
         }));
-    let lines = match format {
+    let to_stderr = options.logs_to_stderr;
+    let writer = move || -> Box<dyn std::io::Write> {
+        match to_stderr {
+            true => Box::new(std::io::stderr()),
+            false => Box::new(std::io::stdout()),
+        }
+    };
+    let terminal = match to_stderr {
+        true => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        false => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    };
+    let lines = match options.log_format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
             .with_target(false)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_ansi(terminal)
+            .with_writer(writer)
             .compact()
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .fmt_fields(JsonFields::new())
             .event_format(JsonLines)
+            .with_writer(writer)
             .boxed(),
     };
     let _ = tracing_subscriber::registry()
