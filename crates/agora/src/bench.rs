@@ -449,7 +449,7 @@ fn ceiling(references: &References, cost: &PerOrder) -> (Option<f64>, String) {
 }
 
 /// Counters read off the deployment's `/metrics` pages.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Counters {
     sqlite: f64,
     postgres: f64,
@@ -458,13 +458,18 @@ struct Counters {
 }
 
 impl Counters {
-    fn minus(&self, before: &Counters) -> Counters {
+    /// Field by field, `self` and `other` combined by `op`.
+    fn with(&self, other: &Counters, op: impl Fn(f64, f64) -> f64) -> Counters {
         Counters {
-            sqlite: self.sqlite - before.sqlite,
-            postgres: self.postgres - before.postgres,
-            published: self.published - before.published,
-            deliveries: self.deliveries - before.deliveries,
+            sqlite: op(self.sqlite, other.sqlite),
+            postgres: op(self.postgres, other.postgres),
+            published: op(self.published, other.published),
+            deliveries: op(self.deliveries, other.deliveries),
         }
+    }
+
+    fn minus(&self, before: &Counters) -> Counters {
+        self.with(before, |a, b| a - b)
     }
 
     fn per(&self, orders: u64) -> PerOrder {
@@ -546,11 +551,7 @@ impl Scrape {
                 .with_context(|| format!("reading {page}"))?
                 .text()
                 .await?;
-            let c = Counters::of_page(&text);
-            total.sqlite += c.sqlite;
-            total.postgres += c.postgres;
-            total.published += c.published;
-            total.deliveries += c.deliveries;
+            total = total.with(&Counters::of_page(&text), |a, b| a + b);
         }
         Ok(total)
     }
@@ -564,11 +565,7 @@ impl Scrape {
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let now = self.once().await?;
-            let still = now.sqlite == last.sqlite
-                && now.postgres == last.postgres
-                && now.published == last.published
-                && now.deliveries == last.deliveries;
-            if still || Instant::now() > give_up {
+            if now == last || Instant::now() > give_up {
                 return Ok(now);
             }
             last = now;
