@@ -288,7 +288,7 @@ impl Transport for Broker {
         "broker"
     }
 
-    async fn bind(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
+    async fn bind(&self, queues: &[QueueSpec]) {
         {
             let mut consumers = self.consumers.write().expect("consumers lock");
             for q in queues {
@@ -299,7 +299,6 @@ impl Transport for Broker {
         }
         // Declared when the publishing channel (re)opens.
         self.reset().await;
-        Ok(())
     }
 
     async fn consume(
