@@ -208,7 +208,7 @@ pub async fn broker_round_trip(
     let routing_key = "payment.succeeded";
     broker
         .bind(&[QueueSpec::new(service, &[routing_key])])
-        .await;
+        .await?;
     let outcome = round_trip(&broker, &config, service, routing_key, messages, progress).await;
     let deleted = broker.delete_topology(&[service]).await;
     broker.close().await;

@@ -1,18 +1,39 @@
 //! The embedded durable bus: RabbitMQ's semantics in one process.
 //!
-//! It is a SQLite file (`bus.db`) holding one queue of deliveries per
-//! subscribing service, bound to the routing keys that service handles, plus
-//! a dead-letter table per service. Publishing inserts one delivery per bound
-//! subscriber in one transaction; a consumer deletes (acks) a delivery only
-//! after its own transaction committed. A `kill -9` at any point therefore
-//! leaves each event either still in an outbox or still in a queue: nothing
-//! is lost, and what is redelivered is absorbed by the consumer's inbox.
+//! Each service's outbox is also its subscribers' queue. A subscriber keeps,
+//! per service whose events it takes, a cursor: the outbox position
+//! (SQLite's `rowid`) up to which it has handled and settled every event it
+//! is bound to. SQLite has one writer, so rows take their `rowid` in the
+//! order their transactions commit, and a reader that sees a row sees every
+//! row below it: reading past the cursor never skips a committed event.
+//! A commit that wrote events wakes the subscribers of that service at once,
+//! so an event goes from its producer's commit to its consumer's transaction
+//! in one hop, with no copy written anywhere else, no relay and no ack write.
+//!
+//! Cursors are kept in `bus.db`, written at most every
+//! [`CURSOR_SAVE_EVERY`] under load and once a subscriber falls idle. A
+//! `kill -9` loses at most that much of a cursor's progress: those events
+//! are delivered again and absorbed by the consumer's inbox. Nothing is lost,
+//! since a cursor never passes an event before its handling committed or its
+//! failure was recorded.
+//!
+//! What the outboxes cannot hold lives in `bus.db` too, as RabbitMQ's
+//! queues did: a queue of deliveries per subscriber (a retry waiting for its
+//! time, an event replayed from the log or from the dead letters, a message
+//! put there by a test, an event of an earlier release's outbox or of
+//! another process) and its dead letters. A consumer deletes (acks) such a
+//! delivery only after its own transaction committed.
+//!
+//! A subscriber starts reading a service's outbox where it ends when the
+//! subscriber is first bound: like a new queue on a broker, it takes the
+//! events published from then on. A service's secrets leave its outbox once
+//! every subscriber of the event has settled it.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -20,33 +41,208 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{now_millis, now_rfc3339};
 use crate::consumer::{EventHandler, RetryPolicy, BATCH};
-use crate::db::{Db, DbError, Migration};
+use crate::db::{placeholders, Db, DbError, Migration, Value};
 use crate::dead_letters::{event_type_of, Action, DeadLetter, DeadLetterQueues, Filter};
 use crate::outbox::OutboxRecord;
 use crate::params;
 use crate::transport::{self, Incoming, Inlet, Publisher, QueueSpec, Settlement, Transport};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    name: "bus_0001_queues",
-    sql: include_str!("../migrations/bus_0001_queues.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "bus_0001_queues",
+        sql: include_str!("../migrations/bus_0001_queues.sql"),
+    },
+    Migration {
+        name: "bus_0002_cursors",
+        sql: include_str!("../migrations/bus_0002_cursors.sql"),
+    },
+];
 
-/// One message waiting in a subscriber's queue.
+/// How often a consumer reads its queue and every outbox it takes events
+/// from, woken or not: a retry falls due, another process wrote.
+const POLL: Duration = Duration::from_millis(200);
+
+/// How far behind its progress a saved cursor may be under load (what a
+/// `kill -9` delivers again).
+pub const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(100);
+
+/// How long a subscriber waits, idle, before saving its cursors.
+const CURSOR_SAVE_IDLE: Duration = Duration::from_millis(20);
+
+/// Where a delivery comes from, and so how it is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The subscriber's queue in `bus.db`, as its copy `copy`.
+    Queue { copy: i64 },
+    /// A service's outbox, through the subscriber's feed number `feed`, at
+    /// `seq` (the row's `rowid`); `secret` when the row still holds one.
+    Outbox { feed: usize, seq: i64, secret: bool },
+}
+
+/// One message for a subscriber.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub event_id: String,
-    pub copy: i64,
     pub routing_key: String,
     pub envelope: String,
     /// Failed attempts so far.
     pub attempts: u32,
+    pub origin: Origin,
+}
+
+/// One subscriber's position in one service's outbox.
+struct Feed {
+    producer: String,
+    db: Db,
+    /// The subscriber's routing keys that this service emits.
+    keys: Vec<String>,
+    /// Reads the rows past a position, the body only of those it takes.
+    read: String,
+    /// Counts the rows past a position that it takes.
+    count: String,
+    /// Every row at or below it is settled.
+    cursor: AtomicI64,
+    /// Rows were written since the last read.
+    dirty: AtomicBool,
+    /// Rows whose secrets every feed has passed but could not be dropped
+    /// yet (a storage error): tried again with the next ones.
+    unclear: Mutex<Vec<(String, i64)>>,
+}
+
+/// What one read of a feed gave.
+struct Read {
+    /// The rows it takes.
+    taken: Vec<Delivery>,
+    /// The last row read, taken or not.
+    last: Option<i64>,
+    /// As many rows as asked for: there may be more.
+    full: bool,
+}
+
+impl Feed {
+    fn new(producer: &str, db: Db, keys: Vec<String>, cursor: i64) -> Feed {
+        let taken = placeholders(3, keys.len());
+        Feed {
+            read: format!(
+                "SELECT rowid AS seq, id, routing_key,
+                        CASE WHEN routing_key IN ({taken}) THEN envelope END AS envelope,
+                        CASE WHEN routing_key IN ({taken}) THEN secrets END AS secrets
+                 FROM outbox WHERE rowid > $1 ORDER BY rowid LIMIT $2"
+            ),
+            count: format!(
+                "SELECT COUNT(*) AS n FROM outbox WHERE rowid > $1 AND routing_key IN ({})",
+                placeholders(2, keys.len())
+            ),
+            producer: producer.to_owned(),
+            db,
+            keys,
+            cursor: AtomicI64::new(cursor),
+            dirty: AtomicBool::new(true),
+            unclear: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn takes(&self, routing_key: &str) -> bool {
+        self.keys.iter().any(|k| k == routing_key)
+    }
+
+    /// Up to `limit` rows past the cursor, those it takes as deliveries
+    /// (their secrets put back); `feed` is its number for the subscriber.
+    async fn read(&self, feed: usize, limit: usize) -> Result<Read, DbError> {
+        let mut values = vec![
+            Value::from(self.cursor.load(Ordering::Acquire)),
+            Value::from(limit as i64),
+        ];
+        values.extend(self.keys.iter().map(Value::from));
+        let rows = self.db.query_unmetered(&self.read, &values).await?;
+        let mut taken = Vec::new();
+        let mut last = None;
+        for r in &rows {
+            let seq = r.i64("seq")?;
+            last = Some(seq);
+            let Some(kept) = r.opt_text("envelope")? else {
+                continue;
+            };
+            let secrets = r.opt_text("secrets")?;
+            let envelope = match &secrets {
+                Some(s) => crate::events::with_secrets(&kept, s)
+                    .map_err(|e| DbError::Decode(format!("outbox secrets: {e}")))?,
+                None => kept,
+            };
+            taken.push(Delivery {
+                event_id: r.text("id")?,
+                routing_key: r.text("routing_key")?,
+                envelope,
+                attempts: 0,
+                origin: Origin::Outbox {
+                    feed,
+                    seq,
+                    secret: secrets.is_some(),
+                },
+            });
+        }
+        Ok(Read {
+            taken,
+            last,
+            full: rows.len() >= limit,
+        })
+    }
+
+    /// Rows past the cursor that it takes.
+    async fn waiting(&self) -> Result<i64, DbError> {
+        let mut values = vec![Value::from(self.cursor.load(Ordering::Acquire))];
+        values.extend(self.keys.iter().map(Value::from));
+        let row = self.db.query_unmetered(&self.count, &values).await?;
+        row.first()
+            .map(|r| r.i64("n"))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+}
+
+/// A consuming service, as the bus knows it.
+#[derive(Default)]
+struct Subscriber {
+    /// Rung by a commit that wrote events it takes, and by anything put
+    /// into its queue.
+    notify: Notify,
+    /// Something was put into its queue in `bus.db` since the last read.
+    queued: AtomicBool,
+    /// One per service whose events it takes.
+    feeds: RwLock<Vec<Arc<Feed>>>,
+    /// The cursors last saved, and when.
+    saved: Mutex<(Vec<i64>, Option<Instant>)>,
+}
+
+impl Subscriber {
+    fn feeds(&self) -> Vec<Arc<Feed>> {
+        self.feeds.read().expect("feeds lock").clone()
+    }
+
+    fn cursors(&self) -> Vec<i64> {
+        self.feeds()
+            .iter()
+            .map(|f| f.cursor.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Whether its cursors moved since they were last saved, and how long
+    /// ago that was.
+    fn unsaved(&self) -> Option<Duration> {
+        let saved = self.saved.lock().expect("saved lock");
+        (saved.0 != self.cursors()).then(|| saved.1.map_or(Duration::MAX, |at| at.elapsed()))
+    }
 }
 
 pub struct EmbeddedBus {
     db: Db,
     /// routing key -> subscribers bound to it.
     bindings: RwLock<HashMap<String, Vec<String>>>,
-    wakers: RwLock<HashMap<String, Arc<Notify>>>,
+    subscribers: RwLock<HashMap<String, Arc<Subscriber>>>,
+    /// The services whose outboxes it reads, by name.
+    producers: RwLock<HashMap<String, Db>>,
+    /// service -> the feeds that read its outbox.
+    readers: RwLock<HashMap<String, Vec<Arc<Feed>>>>,
     /// Copies of each event delivered to each subscriber: 1, or 2 to prove
     /// that consumers absorb duplicates.
     copies: i64,
@@ -82,16 +278,29 @@ impl EmbeddedBus {
         Ok(Arc::new(EmbeddedBus {
             db,
             bindings: RwLock::new(HashMap::new()),
-            wakers: RwLock::new(HashMap::new()),
+            subscribers: RwLock::new(HashMap::new()),
+            producers: RwLock::new(HashMap::new()),
+            readers: RwLock::new(HashMap::new()),
             copies: if options.duplicate_delivery { 2 } else { 1 },
             dead_letter_max: AtomicU32::new(options.dead_letter_max.max(1)),
             retry: options.retry,
         }))
     }
 
-    /// Binds `subscriber`'s queue to `routing_keys`; returns the notifier that
-    /// wakes its consumer when something arrives.
-    pub fn bind(&self, subscriber: &str, routing_keys: &[&str]) -> Arc<Notify> {
+    fn subscriber(&self, name: &str) -> Arc<Subscriber> {
+        if let Some(s) = self.subscribers.read().expect("subscribers lock").get(name) {
+            return s.clone();
+        }
+        self.subscribers
+            .write()
+            .expect("subscribers lock")
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Binds `subscriber`'s queue to `routing_keys`.
+    pub fn bind(&self, subscriber: &str, routing_keys: &[&str]) {
         let mut bindings = self.bindings.write().expect("bindings lock");
         for key in routing_keys {
             let subs = bindings.entry((*key).to_owned()).or_default();
@@ -99,19 +308,169 @@ impl EmbeddedBus {
                 subs.push(subscriber.to_owned());
             }
         }
-        self.wakers
-            .write()
-            .expect("wakers lock")
-            .entry(subscriber.to_owned())
-            .or_default()
-            .clone()
+        drop(bindings);
+        self.subscriber(subscriber);
+    }
+
+    /// Gives each subscriber in `queues` a feed from every attached service
+    /// that emits what it takes, starting at its saved cursor (or, for a
+    /// new subscription, at the end of that outbox), and has each of those
+    /// services' commits ring its subscribers.
+    async fn open_feeds(&self, queues: &[QueueSpec]) -> Result<(), DbError> {
+        let producers = self.producers.read().expect("producers lock").clone();
+        for q in queues {
+            let mut taken: Vec<(&str, Vec<String>)> = Vec::new();
+            for key in &q.routing_keys {
+                let Some(source) = crate::events::source_of(key) else {
+                    continue;
+                };
+                if !producers.contains_key(source) {
+                    continue;
+                }
+                match taken.iter_mut().find(|(p, _)| *p == source) {
+                    Some((_, keys)) => keys.push(key.clone()),
+                    None => taken.push((source, vec![key.clone()])),
+                }
+            }
+            let mut feeds = Vec::new();
+            for (producer, keys) in taken {
+                let db = producers[producer].clone();
+                let cursor = self.start_at(&q.service, producer, &db).await?;
+                feeds.push(Arc::new(Feed::new(producer, db, keys, cursor)));
+            }
+            let subscriber = self.subscriber(&q.service);
+            *subscriber.saved.lock().expect("saved lock") = (
+                feeds
+                    .iter()
+                    .map(|f| f.cursor.load(Ordering::Acquire))
+                    .collect(),
+                Some(Instant::now()),
+            );
+            *subscriber.feeds.write().expect("feeds lock") = feeds;
+        }
+        let subscribers = self.subscribers.read().expect("subscribers lock").clone();
+        let mut readers = self.readers.write().expect("readers lock");
+        for (name, db) in &producers {
+            let rung: Vec<(Arc<Feed>, Arc<Subscriber>)> = subscribers
+                .values()
+                .flat_map(|s| {
+                    s.feeds()
+                        .into_iter()
+                        .filter(|f| &f.producer == name)
+                        .map(|f| (f, s.clone()))
+                })
+                .collect();
+            readers.insert(name.clone(), rung.iter().map(|(f, _)| f.clone()).collect());
+            db.read_outbox_as_queue(Arc::new(move |written: &[String]| {
+                for (feed, subscriber) in &rung {
+                    feed.dirty.store(true, Ordering::Release);
+                    if written.iter().any(|k| feed.takes(k)) {
+                        subscriber.notify.notify_one();
+                    }
+                }
+            }));
+        }
+        Ok(())
+    }
+
+    /// Where `subscriber` resumes reading `producer`'s outbox: its saved
+    /// cursor, or the end of the outbox for a new subscription (saved at
+    /// once). Never past the outbox's last row, where `rowid`s would be
+    /// given again.
+    async fn start_at(&self, subscriber: &str, producer: &str, db: &Db) -> Result<i64, DbError> {
+        let end = db
+            .query_opt("SELECT COALESCE(MAX(rowid), 0) AS seq FROM outbox", &[])
+            .await?
+            .map(|r| r.i64("seq"))
+            .transpose()?
+            .unwrap_or(0);
+        let saved = self
+            .db
+            .query_opt(
+                "SELECT seq FROM cursors WHERE subscriber = $1 AND producer = $2",
+                params![subscriber, producer],
+            )
+            .await?
+            .map(|r| r.i64("seq"))
+            .transpose()?;
+        let at = saved.map_or(end, |s| s.min(end));
+        if saved != Some(at) {
+            let mut tx = self.db.begin().await?;
+            save_cursor(&mut tx, subscriber, producer, at).await?;
+            tx.commit().await?;
+        }
+        Ok(at)
+    }
+
+    /// Saves `subscriber`'s cursors if they moved.
+    async fn save_cursors(&self, name: &str, subscriber: &Subscriber) -> Result<(), DbError> {
+        let feeds = subscriber.feeds();
+        let cursors: Vec<i64> = feeds
+            .iter()
+            .map(|f| f.cursor.load(Ordering::Acquire))
+            .collect();
+        if subscriber.saved.lock().expect("saved lock").0 == cursors {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        for (feed, at) in feeds.iter().zip(&cursors) {
+            save_cursor(&mut tx, name, &feed.producer, *at).await?;
+        }
+        tx.commit().await?;
+        *subscriber.saved.lock().expect("saved lock") = (cursors, Some(Instant::now()));
+        Ok(())
+    }
+
+    /// Drops the secrets of `rows` (routing key, `rowid`) of `producer`'s
+    /// outbox that every feed taking them has passed (the last feed to pass
+    /// a row drops its secret), and of those a failed attempt left.
+    async fn clear_secrets(&self, producer: &Feed, mut rows: Vec<(String, i64)>) {
+        rows.append(&mut producer.unclear.lock().expect("unclear lock"));
+        let done: Vec<(String, i64)> = {
+            let readers = self
+                .readers
+                .read()
+                .expect("readers lock")
+                .get(&producer.producer)
+                .cloned()
+                .unwrap_or_default();
+            rows.into_iter()
+                .filter(|(key, seq)| {
+                    readers
+                        .iter()
+                        .filter(|f| f.takes(key))
+                        .all(|f| f.cursor.load(Ordering::Acquire) >= *seq)
+                })
+                .collect()
+        };
+        if done.is_empty() {
+            return;
+        }
+        let seqs: Vec<Value> = done.iter().map(|(_, seq)| Value::from(*seq)).collect();
+        let cleared = async {
+            let mut tx = producer.db.begin().await?;
+            tx.execute(
+                &format!(
+                    "UPDATE outbox SET secrets = NULL WHERE rowid IN ({})",
+                    placeholders(1, seqs.len())
+                ),
+                &seqs,
+            )
+            .await?;
+            tx.commit().await
+        };
+        if let Err(e) = cleared.await {
+            tracing::warn!(producer = %producer.producer, error = %e, "secrets of handled events kept for now; dropped with the next ones");
+            producer.unclear.lock().expect("unclear lock").extend(done);
+        }
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {
         self.db.ping().await
     }
 
-    /// Up to `limit` deliveries due now, oldest event first.
+    /// Up to `limit` deliveries due now in `subscriber`'s queue, oldest
+    /// event first.
     pub async fn fetch(&self, subscriber: &str, limit: i64) -> Result<Vec<Delivery>, DbError> {
         let rows = self
             .db
@@ -126,24 +485,40 @@ impl EmbeddedBus {
             .map(|r| {
                 Ok(Delivery {
                     event_id: r.text("event_id")?,
-                    copy: r.i64("copy")?,
                     routing_key: r.text("routing_key")?,
                     envelope: r.text("envelope")?,
                     attempts: r.i64("attempts")? as u32,
+                    origin: Origin::Queue {
+                        copy: r.i64("copy")?,
+                    },
                 })
             })
             .collect()
     }
 
-    /// Applies the outcome of each handled delivery in one transaction.
+    /// Records the outcome of each handled delivery that `bus.db` has to
+    /// know of, in one transaction: a delivery from the queue is deleted,
+    /// retried later or dead-lettered; one read from an outbox needs
+    /// nothing here once handled, and is queued for its retry or
+    /// dead-lettered when not.
     pub async fn settle(
         &self,
         subscriber: &str,
         outcomes: &[(Delivery, Settlement)],
     ) -> Result<(), DbError> {
+        let recorded = |(d, s): &&(Delivery, Settlement)| {
+            matches!(d.origin, Origin::Queue { .. }) || *s != Settlement::Ack
+        };
+        if !outcomes.iter().any(|o| recorded(&o)) {
+            return Ok(());
+        }
         let mut tx = self.db.begin().await?;
-        for (d, settlement) in outcomes {
-            let key = params![subscriber, &d.event_id, d.copy];
+        for (d, settlement) in outcomes.iter().filter(recorded) {
+            let copy = match d.origin {
+                Origin::Queue { copy } => copy,
+                Origin::Outbox { .. } => 0,
+            };
+            let key = params![subscriber, &d.event_id, copy];
             match settlement {
                 Settlement::Ack => {
                     tx.execute(
@@ -154,9 +529,12 @@ impl EmbeddedBus {
                 }
                 Settlement::Retry { delay_ms, error } => {
                     tx.execute(
-                        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $4, last_error = $5
-                         WHERE subscriber = $1 AND event_id = $2 AND copy = $3",
-                        params![subscriber, &d.event_id, d.copy, now_millis() + *delay_ms as i64, error],
+                        "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, attempts, next_attempt_at, last_error)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         ON CONFLICT (subscriber, event_id, copy) DO UPDATE SET attempts = excluded.attempts,
+                             next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error",
+                        params![subscriber, &d.event_id, copy, &d.routing_key, &d.envelope,
+                            i64::from(d.attempts) + 1, now_millis() + *delay_ms as i64, error],
                     )
                     .await?;
                 }
@@ -187,19 +565,35 @@ impl EmbeddedBus {
         tx.commit().await
     }
 
-    /// Deliveries still queued (due or waiting for a retry), per subscriber
-    /// that has any.
-    pub async fn depths(&self) -> Result<Vec<(String, i64)>, DbError> {
+    /// Deliveries waiting (in its queue, due or not, and in the outboxes it
+    /// reads, past its cursors), per subscriber in `services`.
+    pub async fn depths(&self, services: &[String]) -> Result<Vec<(String, i64)>, DbError> {
         let rows = self
             .db
             .query(
-                "SELECT subscriber, COUNT(*) AS n FROM deliveries GROUP BY subscriber ORDER BY subscriber",
+                "SELECT subscriber, COUNT(*) AS n FROM deliveries GROUP BY subscriber",
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.text("subscriber")?, r.i64("n")?)))
-            .collect()
+        let mut queued = HashMap::new();
+        for r in &rows {
+            queued.insert(r.text("subscriber")?, r.i64("n")?);
+        }
+        let mut depths = Vec::new();
+        for service in services {
+            let mut n = queued.get(service).copied().unwrap_or(0);
+            let feeds = self
+                .subscribers
+                .read()
+                .expect("subscribers lock")
+                .get(service)
+                .map(|s| s.feeds());
+            for feed in feeds.unwrap_or_default() {
+                n += feed.waiting().await?;
+            }
+            depths.push((service.clone(), n));
+        }
+        Ok(depths)
     }
 
     /// Puts an event into a subscriber's queue under its own id (a replay):
@@ -243,15 +637,39 @@ impl EmbeddedBus {
         Ok(id)
     }
 
+    /// Tells `subscriber` that its queue in `bus.db` has something.
     fn wake(&self, subscriber: &str) {
-        if let Some(waker) = self.wakers.read().expect("wakers lock").get(subscriber) {
-            waker.notify_one();
+        if let Some(s) = self
+            .subscribers
+            .read()
+            .expect("subscribers lock")
+            .get(subscriber)
+        {
+            s.queued.store(true, Ordering::Release);
+            s.notify.notify_one();
         }
     }
 }
 
+async fn save_cursor(
+    tx: &mut crate::db::Tx,
+    subscriber: &str,
+    producer: &str,
+    at: i64,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO cursors (subscriber, producer, seq) VALUES ($1, $2, $3)
+         ON CONFLICT (subscriber, producer) DO UPDATE SET seq = excluded.seq",
+        params![subscriber, producer, at],
+    )
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Publisher for EmbeddedBus {
+    /// Queues events that reach the bus other than through an outbox it
+    /// reads: those an earlier release or another process left unpublished.
     async fn publish(&self, events: &[OutboxRecord]) -> anyhow::Result<()> {
         let routes: Vec<(&OutboxRecord, Vec<String>)> = {
             let bindings = self.bindings.read().expect("bindings lock");
@@ -263,8 +681,7 @@ impl Publisher for EmbeddedBus {
         let mut tx = self.db.begin().await?;
         for (event, subscribers) in &routes {
             for subscriber in subscribers {
-                let chaos_copy = crate::chaos::roll(crate::chaos::get().duplicate_rate);
-                for copy in 0..self.copies.max(1 + i64::from(chaos_copy)) {
+                for copy in 0..self.copies_of_one() {
                     // A relay that crashed after publishing but before marking
                     // its outbox publishes again: the same key is ignored.
                     tx.execute(
@@ -284,6 +701,15 @@ impl Publisher for EmbeddedBus {
             self.wake(subscriber);
         }
         Ok(())
+    }
+}
+
+impl EmbeddedBus {
+    /// How many times to deliver one event to one subscriber: twice with
+    /// duplicate delivery on, or when chaos says so.
+    fn copies_of_one(&self) -> i64 {
+        let chaos_copy = crate::chaos::roll(crate::chaos::get().duplicate_rate);
+        self.copies.max(1 + i64::from(chaos_copy))
     }
 }
 
@@ -356,11 +782,19 @@ impl Transport for EmbeddedBus {
         "bus"
     }
 
-    async fn bind(&self, queues: &[QueueSpec]) {
+    fn attach(&self, service: &str, db: &Db) {
+        self.producers
+            .write()
+            .expect("producers lock")
+            .insert(service.to_owned(), db.clone());
+    }
+
+    async fn bind(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
         for q in queues {
             let keys: Vec<&str> = q.routing_keys.iter().map(String::as_str).collect();
             EmbeddedBus::bind(self, &q.service, &keys);
         }
+        Ok(self.open_feeds(queues).await?)
     }
 
     async fn consume(
@@ -370,14 +804,19 @@ impl Transport for EmbeddedBus {
         shutdown: CancellationToken,
     ) {
         let name = handler.consumer();
-        let waker = self.bind(name, handler.routing_keys());
+        self.bind(name, handler.routing_keys());
+        let subscriber = self.subscriber(name);
         let open = || {
-            let (bus, waker) = (self.clone(), waker.clone());
+            let (bus, subscriber) = (self.clone(), subscriber.clone());
             async move {
+                let feeds = subscriber.feeds();
                 Ok(EmbeddedInlet {
                     bus,
-                    subscriber: name,
-                    waker,
+                    name,
+                    reached: vec![None; feeds.len()],
+                    feeds,
+                    subscriber,
+                    swept: None,
                 })
             }
         };
@@ -390,11 +829,7 @@ impl Transport for EmbeddedBus {
     }
 
     async fn queue_depths(&self, services: &[String]) -> anyhow::Result<Vec<(String, i64)>> {
-        let waiting: HashMap<String, i64> = self.depths().await?.into_iter().collect();
-        Ok(services
-            .iter()
-            .map(|s| (s.clone(), waiting.get(s).copied().unwrap_or(0)))
-            .collect())
+        Ok(self.depths(services).await?)
     }
 
     fn dead_letters(self: Arc<Self>, _services: Vec<String>) -> Arc<dyn DeadLetterQueues> {
@@ -402,12 +837,28 @@ impl Transport for EmbeddedBus {
     }
 }
 
-/// A subscriber's queue in `bus.db`: due deliveries, oldest first, and a
-/// waker that the publisher rings.
+/// A subscriber's end of the bus: the outboxes it reads past its cursors,
+/// and its queue in `bus.db`.
 struct EmbeddedInlet {
     bus: Arc<EmbeddedBus>,
-    subscriber: &'static str,
-    waker: Arc<Notify>,
+    name: &'static str,
+    subscriber: Arc<Subscriber>,
+    feeds: Vec<Arc<Feed>>,
+    /// When the queue and every feed were last read, woken or not.
+    swept: Option<Instant>,
+    /// Per feed, the last row the batch in hand read: where its cursor goes
+    /// once that batch is settled.
+    reached: Vec<Option<i64>>,
+}
+
+impl EmbeddedInlet {
+    /// Saves the cursors if they moved longer than `after` ago.
+    async fn save_after(&self, after: Duration) -> Result<(), DbError> {
+        match self.subscriber.unsaved() {
+            Some(age) if age >= after => self.bus.save_cursors(self.name, &self.subscriber).await,
+            _ => Ok(()),
+        }
+    }
 }
 
 #[async_trait]
@@ -419,14 +870,64 @@ impl Inlet for EmbeddedInlet {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Option<Vec<Delivery>>> {
         while !shutdown.is_cancelled() {
-            let batch = self.bus.fetch(self.subscriber, BATCH as i64).await?;
+            self.save_after(CURSOR_SAVE_EVERY).await?;
+            let sweep = self.swept.is_none_or(|at| at.elapsed() >= POLL);
+            if sweep {
+                self.swept = Some(Instant::now());
+            }
+            let mut batch = Vec::new();
+            if self.subscriber.queued.swap(false, Ordering::AcqRel) | sweep {
+                batch = self.bus.fetch(self.name, BATCH as i64).await?;
+            }
+            let mut more = false;
+            for (i, feed) in self.feeds.iter().enumerate() {
+                let room = BATCH.saturating_sub(batch.len());
+                if room == 0 {
+                    more = true;
+                    break;
+                }
+                if !(feed.dirty.swap(false, Ordering::AcqRel) | sweep) {
+                    continue;
+                }
+                let read = feed.read(i, room).await?;
+                if read.full {
+                    feed.dirty.store(true, Ordering::Release);
+                    more = true;
+                }
+                if read.taken.is_empty() {
+                    // Nothing it takes: nothing to settle before passing.
+                    if let Some(last) = read.last {
+                        feed.cursor.fetch_max(last, Ordering::AcqRel);
+                    }
+                    continue;
+                }
+                self.reached[i] = read.last;
+                for delivery in read.taken {
+                    for _ in 1..self.bus.copies_of_one() {
+                        batch.push(delivery.clone());
+                    }
+                    batch.push(delivery);
+                }
+            }
             if !batch.is_empty() {
                 return Ok(Some(batch));
             }
-            // A retry falls due without a publish: look again now and then.
+            if more {
+                continue;
+            }
+            let unsaved = self.subscriber.unsaved().is_some();
+            let wait = if unsaved {
+                CURSOR_SAVE_IDLE
+            } else {
+                POLL.saturating_sub(self.swept.map_or(POLL, |at| at.elapsed()))
+            };
             tokio::select! {
-                _ = self.waker.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = self.subscriber.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => {
+                    if unsaved {
+                        self.save_after(Duration::ZERO).await?;
+                    }
+                }
                 _ = shutdown.cancelled() => {}
             }
         }
@@ -445,6 +946,36 @@ impl Inlet for EmbeddedInlet {
     async fn settle(&mut self, outcomes: Vec<(Delivery, Settlement)>) -> anyhow::Result<()> {
         // Should this fail, the effects have committed; the deliveries come
         // back and the inbox absorbs them.
-        Ok(self.bus.settle(self.subscriber, &outcomes).await?)
+        self.bus.settle(self.name, &outcomes).await?;
+        for (feed, reached) in self.feeds.iter().zip(&mut self.reached) {
+            if let Some(at) = reached.take() {
+                feed.cursor.fetch_max(at, Ordering::AcqRel);
+            }
+        }
+        for (i, feed) in self.feeds.iter().enumerate() {
+            let mut rows: Vec<(String, i64)> = outcomes
+                .iter()
+                .filter_map(|(d, _)| match d.origin {
+                    Origin::Outbox {
+                        feed,
+                        seq,
+                        secret: true,
+                    } if feed == i => Some((d.routing_key.clone(), seq)),
+                    _ => None,
+                })
+                .collect();
+            rows.dedup();
+            let unclear = !feed.unclear.lock().expect("unclear lock").is_empty();
+            if !rows.is_empty() || unclear {
+                self.bus.clear_secrets(feed, rows).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(self) {
+        if let Err(e) = self.save_after(Duration::ZERO).await {
+            tracing::warn!(consumer = self.name, error = %e, "cursors not saved; the events since are delivered again");
+        }
     }
 }

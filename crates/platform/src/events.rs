@@ -613,6 +613,14 @@ pub fn event_schemas() -> Vec<(&'static str, Schema)> {
         .collect()
 }
 
+/// The service that emits the events with `routing_key`.
+pub fn source_of(routing_key: &str) -> Option<&'static str> {
+    EVENT_TYPES
+        .iter()
+        .find(|e| e.routing_key == routing_key)
+        .map(|e| e.source)
+}
+
 /// The routing keys of the events `source` emits.
 pub fn routing_keys_emitted_by(source: &str) -> Vec<&'static str> {
     EVENT_TYPES

@@ -55,20 +55,32 @@ impl Tx {
         // the secret itself is for the relay alone, which puts it back for
         // the publish and drops it as it marks the event published.
         let (json, secrets) = crate::events::split_secrets(envelope);
-        self.insert_at_commit(
-            "outbox",
-            "id, routing_key, subject, envelope, created_at, secrets",
-            params![
-                envelope.id,
-                routing_key,
-                &envelope.subject,
-                json,
-                &envelope.time,
-                secrets
-            ]
-            .to_vec(),
-        );
-        self.mark_outbox();
+        let mut values = params![
+            envelope.id,
+            routing_key,
+            &envelope.subject,
+            json,
+            &envelope.time,
+            secrets
+        ]
+        .to_vec();
+        // Read as a queue (the embedded bus), the outbox publishes an event
+        // by committing it.
+        if self.outbox_is_read() {
+            values.push(envelope.time.as_str().into());
+            self.insert_at_commit(
+                "outbox",
+                "id, routing_key, subject, envelope, created_at, secrets, published_at",
+                values,
+            );
+        } else {
+            self.insert_at_commit(
+                "outbox",
+                "id, routing_key, subject, envelope, created_at, secrets",
+                values,
+            );
+        }
+        self.mark_outbox(routing_key);
         Ok(())
     }
 }
@@ -256,12 +268,17 @@ pub async fn backlog(db: &Db) -> Result<(i64, f64), DbError> {
 /// Each event's type and its source service, counted once published.
 fn count_published(records: &[OutboxRecord]) {
     for record in records {
-        let event = crate::events::EVENT_TYPES
-            .iter()
-            .find(|e| e.routing_key == record.routing_key);
-        let (source, name) = event.map_or(("unknown", "unknown"), |e| (e.source, e.name));
-        crate::metrics::published(source, name, 1);
+        count_published_key(&record.routing_key);
     }
+}
+
+/// One event with `routing_key` published, counted by type and source.
+pub(crate) fn count_published_key(routing_key: &str) {
+    let event = crate::events::EVENT_TYPES
+        .iter()
+        .find(|e| e.routing_key == routing_key);
+    let (source, name) = event.map_or(("unknown", "unknown"), |e| (e.source, e.name));
+    crate::metrics::published(source, name, 1);
 }
 
 /// Rows of `id, routing_key, envelope, secrets` as the events to publish:

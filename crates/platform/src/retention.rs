@@ -130,11 +130,21 @@ impl Retention {
                 )
                 .await?;
         }
+        // SQLite gives a new row the `rowid` after the largest there is:
+        // the last row stays, so that no `rowid` is given twice (the
+        // embedded bus reads the outbox by it).
+        let last_stays = if self.db.is_sqlite() {
+            " AND rowid < (SELECT MAX(rowid) FROM outbox)"
+        } else {
+            ""
+        };
         deleted += self
             .sweep(
-                "DELETE FROM outbox WHERE id IN (
-                    SELECT id FROM outbox WHERE id < $1 AND published_at IS NOT NULL
-                    ORDER BY id LIMIT $2)",
+                &format!(
+                    "DELETE FROM outbox WHERE id IN (
+                        SELECT id FROM outbox WHERE id < $1 AND published_at IS NOT NULL{last_stays}
+                        ORDER BY id LIMIT $2)"
+                ),
                 params![uuid_v7_floor(before(self.keep.event_log)), BATCH],
             )
             .await?;

@@ -69,9 +69,14 @@ pub trait Transport: Publisher + 'static {
     /// What `/ready` calls it: "bus" or "broker".
     fn kind(&self) -> &'static str;
 
+    /// Tells it of a service this host runs, and its storage, before
+    /// [`Transport::bind`]: the embedded bus reads that service's outbox as
+    /// its subscribers' queue.
+    fn attach(&self, _service: &str, _db: &Db) {}
+
     /// Makes `queues` exist and take their events, before anything is
     /// published: start order can never lose an event.
-    async fn bind(&self, queues: &[QueueSpec]);
+    async fn bind(&self, queues: &[QueueSpec]) -> anyhow::Result<()>;
 
     /// Feeds `handler` its queue, applied to `db`, until `shutdown`; a lost
     /// connection is re-established with backoff.

@@ -86,6 +86,7 @@ impl Host {
     pub async fn build(plan: Plan) -> anyhow::Result<Host> {
         let mut built: Vec<(&Member, Parts)> = Vec::with_capacity(plan.members.len());
         for member in &plan.members {
+            plan.transport.attach(member.service.name(), &member.db);
             let context =
                 Context::new(member.db.clone(), plan.settings.clone(), plan.peers.clone());
             built.push((member, member.service.build(&context).await?));
@@ -100,7 +101,7 @@ impl Host {
                 }
             }
         }
-        plan.transport.bind(&queues).await;
+        plan.transport.bind(&queues).await?;
 
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();

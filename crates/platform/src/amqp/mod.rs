@@ -288,7 +288,7 @@ impl Transport for Broker {
         "broker"
     }
 
-    async fn bind(&self, queues: &[QueueSpec]) {
+    async fn bind(&self, queues: &[QueueSpec]) -> anyhow::Result<()> {
         {
             let mut consumers = self.consumers.write().expect("consumers lock");
             for q in queues {
@@ -299,6 +299,7 @@ impl Transport for Broker {
         }
         // Declared when the publishing channel (re)opens.
         self.reset().await;
+        Ok(())
     }
 
     async fn consume(

@@ -33,7 +33,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -117,13 +117,47 @@ pub struct PoolUsage {
     pub max: u32,
 }
 
+/// Told, after a commit that wrote events, their routing keys.
+pub(crate) type OutboxReader = Arc<dyn Fn(&[String]) + Send + Sync>;
+
+/// Who is told of a commit that wrote events to the outbox.
+#[derive(Default)]
+pub(crate) struct OutboxSignal {
+    /// The relay, which hands them to a transport.
+    ready: Notify,
+    /// Or the embedded bus, when it reads the outbox as a queue: told the
+    /// routing keys written.
+    reader: RwLock<Option<OutboxReader>>,
+}
+
+impl OutboxSignal {
+    /// Whether the outbox is read as a queue: its events are published as
+    /// they commit.
+    pub(crate) fn is_read(&self) -> bool {
+        self.reader.read().expect("outbox reader lock").is_some()
+    }
+
+    /// After a commit that wrote events with `routing_keys` (one per event).
+    pub(crate) fn committed(&self, routing_keys: &[String]) {
+        match &*self.reader.read().expect("outbox reader lock") {
+            Some(reader) => {
+                for key in routing_keys {
+                    crate::outbox::count_published_key(key);
+                }
+                reader(routing_keys)
+            }
+            None => self.ready.notify_one(),
+        }
+    }
+}
+
 /// A handle to one service's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     backend: Backend,
-    /// Woken after a commit that wrote to the outbox, so the relay publishes
+    /// Told of a commit that wrote to the outbox, so its events move on
     /// without polling delay.
-    outbox_ready: Arc<Notify>,
+    outbox: Arc<OutboxSignal>,
     /// Reads run outside a transaction: what a request that only reads
     /// costs the storage (the GraphQL loaders are measured by it).
     reads: Arc<AtomicU64>,
@@ -177,7 +211,7 @@ impl Db {
                 readers,
                 next_reader: AtomicUsize::new(0),
             })),
-            outbox_ready: Arc::new(Notify::new()),
+            outbox: Arc::default(),
             reads: Arc::default(),
         })
     }
@@ -196,7 +230,7 @@ impl Db {
             .await?;
         Ok(Db {
             backend: Backend::Postgres(pool),
-            outbox_ready: Arc::new(Notify::new()),
+            outbox: Arc::default(),
             reads: Arc::default(),
         })
     }
@@ -231,9 +265,18 @@ impl Db {
         matches!(self.backend, Backend::Sqlite(_))
     }
 
-    /// Notified after a commit that wrote events to the outbox.
-    pub fn outbox_ready(&self) -> &Arc<Notify> {
-        &self.outbox_ready
+    /// Notified after a commit that wrote events to the outbox, unless the
+    /// outbox is read as a queue.
+    pub fn outbox_ready(&self) -> &Notify {
+        &self.outbox.ready
+    }
+
+    /// Has the outbox read as its subscribers' queue (the embedded bus):
+    /// from now on an event counts as published when it commits, and
+    /// `reader` is told, after each commit that wrote events, their routing
+    /// keys.
+    pub(crate) fn read_outbox_as_queue(&self, reader: OutboxReader) {
+        *self.outbox.reader.write().expect("outbox reader lock") = Some(reader);
     }
 
     /// Applies each set of migrations in order, each migration once. Safe to
@@ -322,12 +365,22 @@ impl Db {
                     .await?,
             )),
         };
-        Ok(Tx::new(inner, self.outbox_ready.clone()))
+        Ok(Tx::new(inner, self.outbox.clone()))
     }
 
     /// Runs a read outside any transaction (a reader connection on SQLite).
     pub async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
+        self.query_unmetered(sql, params).await
+    }
+
+    /// [`Db::query`], left out of [`Db::reads`]: the embedded bus reading
+    /// an outbox is not the service reading.
+    pub(crate) async fn query_unmetered(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Row>, DbError> {
         match &self.backend {
             Backend::Sqlite(db) => {
                 let i = db.next_reader.fetch_add(1, Ordering::Relaxed) % db.readers.len();

@@ -4,18 +4,19 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
 use super::postgres::{bind_pg, pg_rows};
 use super::sqlite::{sqlite_query, sqlite_sql};
-use super::{DbError, Row, Value};
+use super::{DbError, OutboxSignal, Row, Value};
 
 /// A transaction on either backend. Dropping it without [`Tx::commit`] rolls
 /// back, so an error returned with `?` never leaves a half-written change.
 pub struct Tx {
     inner: TxInner,
-    wrote_outbox: bool,
-    outbox_ready: Arc<Notify>,
+    /// The routing key of each event it wrote to the outbox.
+    published: Vec<String>,
+    outbox: Arc<OutboxSignal>,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
     at_commit: Vec<QueuedRow>,
     /// `(channel, payload)` for other processes, sent with the commit.
@@ -59,11 +60,11 @@ impl Drop for SqliteTx {
 }
 
 impl Tx {
-    pub(super) fn new(inner: TxInner, outbox_ready: Arc<Notify>) -> Tx {
+    pub(super) fn new(inner: TxInner, outbox: Arc<OutboxSignal>) -> Tx {
         Tx {
             inner,
-            wrote_outbox: false,
-            outbox_ready,
+            published: Vec::new(),
+            outbox,
             after_commit: Vec::new(),
             at_commit: Vec::new(),
             notices: Vec::new(),
@@ -104,10 +105,16 @@ impl Tx {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
 
-    /// Marks that this transaction wrote to the outbox, so the relay is woken
-    /// when it commits.
-    pub(crate) fn mark_outbox(&mut self) {
-        self.wrote_outbox = true;
+    /// Marks that this transaction wrote an event with `routing_key` to the
+    /// outbox, so that whoever takes it on is told when it commits.
+    pub(crate) fn mark_outbox(&mut self, routing_key: &str) {
+        self.published.push(routing_key.to_owned());
+    }
+
+    /// Whether the outbox is read as a queue, its events published as they
+    /// commit.
+    pub(crate) fn outbox_is_read(&self) -> bool {
+        self.outbox.is_read()
     }
 
     /// Runs `hook` once this transaction has committed (never if it rolls
@@ -372,8 +379,8 @@ impl Tx {
         self.send_notices().await?;
         let Tx {
             inner,
-            wrote_outbox,
-            outbox_ready,
+            published,
+            outbox,
             after_commit,
             at_commit: _,
             notices: _,
@@ -390,8 +397,8 @@ impl Tx {
             }
         };
         crate::metrics::committed(backend);
-        if wrote_outbox {
-            outbox_ready.notify_one();
+        if !published.is_empty() {
+            outbox.committed(&published);
         }
         for hook in after_commit {
             hook();

@@ -34,7 +34,8 @@ async fn an_event_that_no_queue_takes_is_not_confirmed_and_is_published_again_la
     let broker = Broker::new(config.clone());
     broker
         .bind(&[QueueSpec::new("inventory", &["order.completed.v1"])])
-        .await;
+        .await
+        .expect("bound");
 
     // The publisher declared the consumer's queue itself: the event waits
     // there although no inventory ever ran.
