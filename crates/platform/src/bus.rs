@@ -164,11 +164,7 @@ impl Feed {
                 continue;
             };
             let secrets = r.opt_text("secrets")?;
-            let envelope = match &secrets {
-                Some(s) => crate::events::with_secrets(&kept, s)
-                    .map_err(|e| DbError::Decode(format!("outbox secrets: {e}")))?,
-                None => kept,
-            };
+            let envelope = crate::outbox::whole(kept, secrets.as_deref())?;
             taken.push(Delivery {
                 event_id: r.text("id")?,
                 routing_key: r.text("routing_key")?,
@@ -220,10 +216,7 @@ impl Subscriber {
     }
 
     fn cursors(&self) -> Vec<i64> {
-        self.feeds()
-            .iter()
-            .map(|f| f.cursor.load(Ordering::Acquire))
-            .collect()
+        positions(&self.feeds())
     }
 
     /// Whether its cursors moved since they were last saved, and how long
@@ -339,13 +332,8 @@ impl EmbeddedBus {
                 feeds.push(Arc::new(Feed::new(producer, db, keys, cursor)));
             }
             let subscriber = self.subscriber(&q.service);
-            *subscriber.saved.lock().expect("saved lock") = (
-                feeds
-                    .iter()
-                    .map(|f| f.cursor.load(Ordering::Acquire))
-                    .collect(),
-                Some(Instant::now()),
-            );
+            *subscriber.saved.lock().expect("saved lock") =
+                (positions(&feeds), Some(Instant::now()));
             *subscriber.feeds.write().expect("feeds lock") = feeds;
         }
         let subscribers = self.subscribers.read().expect("subscribers lock").clone();
@@ -405,10 +393,7 @@ impl EmbeddedBus {
     /// Saves `subscriber`'s cursors if they moved.
     async fn save_cursors(&self, name: &str, subscriber: &Subscriber) -> Result<(), DbError> {
         let feeds = subscriber.feeds();
-        let cursors: Vec<i64> = feeds
-            .iter()
-            .map(|f| f.cursor.load(Ordering::Acquire))
-            .collect();
+        let cursors = positions(&feeds);
         if subscriber.saved.lock().expect("saved lock").0 == cursors {
             return Ok(());
         }
@@ -649,6 +634,14 @@ impl EmbeddedBus {
             s.notify.notify_one();
         }
     }
+}
+
+/// Where each of `feeds` stands.
+fn positions(feeds: &[Arc<Feed>]) -> Vec<i64> {
+    feeds
+        .iter()
+        .map(|f| f.cursor.load(Ordering::Acquire))
+        .collect()
 }
 
 async fn save_cursor(

@@ -52,8 +52,9 @@ impl Tx {
             .routing_key()
             .expect("events built from DomainEvent types have a routing key");
         // An event that carries a secret is kept masked from the start;
-        // the secret itself is for the relay alone, which puts it back for
-        // the publish and drops it as it marks the event published.
+        // the secret itself is for whoever publishes it alone (the relay,
+        // or the embedded bus reading the outbox), which puts it back and
+        // drops it once the event is published.
         let (json, secrets) = crate::events::split_secrets(envelope);
         let mut values = params![
             envelope.id,
@@ -66,20 +67,13 @@ impl Tx {
         .to_vec();
         // Read as a queue (the embedded bus), the outbox publishes an event
         // by committing it.
-        if self.outbox_is_read() {
+        let columns = if self.outbox_is_read() {
             values.push(envelope.time.as_str().into());
-            self.insert_at_commit(
-                "outbox",
-                "id, routing_key, subject, envelope, created_at, secrets, published_at",
-                values,
-            );
+            "id, routing_key, subject, envelope, created_at, secrets, published_at"
         } else {
-            self.insert_at_commit(
-                "outbox",
-                "id, routing_key, subject, envelope, created_at, secrets",
-                values,
-            );
-        }
+            "id, routing_key, subject, envelope, created_at, secrets"
+        };
+        self.insert_at_commit("outbox", columns, values);
         self.mark_outbox(routing_key);
         Ok(())
     }
@@ -286,12 +280,7 @@ pub(crate) fn count_published_key(routing_key: &str) {
 fn records(rows: &[crate::db::Row]) -> Result<Vec<OutboxRecord>, DbError> {
     rows.iter()
         .map(|r| {
-            let kept = r.text("envelope")?;
-            let envelope = match r.opt_text("secrets")? {
-                Some(secrets) => crate::events::with_secrets(&kept, &secrets)
-                    .map_err(|e| DbError::Decode(format!("outbox secrets: {e}")))?,
-                None => kept,
-            };
+            let envelope = whole(r.text("envelope")?, r.opt_text("secrets")?.as_deref())?;
             Ok(OutboxRecord {
                 id: r.text("id")?,
                 routing_key: r.text("routing_key")?,
@@ -299,4 +288,14 @@ fn records(rows: &[crate::db::Row]) -> Result<Vec<OutboxRecord>, DbError> {
             })
         })
         .collect()
+}
+
+/// An outbox row's envelope as `kept`, with its `secrets` (if it still
+/// holds them) put back: the event as it is published.
+pub(crate) fn whole(kept: String, secrets: Option<&str>) -> Result<String, DbError> {
+    match secrets {
+        Some(secrets) => crate::events::with_secrets(&kept, secrets)
+            .map_err(|e| DbError::Decode(format!("outbox secrets: {e}"))),
+        None => Ok(kept),
+    }
 }
