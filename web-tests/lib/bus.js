@@ -3,7 +3,7 @@
 // kind of event for a while (as if that service were slow or down), so that
 // a page can be watched while the saga waits.
 //
-// embedded: the app's bus.db (scripts/embedded-bus.py: a row, a trigger);
+// embedded: the app's bus.db (scripts/embedded-bus.py: rows, a trigger);
 // distributed: the run's RabbitMQ queues (amqplib).
 'use strict';
 const { execFileSync } = require('child_process');
@@ -82,7 +82,8 @@ async function injectDeadLetter({ service, routingKey, envelope, error, attempts
  * envelope contains `needle`, until `release()`: that consumer does not see
  * them meanwhile (the saga waits, as when a service is slow).
  *
- * embedded: a trigger in `dataDir`'s bus.db holds exactly those.
+ * embedded: a hold in `dataDir`'s bus.db (a row the running app honours, and
+ * a trigger for its queue) parks exactly those, never due.
  * distributed: a consumer of the test's own, with a higher priority than the
  * service's, takes every message of the service's queue and keeps it
  * unacknowledged; `release()` closes its channel, which gives them all back

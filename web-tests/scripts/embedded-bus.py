@@ -7,29 +7,53 @@ transaction, as another connection of the app would make it).
       a dead letter, as the consumer would have left it after its last attempt
   embedded-bus.py hold BUS_DB NAME SUBSCRIBER ROUTING_KEY NEEDLE
       from now on, deliveries of ROUTING_KEY to SUBSCRIBER whose envelope
-      contains NEEDLE are held (never due): that consumer does not see them
+      contains NEEDLE are held (never due): that consumer does not see them;
+      returns once the running app honours the hold
   embedded-bus.py held BUS_DB NAME SUBSCRIBER ROUTING_KEY NEEDLE
       prints how many deliveries the hold keeps now
   embedded-bus.py release BUS_DB NAME SUBSCRIBER ROUTING_KEY NEEDLE
       ends the hold NAME and makes what it held due now (the consumer looks
-      for due deliveries at least every 200 ms)
+      for due deliveries at least every 200 ms); returns once the app has let
+      go of it
 
-A hold is a trigger on `deliveries`: the delivery is inserted and made
-"never due" in the publisher's own transaction, so the consumer can never
-fetch it in between.
+A hold is two things, one for each way an event reaches a consumer:
+- a row in `holds`, for the events the consumer reads straight from their
+  producer's outbox. The consumer reads its holds at each sweep (at least
+  every 200 ms), marks a new one 'holding', and from then on parks each
+  matching event in its queue (`deliveries`) as never due. `hold` waits for
+  that mark, so what is published after it returns is held. `release` marks
+  the row 'released' and waits until the consumer removed it.
+- a trigger on `deliveries`, for what is put into its queue (a retry, a
+  replay): such a delivery is inserted and made never due in one
+  transaction, so the consumer can never fetch it in between.
 """
 import sqlite3
 import sys
+import time
 from datetime import datetime, timezone
 
-# next_attempt_at (ms since the epoch) of a held delivery: year ~287,000.
+# next_attempt_at (ms since the epoch) of a held delivery: year ~287,000
+# (the bus's own constant, `HELD`).
 HELD = 9_000_000_000_000_000
+# How long the app may take to honour a hold or let go of it.
+TAKEN_WITHIN_S = 15
 
 
 def connect(path):
     db = sqlite3.connect(path, timeout=15, isolation_level=None)
     db.execute("PRAGMA busy_timeout = 15000")
     return db
+
+
+def wait_for(db, name, done_sql, what):
+    deadline = time.monotonic() + TAKEN_WITHIN_S
+    while True:
+        row = db.execute(f"SELECT {done_sql} FROM holds WHERE name = ?", (name,)).fetchone()
+        if row is None or row[0]:
+            return
+        if time.monotonic() >= deadline:
+            raise SystemExit(f"hold {name}: the app did not {what} within {TAKEN_WITHIN_S} s (is it running?)")
+        time.sleep(0.01)
 
 
 def trigger_name(name):
@@ -63,6 +87,11 @@ def main(argv):
             f" BEGIN UPDATE deliveries SET next_attempt_at = {HELD}"
             " WHERE subscriber = NEW.subscriber AND event_id = NEW.event_id AND copy = NEW.copy; END"
         )
+        db.execute(
+            "INSERT INTO holds (name, subscriber, routing_key, needle) VALUES (?, ?, ?, ?)",
+            (name, subscriber, routing_key, needle),
+        )
+        wait_for(db, name, "state = 'holding'", "honour it")
     elif command == "held":
         name, subscriber, routing_key, needle = argv[3:7]
         (n,) = db.execute(
@@ -75,12 +104,14 @@ def main(argv):
         name, subscriber, routing_key, needle = argv[3:7]
         db.execute("BEGIN IMMEDIATE")
         db.execute(f"DROP TRIGGER IF EXISTS {trigger_name(name)}")
+        db.execute("UPDATE holds SET state = 'released' WHERE name = ?", (name,))
         n = db.execute(
             "UPDATE deliveries SET next_attempt_at = 0 WHERE subscriber = ? AND routing_key = ?"
             " AND instr(envelope, ?) > 0 AND next_attempt_at >= ?",
             (subscriber, routing_key, needle, HELD),
         ).rowcount
         db.execute("COMMIT")
+        wait_for(db, name, "0", "let go of it")
         print(n)
     else:
         print(__doc__, file=sys.stderr)

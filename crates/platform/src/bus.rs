@@ -28,6 +28,12 @@
 //! subscriber is first bound: like a new queue on a broker, it takes the
 //! events published from then on. A service's secrets leave its outbox once
 //! every subscriber of the event has settled it.
+//!
+//! A subscriber can be told to hold some of its deliveries back (a row in
+//! `bus.db`'s `holds`, which the browser tests write to make a service look
+//! slow): it takes the hold up at its next sweep, says so in the row, and
+//! from then on parks each matching event in its queue as never due
+//! ([`HELD`]) instead of handling it; a released hold makes them due again.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -56,6 +62,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "bus_0002_cursors",
         sql: include_str!("../migrations/bus_0002_cursors.sql"),
     },
+    Migration {
+        name: "bus_0003_holds",
+        sql: include_str!("../migrations/bus_0003_holds.sql"),
+    },
 ];
 
 /// How often a consumer reads its queue and every outbox it takes events
@@ -66,8 +76,29 @@ const POLL: Duration = Duration::from_millis(200);
 /// `kill -9` delivers again).
 pub const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(100);
 
+/// How long a subscriber may take to honour a hold or let go of it.
+const HOLD_TAKEN_WITHIN: Duration = Duration::from_secs(15);
+
 /// How long a subscriber waits, idle, before saving its cursors.
 const CURSOR_SAVE_IDLE: Duration = Duration::from_millis(20);
+
+/// `next_attempt_at` (ms since the epoch) of a held delivery, in the year
+/// ~287,000: never due until its hold is released.
+pub const HELD: i64 = 9_000_000_000_000_000;
+
+/// A hold a subscriber honours: its deliveries of `routing_key` whose
+/// envelope contains `needle` are parked in its queue, never due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hold {
+    routing_key: String,
+    needle: String,
+}
+
+impl Hold {
+    fn keeps(&self, d: &Delivery) -> bool {
+        d.routing_key == self.routing_key && d.envelope.contains(&self.needle)
+    }
+}
 
 /// Where a delivery comes from, and so how it is settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -622,6 +653,130 @@ impl EmbeddedBus {
         Ok(id)
     }
 
+    /// The holds `subscriber` is to honour, read from `bus.db`: those asked
+    /// for are marked as honoured from now on; those released let go of what
+    /// they parked (due now) and are removed.
+    async fn holds(&self, subscriber: &str) -> Result<Vec<Hold>, DbError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT name, routing_key, needle, state FROM holds WHERE subscriber = $1 ORDER BY name",
+                params![subscriber],
+            )
+            .await?;
+        let mut holds = Vec::new();
+        let mut changed = Vec::new();
+        for r in &rows {
+            let hold = Hold {
+                routing_key: r.text("routing_key")?,
+                needle: r.text("needle")?,
+            };
+            match r.text("state")?.as_str() {
+                "holding" => holds.push(hold),
+                "asked" => {
+                    changed.push((r.text("name")?, None));
+                    holds.push(hold);
+                }
+                _ => changed.push((r.text("name")?, Some(hold))),
+            }
+        }
+        if changed.is_empty() {
+            return Ok(holds);
+        }
+        let mut tx = self.db.begin().await?;
+        for (name, released) in &changed {
+            match released {
+                None => {
+                    tx.execute(
+                        "UPDATE holds SET state = 'holding' WHERE name = $1 AND state = 'asked'",
+                        params![name],
+                    )
+                    .await?;
+                }
+                Some(hold) => {
+                    tx.execute(
+                        "UPDATE deliveries SET next_attempt_at = 0 WHERE subscriber = $1 AND routing_key = $2
+                         AND instr(envelope, $3) > 0 AND next_attempt_at >= $4",
+                        params![subscriber, &hold.routing_key, &hold.needle, HELD],
+                    )
+                    .await?;
+                    tx.execute("DELETE FROM holds WHERE name = $1", params![name])
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        if changed.iter().any(|(_, released)| released.is_some()) {
+            self.wake(subscriber);
+        }
+        Ok(holds)
+    }
+
+    /// Parks `held` deliveries in `subscriber`'s queue, never due.
+    async fn park(&self, subscriber: &str, held: &[Delivery]) -> Result<(), DbError> {
+        let mut tx = self.db.begin().await?;
+        for d in held {
+            tx.execute(
+                "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
+                 VALUES ($1, $2, 0, $3, $4, $5) ON CONFLICT DO NOTHING",
+                params![subscriber, &d.event_id, &d.routing_key, &d.envelope, HELD],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Holds back, from now on, `subscriber`'s deliveries of `routing_key`
+    /// whose envelope contains `needle`, under `name`; returns once the
+    /// subscriber honours it (at its next sweep, within [`POLL`] when idle).
+    pub async fn hold(
+        &self,
+        name: &str,
+        subscriber: &str,
+        routing_key: &str,
+        needle: &str,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            "INSERT INTO holds (name, subscriber, routing_key, needle) VALUES ($1, $2, $3, $4)",
+            params![name, subscriber, routing_key, needle],
+        )
+        .await?;
+        tx.commit().await?;
+        self.settled_hold(name, "state = 'holding'").await
+    }
+
+    /// Ends the hold `name`: what it parked falls due, and no later delivery
+    /// is held by it. Returns once its subscriber has let go of it.
+    pub async fn release(&self, name: &str) -> anyhow::Result<()> {
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            "UPDATE holds SET state = 'released' WHERE name = $1",
+            params![name],
+        )
+        .await?;
+        tx.commit().await?;
+        self.settled_hold(name, "false").await
+    }
+
+    /// Waits until the hold `name` is gone or its row meets `state`: its
+    /// subscriber has taken it up.
+    async fn settled_hold(&self, name: &str, state: &str) -> anyhow::Result<()> {
+        let sql = format!("SELECT {state} AS done FROM holds WHERE name = $1");
+        let deadline = Instant::now() + HOLD_TAKEN_WITHIN;
+        loop {
+            match self.db.query_opt(&sql, params![name]).await? {
+                Some(r) if r.i64("done")? == 0 => {
+                    if Instant::now() >= deadline {
+                        anyhow::bail!("hold {name}: its subscriber did not take it up within {HOLD_TAKEN_WITHIN:?} (is it consuming?)");
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Tells `subscriber` that its queue in `bus.db` has something.
     fn wake(&self, subscriber: &str) {
         if let Some(s) = self
@@ -807,6 +962,8 @@ impl Transport for EmbeddedBus {
                     bus,
                     name,
                     reached: vec![None; feeds.len()],
+                    parked: vec![Vec::new(); feeds.len()],
+                    holds: Vec::new(),
                     feeds,
                     subscriber,
                     swept: None,
@@ -842,6 +999,11 @@ struct EmbeddedInlet {
     /// Per feed, the last row the batch in hand read: where its cursor goes
     /// once that batch is settled.
     reached: Vec<Option<i64>>,
+    /// The holds it honours, as of its last sweep.
+    holds: Vec<Hold>,
+    /// Per feed, rows it parked under a hold that still hold a secret:
+    /// dropped once its cursor passed them.
+    parked: Vec<Vec<(String, i64)>>,
 }
 
 impl EmbeddedInlet {
@@ -867,6 +1029,7 @@ impl Inlet for EmbeddedInlet {
             let sweep = self.swept.is_none_or(|at| at.elapsed() >= POLL);
             if sweep {
                 self.swept = Some(Instant::now());
+                self.holds = self.bus.holds(self.name).await?;
             }
             let mut batch = Vec::new();
             if self.subscriber.queued.swap(false, Ordering::AcqRel) | sweep {
@@ -882,15 +1045,36 @@ impl Inlet for EmbeddedInlet {
                 if !(feed.dirty.swap(false, Ordering::AcqRel) | sweep) {
                     continue;
                 }
-                let read = feed.read(i, room).await?;
+                let mut read = feed.read(i, room).await?;
                 if read.full {
                     feed.dirty.store(true, Ordering::Release);
                     more = true;
                 }
+                if !self.holds.is_empty() {
+                    let (held, taken) = read
+                        .taken
+                        .into_iter()
+                        .partition::<Vec<_>, _>(|d| self.holds.iter().any(|h| h.keeps(d)));
+                    read.taken = taken;
+                    if !held.is_empty() {
+                        self.bus.park(self.name, &held).await?;
+                    }
+                    self.parked[i].extend(held.iter().filter_map(|d| match d.origin {
+                        Origin::Outbox {
+                            seq, secret: true, ..
+                        } => Some((d.routing_key.clone(), seq)),
+                        _ => None,
+                    }));
+                }
                 if read.taken.is_empty() {
-                    // Nothing it takes: nothing to settle before passing.
+                    // Nothing it takes (or all of it parked): nothing to
+                    // settle before passing.
                     if let Some(last) = read.last {
                         feed.cursor.fetch_max(last, Ordering::AcqRel);
+                    }
+                    let parked = std::mem::take(&mut self.parked[i]);
+                    if !parked.is_empty() {
+                        self.bus.clear_secrets(feed, parked).await;
                     }
                     continue;
                 }
@@ -957,6 +1141,7 @@ impl Inlet for EmbeddedInlet {
                     _ => None,
                 })
                 .collect();
+            rows.append(&mut self.parked[i]);
             rows.dedup();
             let unclear = !feed.unclear.lock().expect("unclear lock").is_empty();
             if !rows.is_empty() || unclear {

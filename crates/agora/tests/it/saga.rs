@@ -673,3 +673,36 @@ async fn an_event_with_the_relative_dataschema_of_earlier_releases_is_consumed()
     assert_eq!(app.stock(product).await["available"], 4);
     app.dead_lettered("inventory", 0).await;
 }
+
+#[tokio::test]
+async fn a_held_payment_request_leaves_the_order_reserved_until_the_hold_is_released() {
+    // Arrange: payment is told to hold back this customer's requests.
+    let app = spawn_app().await;
+    let product = app.create_product(1_000, 5).await;
+    let ada = app.customer("ada").await;
+    let needle = format!("\"customer_id\":\"{}\"", ada.own_id().await);
+    app.bus
+        .hold("slow payment", "payment", "payment.requested.v1", &needle)
+        .await
+        .unwrap();
+
+    // Act: she orders; someone else orders too.
+    let held = ada.place_order(&order_body(product, 1, "tok_visa")).await;
+    let other = app.place_order(&order_body(product, 1, "tok_visa")).await;
+
+    // Assert: the other order goes through, hers waits for its payment
+    // (reserved), parked in payment's queue, until the hold ends.
+    assert_eq!(app.terminal(other).await["status"], "COMPLETED");
+    app.reaches(held, "RESERVED").await;
+    let payment = ["payment".to_owned()];
+    app.eventually(|| async { app.bus.depths(&payment).await.unwrap()[0].1 == 1 })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.order(held).await["status"], "RESERVED");
+    assert_eq!(app.bus.depths(&payment).await.unwrap()[0].1, 1);
+
+    app.bus.release("slow payment").await.unwrap();
+    assert_eq!(app.terminal(held).await["status"], "COMPLETED");
+    app.settled().await;
+    app.assert_audit_clean().await;
+}
