@@ -6,8 +6,10 @@
 //! `--database-url`, and the broker's persistent publishes and acked
 //! consumes with `--amqp-url`. Then the order load: an embedded app in
 //! this process, or a running deployment at `--url`, pushed as hard as
-//! `--concurrency` allows, then at half the rate it reached. What an order
-//! cost (storage transactions, events published, deliveries) is counted
+//! `--concurrency` allows, then at half the rate it reached. Then the
+//! references again: the host's speed drifts within minutes, so the
+//! ceiling comes from both runs of each as one, and the drift is reported.
+//! What an order cost (storage transactions, events published, deliveries) is counted
 //! from the `/metrics` pages over the full load, never assumed, and the
 //! references turn it into a ceiling in orders per second:
 //!
@@ -104,7 +106,16 @@ pub struct Args {
 pub struct Report {
     /// `embedded` (in this process) or the URL loaded.
     pub target: String,
+    /// The references over both of their runs, before and after the load:
+    /// what the ceiling is reckoned from.
     pub references: References,
+    /// The references measured before the load, and again after it.
+    pub references_before: References,
+    pub references_after: References,
+    /// The SQLite step rate after the load ÷ before it: how far the
+    /// machine's speed moved during the run (1 is not at all). A run whose
+    /// drift is far from 1 says more about the host than about Agora.
+    pub reference_drift: f64,
     pub full_load: Load,
     pub half_load: Option<Load>,
     /// What one completed order cost, counted over the full load.
@@ -128,6 +139,20 @@ pub struct References {
     pub sqlite_step: Rate,
     pub postgres_step: Option<Rate>,
     pub broker: Option<BrokerRates>,
+}
+
+impl References {
+    /// Both runs as one, reference by reference.
+    fn with(&self, other: &References) -> References {
+        References {
+            sqlite_step: self.sqlite_step.with(&other.sqlite_step),
+            postgres_step: self
+                .postgres_step
+                .zip(other.postgres_step)
+                .map(|(a, b)| a.with(&b)),
+            broker: self.broker.zip(other.broker).map(|(a, b)| a.with(&b)),
+        }
+    }
 }
 
 /// One load run.
@@ -174,9 +199,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// References, then the load, then what they say together.
+/// References, then the load, then the references again (the host's
+/// speed drifts), then what they say together.
 pub async fn measure(args: &Args) -> anyhow::Result<Report> {
-    let references = measure_references(args).await?;
+    let before = measure_references(args).await?;
+    let (target, loads, rss) = measure_load(args).await?;
+    let after = measure_references(args).await?;
+    Ok(assemble(target, [before, after], loads, rss))
+}
+
+/// The load (on `--url`, or on an embedded app started and stopped here),
+/// with what it was loaded on and the peak RSS.
+async fn measure_load(args: &Args) -> anyhow::Result<(String, Loads, Option<f64>)> {
     match &args.url {
         Some(url) => {
             let urls = if args.metrics_urls.is_empty() {
@@ -186,7 +220,7 @@ pub async fn measure(args: &Args) -> anyhow::Result<Report> {
             };
             let loads = load(args, url, &urls).await?;
             let rss = args.server_pid.and_then(loadgen::peak_rss_mb);
-            Ok(assemble(url.clone(), references, loads, rss))
+            Ok((url.clone(), loads, rss))
         }
         None => {
             let scratch;
@@ -201,7 +235,7 @@ pub async fn measure(args: &Args) -> anyhow::Result<Report> {
             let loads = load(args, &app.url, std::slice::from_ref(&app.url)).await;
             app.stop()?;
             let rss = loadgen::peak_rss_mb(args.server_pid.unwrap_or_else(std::process::id));
-            Ok(assemble("embedded".into(), references, loads?, rss))
+            Ok(("embedded".into(), loads?, rss))
         }
     }
 }
@@ -368,8 +402,14 @@ impl Load {
     }
 }
 
-fn assemble(target: String, references: References, loads: Loads, rss: Option<f64>) -> Report {
+fn assemble(
+    target: String,
+    [before, after]: [References; 2],
+    loads: Loads,
+    rss: Option<f64>,
+) -> Report {
     let Loads { full, half, cost } = loads;
+    let references = before.with(&after);
     let (ceiling, basis) = ceiling(&references, &cost);
     let six_step = references.sqlite_step.per_sec / 6.0;
     Report {
@@ -379,7 +419,10 @@ fn assemble(target: String, references: References, loads: Loads, rss: Option<f6
         ceiling_basis: basis,
         six_step_ceiling_per_sec: six_step,
         six_step_fraction: full.completed_per_sec / six_step,
+        reference_drift: after.sqlite_step.per_sec / before.sqlite_step.per_sec,
         references,
+        references_before: before,
+        references_after: after,
         full_load: full,
         half_load: half,
         per_order: cost,
@@ -612,26 +655,43 @@ impl Drop for TempDir {
 fn human(r: &Report) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let refs = &r.references;
-    let _ = writeln!(out, "references (this machine, now):");
+    let (refs, before, after) = (&r.references, &r.references_before, &r.references_after);
     let _ = writeln!(
         out,
-        "  SQLite saga step        {:>9.0} steps/s",
-        refs.sqlite_step.per_sec
+        "references (this machine, before and after the load; drift {:.2}):",
+        r.reference_drift
     );
-    if let Some(pg) = refs.postgres_step {
-        let _ = writeln!(out, "  PostgreSQL saga step    {:>9.0} steps/s", pg.per_sec);
-    }
-    if let Some(b) = refs.broker {
+    let span = |all: f64, before: f64, after: f64| format!("{all:>9.0} ({before:.0} / {after:.0})");
+    let _ = writeln!(
+        out,
+        "  SQLite saga step        {} steps/s",
+        span(
+            refs.sqlite_step.per_sec,
+            before.sqlite_step.per_sec,
+            after.sqlite_step.per_sec
+        )
+    );
+    if let (Some(pg), Some(b), Some(a)) = (
+        refs.postgres_step,
+        before.postgres_step,
+        after.postgres_step,
+    ) {
         let _ = writeln!(
             out,
-            "  RabbitMQ publish        {:>9.0} msgs/s (persistent, pipelined confirms)",
-            b.publish.per_sec
+            "  PostgreSQL saga step    {} steps/s",
+            span(pg.per_sec, b.per_sec, a.per_sec)
+        );
+    }
+    if let (Some(all), Some(b), Some(a)) = (refs.broker, before.broker, after.broker) {
+        let _ = writeln!(
+            out,
+            "  RabbitMQ publish        {} msgs/s (persistent, pipelined confirms)",
+            span(all.publish.per_sec, b.publish.per_sec, a.publish.per_sec)
         );
         let _ = writeln!(
             out,
-            "  RabbitMQ consume + ack  {:>9.0} msgs/s",
-            b.consume.per_sec
+            "  RabbitMQ consume + ack  {} msgs/s",
+            span(all.consume.per_sec, b.consume.per_sec, a.consume.per_sec)
         );
     }
     let _ = writeln!(out, "order load ({}):", r.target);
@@ -765,5 +825,49 @@ agora_events_published_total_other 99
         let (ceiling, basis) = ceiling(&refs(Some(4000.0), None), &cost);
         assert_eq!(ceiling, None);
         assert!(basis.contains("--amqp-url"), "{basis}");
+    }
+
+    #[test]
+    fn the_ceiling_comes_from_the_references_before_and_after_the_load_as_one() {
+        // The host slowed down by half while the load ran.
+        let before = References {
+            sqlite_step: Rate::new(8_000, Duration::from_secs(2)),
+            ..refs(Some(4000.0), None)
+        };
+        let after = References {
+            sqlite_step: Rate::new(2_000, Duration::from_secs(1)),
+            ..refs(None, None)
+        };
+        let load = Load {
+            orders: 100,
+            completed: 100,
+            not_completed: 0,
+            offered_per_sec: None,
+            completed_per_sec: 250.0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            elapsed_secs: 0.4,
+        };
+        let cost = PerOrder {
+            sqlite_transactions: 4.0,
+            ..PerOrder::default()
+        };
+        let loads = Loads {
+            full: load,
+            half: None,
+            cost,
+        };
+
+        let r = assemble("embedded".into(), [before, after], loads, None);
+
+        assert_eq!(r.reference_drift, 0.5);
+        // 10,000 steps in 3 s; a reference measured only once is not
+        // pooled with nothing.
+        assert!((r.references.sqlite_step.per_sec - 10_000.0 / 3.0).abs() < 1e-9);
+        assert_eq!(r.references.postgres_step, None);
+        assert!((r.ceiling_per_sec.unwrap() - 10_000.0 / 3.0 / 4.0).abs() < 1e-9);
+        assert!((r.fraction.unwrap() - 250.0 / (10_000.0 / 12.0)).abs() < 1e-9);
+        assert_eq!(r.references_before.sqlite_step.per_sec, 4_000.0);
+        assert_eq!(r.references_after.sqlite_step.per_sec, 2_000.0);
     }
 }

@@ -55,6 +55,14 @@ impl Rate {
             },
         }
     }
+
+    /// Both runs as one: all their operations over all their time.
+    pub fn with(&self, other: &Rate) -> Rate {
+        Rate::new(
+            self.operations + other.operations,
+            Duration::from_secs_f64(self.secs + other.secs),
+        )
+    }
 }
 
 /// Clients running saga steps at once: as many as pgbench's reference run,
@@ -182,6 +190,16 @@ pub async fn saga_steps(
 pub struct BrokerRates {
     pub publish: Rate,
     pub consume: Rate,
+}
+
+impl BrokerRates {
+    /// Both runs as one.
+    pub fn with(&self, other: &BrokerRates) -> BrokerRates {
+        BrokerRates {
+            publish: self.publish.with(&other.publish),
+            consume: self.consume.with(&other.consume),
+        }
+    }
 }
 
 /// Publishers sending batches at once, as the services' relays do.

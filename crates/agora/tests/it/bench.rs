@@ -85,6 +85,17 @@ async fn the_embedded_bench_counts_what_an_order_costs_and_holds_its_floor() {
     assert!((number(&r, "/fraction") - full / ceiling).abs() < 1e-9);
     assert!((number(&r, "/six_step_ceiling_per_sec") - step / 6.0).abs() < 1e-6);
     assert!(number(&r, "/peak_rss_mb") > 1.0);
+    // The references ran before the load and again after it; the ceiling
+    // is reckoned from both runs as one.
+    let (before, after) = (
+        number(&r, "/references_before/sqlite_step/per_sec"),
+        number(&r, "/references_after/sqlite_step/per_sec"),
+    );
+    assert!(
+        before.min(after) <= step && step <= before.max(after),
+        "{r:#}"
+    );
+    assert!((number(&r, "/reference_drift") - after / before).abs() < 1e-9);
 }
 
 #[tokio::test]
@@ -157,7 +168,16 @@ async fn the_distributed_ceiling_adds_up_the_storage_and_broker_references() {
         + deliveries / number(&r, "/references/broker/consume/per_sec");
     let ceiling = number(&r, "/ceiling_per_sec");
     assert!((ceiling - 1.0 / secs).abs() / ceiling < 1e-9, "{r:#}");
-    // The references cleaned up after themselves.
-    assert_eq!(number(&r, "/references/broker/consume/operations"), 2000.0);
+    // The broker references, before and after the load, each consumed what
+    // they published (and cleaned up after themselves).
+    assert_eq!(
+        number(&r, "/references_before/broker/consume/operations"),
+        2000.0
+    );
+    assert_eq!(
+        number(&r, "/references_after/broker/consume/operations"),
+        2000.0
+    );
+    assert_eq!(number(&r, "/references/broker/consume/operations"), 4000.0);
     cluster.stop().await;
 }
