@@ -345,7 +345,7 @@ impl EmbeddedBus {
         for q in queues {
             let mut taken: Vec<(&str, Vec<String>)> = Vec::new();
             for key in &q.routing_keys {
-                let Some(source) = crate::events::source_of(key) else {
+                let Some(source) = crate::events::event_type(key).map(|e| e.source) else {
                     continue;
                 };
                 if !producers.contains_key(source) {
@@ -622,12 +622,7 @@ impl EmbeddedBus {
         body: &str,
     ) -> Result<(), DbError> {
         let mut tx = self.db.begin().await?;
-        tx.execute(
-            "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
-             VALUES ($1, $2, 0, $3, $4, 0) ON CONFLICT DO NOTHING",
-            params![subscriber, event_id, routing_key, body],
-        )
-        .await?;
+        queue(&mut tx, subscriber, event_id, 0, routing_key, body, 0).await?;
         tx.commit().await?;
         self.wake(subscriber);
         Ok(())
@@ -643,11 +638,7 @@ impl EmbeddedBus {
     ) -> Result<String, DbError> {
         let id = uuid::Uuid::now_v7().to_string();
         let mut tx = self.db.begin().await?;
-        tx.execute(
-            "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at) VALUES ($1, $2, 0, $3, $4, 0)",
-            params![subscriber, &id, routing_key, body],
-        )
-        .await?;
+        queue(&mut tx, subscriber, &id, 0, routing_key, body, 0).await?;
         tx.commit().await?;
         self.wake(subscriber);
         Ok(id)
@@ -716,10 +707,14 @@ impl EmbeddedBus {
     async fn park(&self, subscriber: &str, held: &[Delivery]) -> Result<(), DbError> {
         let mut tx = self.db.begin().await?;
         for d in held {
-            tx.execute(
-                "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
-                 VALUES ($1, $2, 0, $3, $4, $5) ON CONFLICT DO NOTHING",
-                params![subscriber, &d.event_id, &d.routing_key, &d.envelope, HELD],
+            queue(
+                &mut tx,
+                subscriber,
+                &d.event_id,
+                0,
+                &d.routing_key,
+                &d.envelope,
+                HELD,
             )
             .await?;
         }
@@ -799,6 +794,27 @@ fn positions(feeds: &[Arc<Feed>]) -> Vec<i64> {
         .collect()
 }
 
+/// Puts copy `copy` of an event into `subscriber`'s queue, due at
+/// `due_at` (ms since the epoch: 0 for now, [`HELD`] for never); a delivery
+/// already there under that key is kept as it is.
+async fn queue(
+    tx: &mut crate::db::Tx,
+    subscriber: &str,
+    event_id: &str,
+    copy: i64,
+    routing_key: &str,
+    envelope: &str,
+    due_at: i64,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        params![subscriber, event_id, copy, routing_key, envelope, due_at],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn save_cursor(
     tx: &mut crate::db::Tx,
     subscriber: &str,
@@ -832,10 +848,14 @@ impl Publisher for EmbeddedBus {
                 for copy in 0..self.copies_of_one() {
                     // A relay that crashed after publishing but before marking
                     // its outbox publishes again: the same key is ignored.
-                    tx.execute(
-                        "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
-                         VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT DO NOTHING",
-                        params![subscriber, &event.id, copy, &event.routing_key, &event.envelope],
+                    queue(
+                        &mut tx,
+                        subscriber,
+                        &event.id,
+                        copy,
+                        &event.routing_key,
+                        &event.envelope,
+                        0,
                     )
                     .await?;
                 }
@@ -901,10 +921,14 @@ impl DeadLetterQueues for EmbeddedBus {
         let mut tx = self.db.begin().await?;
         for l in &letters {
             if action == Action::Replay {
-                tx.execute(
-                    "INSERT INTO deliveries (subscriber, event_id, copy, routing_key, envelope, next_attempt_at)
-                     VALUES ($1, $2, 0, $3, $4, 0) ON CONFLICT DO NOTHING",
-                    params![&l.service, &l.event_id, &l.routing_key, &l.body],
+                queue(
+                    &mut tx,
+                    &l.service,
+                    &l.event_id,
+                    0,
+                    &l.routing_key,
+                    &l.body,
+                    0,
                 )
                 .await?;
             }

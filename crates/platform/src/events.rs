@@ -613,12 +613,9 @@ pub fn event_schemas() -> Vec<(&'static str, Schema)> {
         .collect()
 }
 
-/// The service that emits the events with `routing_key`.
-pub fn source_of(routing_key: &str) -> Option<&'static str> {
-    EVENT_TYPES
-        .iter()
-        .find(|e| e.routing_key == routing_key)
-        .map(|e| e.source)
+/// The event type published with `routing_key`.
+pub fn event_type(routing_key: &str) -> Option<&'static EventType> {
+    EVENT_TYPES.iter().find(|e| e.routing_key == routing_key)
 }
 
 /// The routing keys of the events `source` emits.

@@ -268,9 +268,7 @@ fn count_published(records: &[OutboxRecord]) {
 
 /// One event with `routing_key` published, counted by type and source.
 pub(crate) fn count_published_key(routing_key: &str) {
-    let event = crate::events::EVENT_TYPES
-        .iter()
-        .find(|e| e.routing_key == routing_key);
+    let event = crate::events::event_type(routing_key);
     let (source, name) = event.map_or(("unknown", "unknown"), |e| (e.source, e.name));
     crate::metrics::published(source, name, 1);
 }
