@@ -132,10 +132,12 @@ const RELAY_BATCH: i64 = 512;
 /// Publishes committed outbox rows until `shutdown`, in batches, woken by
 /// commits that wrote events and by a slow poll as a safety net.
 ///
-/// `linger` is how long to wait after a wake-up for more events to join the
+/// `linger` is the longest wait after a wake-up for more events to join the
 /// batch: zero for SQLite, where a relay cycle is cheap; a few milliseconds
 /// for PostgreSQL and RabbitMQ, where each cycle costs several round trips
-/// and a confirm, so that under load one cycle carries many events.
+/// and a confirm, so that under load one cycle carries many events. It
+/// waits only after a cycle that published more than one event
+/// ([`Linger`](crate::consumer::Linger)): a lone event goes out at once.
 pub async fn run_relay(
     db: Db,
     publisher: Arc<dyn Publisher>,
@@ -143,21 +145,32 @@ pub async fn run_relay(
     shutdown: CancellationToken,
 ) {
     let mut reconnect = Reconnect::default();
+    let mut linger = crate::consumer::Linger::new(linger);
     while !shutdown.is_cancelled() {
         match relay_once(&db, publisher.as_ref()).await {
-            Ok(0) => {
+            // A full batch: more may be waiting.
+            Ok(published) if published == RELAY_BATCH as usize => {
                 reconnect.succeeded();
+                linger.took(published);
+            }
+            // The outbox is drained: the next commit that writes an event
+            // wakes the relay, even one made while this batch went out.
+            Ok(published) => {
+                reconnect.succeeded();
+                if published > 0 {
+                    linger.took(published);
+                }
                 tokio::select! {
                     _ = db.outbox_ready().notified() => {
-                        if !linger.is_zero() {
-                            tokio::time::sleep(linger).await;
+                        let wait = linger.next();
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
                         }
                     }
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = shutdown.cancelled() => {}
                 }
             }
-            Ok(_) => reconnect.succeeded(),
             Err(e) => {
                 reconnect
                     .pause(&shutdown, |delay| {

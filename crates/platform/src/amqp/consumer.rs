@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::publisher::publish_one;
 use super::{close, connect, long_string, AmqpConfig, Broker};
-use crate::consumer::{gather, BATCH};
+use crate::consumer::{gather, Linger, BATCH};
 use crate::transport::{Incoming, Inlet, Settlement};
 
 pub(super) fn header<'d>(
@@ -45,6 +45,7 @@ pub(super) struct RabbitInlet {
     consumer: lapin::Consumer,
     config: AmqpConfig,
     service: &'static str,
+    linger: Linger,
 }
 
 impl RabbitInlet {
@@ -79,6 +80,7 @@ impl RabbitInlet {
             conn: Some(conn),
             channel,
             consumer,
+            linger: Linger::new(config.batch_linger),
             config,
             service,
         })
@@ -100,10 +102,11 @@ impl Inlet for RabbitInlet {
         let Some(first) = first else {
             anyhow::bail!("the consumer stream ended");
         };
-        let batch = gather(first, &mut self.consumer, BATCH, self.config.batch_linger)
+        let batch = gather(first, &mut self.consumer, BATCH, self.linger.next())
             .await
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
+        self.linger.took(batch.len());
         Ok(Some(batch))
     }
 
