@@ -195,7 +195,7 @@ impl Db {
         let open = || -> Result<rusqlite::Connection, DbError> {
             let conn = rusqlite::Connection::open(path)?;
             conn.busy_timeout(Duration::from_secs(5))?;
-            conn.set_prepared_statement_cache_capacity(256);
+            conn.set_prepared_statement_cache_capacity(sqlite::STATEMENT_CACHE);
             conn.pragma_update(None, "journal_mode", "WAL")?;
             let sync = if synchronous_full { "FULL" } else { "NORMAL" };
             conn.pragma_update(None, "synchronous", sync)?;

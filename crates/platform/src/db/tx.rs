@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
 
 use super::postgres::{bind_pg, pg_rows};
-use super::sqlite::{sqlite_query, sqlite_sql};
+use super::sqlite::{sqlite_execute, sqlite_query};
 use super::{DbError, OutboxSignal, Row, Value};
 
 /// A transaction on either backend. Dropping it without [`Tx::commit`] rolls
@@ -77,11 +77,7 @@ impl Tx {
 
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         match &mut self.inner {
-            TxInner::Sqlite(tx) => {
-                let mut stmt = tx.conn.prepare_cached(&sqlite_sql(sql))?;
-                let changed = stmt.execute(rusqlite::params_from_iter(params.iter()))?;
-                Ok(changed as u64)
-            }
+            TxInner::Sqlite(tx) => sqlite_execute(&tx.conn, sql, params),
             TxInner::Postgres(tx) => Ok(bind_pg(sqlx::query(sql), params)
                 .execute(&mut ***tx)
                 .await?
