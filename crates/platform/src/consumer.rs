@@ -359,9 +359,13 @@ impl Linger {
         }
     }
 
-    /// Records the size of the batch just taken.
+    /// Records the size of the batch just taken. An empty one (a relay's
+    /// poll that found nothing) says nothing of the load, so it changes
+    /// nothing.
     pub fn took(&mut self, batch: usize) {
-        self.last_batch = batch;
+        if batch > 0 {
+            self.last_batch = batch;
+        }
     }
 }
 

@@ -148,17 +148,14 @@ pub async fn run_relay(
     let mut linger = crate::consumer::Linger::new(linger);
     while !shutdown.is_cancelled() {
         match relay_once(&db, publisher.as_ref()).await {
-            // A full batch: more may be waiting.
-            Ok(published) if published == RELAY_BATCH as usize => {
-                reconnect.succeeded();
-                linger.took(published);
-            }
-            // The outbox is drained: the next commit that writes an event
-            // wakes the relay, even one made while this batch went out.
             Ok(published) => {
                 reconnect.succeeded();
-                if published > 0 {
-                    linger.took(published);
+                linger.took(published);
+                // A full batch: more may be waiting. Otherwise the outbox is
+                // drained, and the next commit that writes an event wakes
+                // the relay, even one made while this batch went out.
+                if published == RELAY_BATCH as usize {
+                    continue;
                 }
                 tokio::select! {
                     _ = db.outbox_ready().notified() => {
