@@ -187,17 +187,16 @@ where
         return Ok(answer.into_response());
     };
     let now = now_millis();
-    // An expired key is forgotten, then claimed afresh.
-    tx.execute(
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at < $3",
-        params![scope, &key, now - ttl.as_millis() as i64],
-    )
-    .await?;
+    // A new key is claimed, and an expired one claimed afresh, in one
+    // statement; a key in use or remembered changes no row.
     let claimed = tx
         .execute(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at)
-             VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING",
-            params![scope, &key, &fingerprint, now],
+             VALUES ($1, $2, $3, 0, '', $4)
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint,
+                 status = 0, location = NULL, body = '', created_at = excluded.created_at
+             WHERE idempotency_keys.created_at < $5",
+            params![scope, &key, &fingerprint, now, now - ttl.as_millis() as i64],
         )
         .await?
         == 1;
