@@ -20,6 +20,7 @@
 //! own code in `sqlite` and `postgres`. Nothing outside it branches on the
 //! backend.
 
+mod checkpoint;
 mod conditions;
 mod error;
 mod exec;
@@ -47,6 +48,7 @@ pub use postgres::drop_postgres_database;
 pub use tx::{placeholders, Tx};
 pub use value::{Cell, Row, Value};
 
+use checkpoint::Checkpointer;
 use postgres::{bind_pg, create_database_if_missing, pg_rows};
 use sqlite::sqlite_query;
 use tx::{SqliteTx, TxInner};
@@ -173,6 +175,7 @@ struct SqliteDb {
     writer: Arc<Mutex<rusqlite::Connection>>,
     readers: Vec<Arc<Mutex<rusqlite::Connection>>>,
     next_reader: AtomicUsize,
+    checkpoint: Checkpointer,
 }
 
 const SQLITE_READERS: usize = 3;
@@ -201,15 +204,25 @@ impl Db {
             conn.pragma_update(None, "synchronous", sync)?;
             Ok(conn)
         };
-        let writer = Arc::new(Mutex::new(open()?));
+        let writer = open()?;
+        // Checkpoints are the checkpoint thread's; the writer's own only if
+        // that thread falls far behind.
+        writer.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpoint::WRITER_FALLBACK_PAGES,
+        )?;
+        let writer = Arc::new(Mutex::new(writer));
         let readers = (0..SQLITE_READERS)
             .map(|_| open().map(|c| Arc::new(Mutex::new(c))))
             .collect::<Result<_, _>>()?;
+        let checkpoint = Checkpointer::start(&writer, open()?)?;
         Ok(Db {
             backend: Backend::Sqlite(Arc::new(SqliteDb {
                 writer,
                 readers,
                 next_reader: AtomicUsize::new(0),
+                checkpoint,
             })),
             outbox: Arc::default(),
             reads: Arc::default(),
@@ -357,7 +370,7 @@ impl Db {
             Backend::Sqlite(db) => {
                 let conn = db.writer.clone().lock_owned().await;
                 conn.execute_batch("BEGIN IMMEDIATE")?;
-                TxInner::Sqlite(SqliteTx::begun(conn))
+                TxInner::Sqlite(SqliteTx::begun(conn, db.checkpoint.clone()))
             }
             Backend::Postgres(pool) if durable => TxInner::Postgres(Box::new(pool.begin().await?)),
             Backend::Postgres(pool) => TxInner::Postgres(Box::new(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedMutexGuard;
 
+use super::checkpoint::Checkpointer;
 use super::postgres::{bind_pg, pg_rows};
 use super::sqlite::{sqlite_execute, sqlite_query};
 use super::{DbError, OutboxSignal, Row, Value};
@@ -42,12 +43,21 @@ pub(super) enum TxInner {
 pub(super) struct SqliteTx {
     conn: OwnedMutexGuard<rusqlite::Connection>,
     open: bool,
+    /// Told of the commit.
+    checkpoint: Checkpointer,
 }
 
 impl SqliteTx {
     /// A transaction already begun on `conn`.
-    pub(super) fn begun(conn: OwnedMutexGuard<rusqlite::Connection>) -> SqliteTx {
-        SqliteTx { conn, open: true }
+    pub(super) fn begun(
+        conn: OwnedMutexGuard<rusqlite::Connection>,
+        checkpoint: Checkpointer,
+    ) -> SqliteTx {
+        SqliteTx {
+            conn,
+            open: true,
+            checkpoint,
+        }
     }
 }
 
@@ -385,6 +395,7 @@ impl Tx {
             TxInner::Sqlite(mut tx) => {
                 tx.conn.execute_batch("COMMIT")?;
                 tx.open = false;
+                tx.checkpoint.committed();
                 "sqlite"
             }
             TxInner::Postgres(tx) => {

@@ -116,3 +116,92 @@ agora_testing::each_backend! {
         }
     }
 }
+
+/// A SQLite database with [`ITEMS`] in a fresh directory.
+async fn sqlite_items() -> (tempfile::TempDir, std::path::PathBuf, agora_platform::Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("items.db");
+    let db = agora_platform::Db::open_sqlite(&path, false).unwrap();
+    db.migrate(&[ITEMS]).await.unwrap();
+    (dir, path, db)
+}
+
+/// Commits `rows` rows of about a page (4 KiB) each, one a transaction.
+async fn write_pages(db: &agora_platform::Db, from: usize, rows: usize) {
+    let page = "x".repeat(4_000);
+    for i in from..from + rows {
+        let mut tx = db.begin().await.unwrap();
+        tx.execute(
+            "INSERT INTO items VALUES ($1, $2, 0)",
+            params![format!("row-{i:06}"), page.as_str()],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sqlite_commits_are_checkpointed_into_the_database_file_soon_after_without_waiting_for_a_full_wal(
+) {
+    // Arrange: 200 pages committed, a fifth of what SQLite's own automatic
+    // checkpoint waits for.
+    let (_dir, path, db) = sqlite_items().await;
+    let before = std::fs::metadata(&path).unwrap().len();
+
+    // Act
+    write_pages(&db, 0, 200).await;
+
+    // Assert: the pages reach the database file itself within seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut size = before;
+    while size < before + 200 * 4_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        size = std::fs::metadata(&path).unwrap().len();
+    }
+    assert!(
+        size >= before + 200 * 4_000,
+        "the database file grew from {before} to {size} bytes"
+    );
+}
+
+/// How many times the WAL has been started over: its header's checkpoint
+/// sequence number (big-endian, bytes 12-15). The file itself keeps its
+/// largest size.
+fn wal_restarts(wal: &std::path::Path) -> u32 {
+    let header = std::fs::read(wal).unwrap();
+    u32::from_be_bytes(header[12..16].try_into().unwrap())
+}
+
+#[tokio::test]
+async fn sqlite_wal_is_kept_short_under_steady_writes() {
+    // Arrange
+    let (_dir, path, db) = sqlite_items().await;
+    let wal = path.with_extension("db-wal");
+    let first = wal_restarts(&wal);
+
+    // Act: pages committed in bursts, as a service's commits come, until
+    // the WAL has been started over three times (or 20 s have passed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut written = 0;
+    while wal_restarts(&wal) < first + 3 && std::time::Instant::now() < deadline {
+        write_pages(&db, written, 50).await;
+        written += 50;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+
+    // Assert: the checkpoint thread kept the WAL short: started over three
+    // times, and never as long as the writer's own fallback checkpoint
+    // lets it grow (10,000 pages of 4 KiB).
+    let restarts = wal_restarts(&wal) - first;
+    let largest = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        restarts >= 3 && largest < 36 * 1024 * 1024,
+        "{restarts} restarts of the WAL over {written} rows; it reached {largest} bytes"
+    );
+    let rows = db
+        .query("SELECT COUNT(*) AS n FROM items", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].i64("n").unwrap(), written as i64);
+}
