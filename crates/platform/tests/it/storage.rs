@@ -118,9 +118,13 @@ agora_testing::each_backend! {
 }
 
 /// A SQLite database with [`ITEMS`] in a fresh directory.
-async fn sqlite_items() -> (tempfile::TempDir, std::path::PathBuf, agora_platform::Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("items.db");
+async fn sqlite_items() -> (
+    agora_testing::DataDir,
+    std::path::PathBuf,
+    agora_platform::Db,
+) {
+    let dir = agora_testing::data_dir();
+    let path = dir.join("items.db");
     let db = agora_platform::Db::open_sqlite(&path, false).unwrap();
     db.migrate(&[ITEMS]).await.unwrap();
     (dir, path, db)
@@ -169,7 +173,12 @@ async fn sqlite_commits_are_checkpointed_into_the_database_file_soon_after_witho
 /// sequence number (big-endian, bytes 12-15). The file itself keeps its
 /// largest size.
 fn wal_restarts(wal: &std::path::Path) -> u32 {
-    let header = std::fs::read(wal).unwrap();
+    use std::io::Read;
+    let mut header = [0; 16];
+    std::fs::File::open(wal)
+        .unwrap()
+        .read_exact(&mut header)
+        .unwrap();
     u32::from_be_bytes(header[12..16].try_into().unwrap())
 }
 
