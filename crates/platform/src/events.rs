@@ -65,17 +65,6 @@ pub struct Envelope {
     pub data: serde_json::Value,
 }
 
-/// A `traceparent` where no span is recorded (tracing not installed): the
-/// cause's trace with a span id of its own, or a fresh trace.
-fn untraced_parent(cause: Option<&Envelope>) -> String {
-    let trace_id = cause
-        .and_then(|c| c.traceparent.split('-').nth(1))
-        .and_then(|t| u128::from_str_radix(t, 16).ok())
-        .unwrap_or_else(rand::random);
-    let span_id: u64 = rand::random();
-    format!("00-{trace_id:032x}-{span_id:016x}-01")
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("expected {expected} v{expected_version}, got {got} v{got_version}")]
@@ -121,8 +110,7 @@ impl Envelope {
             traceparent: String::new(),
             data: serde_json::to_value(event).expect("events serialise"),
         };
-        envelope.traceparent = crate::telemetry::publish_traceparent(&envelope, cause)
-            .unwrap_or_else(|| untraced_parent(cause));
+        envelope.traceparent = crate::telemetry::publish_traceparent(&envelope, cause);
         envelope
     }
 

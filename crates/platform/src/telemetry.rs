@@ -12,16 +12,26 @@
 //! each event written to the outbox → a `consume` span in each subscriber,
 //! child of that `publish` span → the `publish` spans of what it emits, and
 //! so on to `OrderCompleted`.
+//!
+//! A span costs its fields' formatting for the log layer and a span builder
+//! for OpenTelemetry, several of them an order: so a `publish` span is
+//! built only when spans are exported. Otherwise its `traceparent` is made
+//! directly, the same trace under a span id of its own, since nothing would
+//! ever see that span (no log line is written inside it). Nor does the
+//! OpenTelemetry layer time each span's busy and idle time, or attach its
+//! context on every poll of a future in it: parents are found from the
+//! current `tracing` span instead, which is the same span.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TracerProvider as _};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider, SpanExporter};
 use opentelemetry_sdk::Resource;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -98,10 +108,11 @@ pub fn init(options: &Options) -> anyhow::Result<Telemetry> {
             .with_service_name(options.service_name.clone())
             .build(),
     );
+    let exported = options.otlp_endpoint.is_some();
     if let Some(endpoint) = &options.otlp_endpoint {
         provider = provider.with_batch_exporter(otlp::exporter(endpoint)?);
     }
-    Ok(install(provider.build(), options, true))
+    Ok(install(provider.build(), options, true, exported))
 }
 
 /// As [`init`], with every span handed to `exporter` as it ends (the
@@ -119,13 +130,22 @@ pub fn init_with_exporter(
         .with_simple_exporter(exporter)
         .build();
     let logs = std::env::var_os("RUST_LOG").is_some();
-    Ok(install(provider, options, logs))
+    Ok(install(provider, options, logs, true))
 }
+
+/// Whether the installed subscriber hands its spans to an exporter: set
+/// once, by the [`init`] that installs it.
+static EXPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Logs follow `RUST_LOG`; traces take every span at INFO or above, and
 /// events at WARN or above as span events, whatever `RUST_LOG` says, so
 /// that the `traceparent` of events is continued even when logs are quiet.
-fn install(provider: SdkTracerProvider, options: &Options, logs: bool) -> Telemetry {
+fn install(
+    provider: SdkTracerProvider,
+    options: &Options,
+    logs: bool,
+    exported: bool,
+) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
     let tracer = provider.tracer("agora");
@@ -134,6 +154,8 @@ fn install(provider: SdkTracerProvider, options: &Options, logs: bool) -> Teleme
         .with_location(false)
         .with_threads(false)
         .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
         .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
             let most = match meta.is_span() {
                 true => tracing::Level::INFO,
@@ -165,10 +187,13 @@ fn install(provider: SdkTracerProvider, options: &Options, logs: bool) -> Teleme
             .with_writer(writer)
             .boxed(),
     };
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(logs.then(|| lines.with_filter(filter)))
         .with(traces)
         .try_init();
+    if installed.is_ok() {
+        EXPORTED.store(exported, Ordering::Relaxed);
+    }
     Telemetry { provider }
 }
 
@@ -269,9 +294,9 @@ pub async fn handling<F: std::future::Future>(spans: &[(Uuid, Span)], handling: 
 /// The `traceparent` of an event about to be written to the outbox: that
 /// of a `publish` span, child of the consume span of `cause` (when this
 /// task handles it), else of `cause`'s own publish span, else of the
-/// current span (a request's). `None` where no span is recorded (tracing
-/// not installed).
-pub fn publish_traceparent(event: &Envelope, cause: Option<&Envelope>) -> Option<String> {
+/// current span (a request's), else of nothing (a fresh trace). The span is
+/// built only when spans are exported; otherwise only its ids are made.
+pub fn publish_traceparent(event: &Envelope, cause: Option<&Envelope>) -> String {
     let parent = cause
         .and_then(|c| {
             HANDLING
@@ -282,6 +307,9 @@ pub fn publish_traceparent(event: &Envelope, cause: Option<&Envelope>) -> Option
         })
         .filter(|cx| cx.span().span_context().is_valid())
         .unwrap_or_else(|| Span::current().context());
+    if !EXPORTED.load(Ordering::Relaxed) {
+        return child_traceparent(&parent);
+    }
     let span = tracing::info_span!(
         "publish",
         otel.name = format!("publish {}", event.event_type),
@@ -292,9 +320,22 @@ pub fn publish_traceparent(event: &Envelope, cause: Option<&Envelope>) -> Option
         product_id = tracing::field::Empty,
     );
     record_subject(&span, event);
-    let _ = span.set_parent(parent);
+    let _ = span.set_parent(parent.clone());
     let context = span.context();
-    traceparent(context.span().span_context())
+    traceparent(context.span().span_context()).unwrap_or_else(|| child_traceparent(&parent))
+}
+
+/// The `traceparent` of a span that is not built: `parent`'s trace and
+/// flags (a fresh, sampled trace if it has none) with a new span id.
+fn child_traceparent(parent: &Context) -> String {
+    let ids = RandomIdGenerator::default();
+    let span = parent.span();
+    let parent = span.span_context();
+    let (trace_id, flags) = match parent.is_valid() {
+        true => (parent.trace_id(), parent.trace_flags()),
+        false => (ids.new_trace_id(), TraceFlags::SAMPLED),
+    };
+    format!("00-{trace_id}-{}-{:02x}", ids.new_span_id(), flags.to_u8())
 }
 
 /// The subject as the field its event names it by (`order_id` for the
@@ -437,6 +478,44 @@ mod tests {
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
         );
         assert!(!remote_context("00-0-0-01").span().span_context().is_valid());
+    }
+
+    #[test]
+    fn a_span_not_built_continues_its_parents_trace_under_a_span_id_of_its_own() {
+        let parent = remote_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+
+        let first = child_traceparent(&parent);
+        let second = child_traceparent(&parent);
+
+        let first = remote_context(&first).span().span_context().clone();
+        let second = remote_context(&second).span().span_context().clone();
+        for child in [&first, &second] {
+            assert!(child.is_valid());
+            assert_eq!(
+                child.trace_id().to_string(),
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            );
+            assert!(!child.is_sampled(), "the parent's flags");
+        }
+        assert_ne!(first.span_id().to_string(), "00f067aa0ba902b7");
+        assert_ne!(first.span_id(), second.span_id());
+    }
+
+    #[test]
+    fn a_span_not_built_without_a_parent_starts_a_sampled_trace() {
+        let orphan = child_traceparent(&Context::new());
+
+        let child = remote_context(&orphan).span().span_context().clone();
+        assert!(child.is_valid(), "{orphan}");
+        assert!(child.is_sampled());
+        assert_ne!(
+            remote_context(&child_traceparent(&Context::new()))
+                .span()
+                .span_context()
+                .trace_id(),
+            child.trace_id(),
+            "a fresh trace each time"
+        );
     }
 
     #[test]
