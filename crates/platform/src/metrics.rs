@@ -54,6 +54,9 @@ pub const BREAKER_STATE: &str = "agora_breaker_state";
 /// Storage transactions committed, by backend (`sqlite`, `postgres`):
 /// what an order costs the storage, counted rather than assumed.
 pub const DB_TRANSACTIONS: &str = "agora_db_transactions_total";
+/// Time a SQLite checkpoint took, by database and by whether it held the
+/// writer (`writer="held"`: every write of that database waited for it).
+pub const DB_CHECKPOINT: &str = "agora_db_checkpoint_seconds";
 /// Storage connections by state (`idle`, `in_use`).
 pub const DB_POOL_CONNECTIONS: &str = "agora_db_pool_connections";
 /// The most storage connections a service opens.
@@ -127,6 +130,11 @@ fn describe() {
     describe_counter!(
         DB_TRANSACTIONS,
         "Storage transactions committed, by backend."
+    );
+    describe_histogram!(
+        DB_CHECKPOINT,
+        Unit::Seconds,
+        "Time a SQLite checkpoint took, by database and whether it held the writer."
     );
     describe_counter!(
         IDEMPOTENT_REPLAYS,

@@ -303,6 +303,16 @@ async fn the_embedded_metrics_move_with_the_orders_it_handles() {
     assert_eq!(after.value("agora_breaker_state", &breaker), 1.0);
     let closed = [breaker[0], breaker[1], ("state", "closed")];
     assert_eq!(after.value("agora_breaker_state", &closed), 1.0);
+    // The order database's commits woke its checkpoint thread, which
+    // timed its copy of the WAL.
+    let checkpoints = [("database", "order"), ("writer", "free")];
+    api.eventually(|| async {
+        Scrape::of(&api.base)
+            .await
+            .value("agora_db_checkpoint_seconds_count", &checkpoints)
+            >= 1.0
+    })
+    .await;
     terminate(child).await;
 }
 
