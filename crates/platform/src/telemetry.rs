@@ -28,7 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TracerProvider as _,
+};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider, SpanExporter};
@@ -223,14 +225,12 @@ pub fn outgoing_headers() -> http::HeaderMap {
 
 /// `00-<trace id>-<span id>-<flags>`, or `None` for an invalid context.
 pub fn traceparent(span: &SpanContext) -> Option<String> {
-    span.is_valid().then(|| {
-        format!(
-            "00-{}-{}-{:02x}",
-            span.trace_id(),
-            span.span_id(),
-            span.trace_flags().to_u8()
-        )
-    })
+    span.is_valid()
+        .then(|| format_traceparent(span.trace_id(), span.span_id(), span.trace_flags()))
+}
+
+fn format_traceparent(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> String {
+    format!("00-{trace_id}-{span_id}-{:02x}", flags.to_u8())
 }
 
 /// The trace id of `span`, as it appears in logs and in exported traces.
@@ -335,7 +335,7 @@ fn child_traceparent(parent: &Context) -> String {
         true => (parent.trace_id(), parent.trace_flags()),
         false => (ids.new_trace_id(), TraceFlags::SAMPLED),
     };
-    format!("00-{trace_id}-{}-{:02x}", ids.new_span_id(), flags.to_u8())
+    format_traceparent(trace_id, ids.new_span_id(), flags)
 }
 
 /// The subject as the field its event names it by (`order_id` for the
