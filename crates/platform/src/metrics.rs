@@ -293,6 +293,13 @@ pub fn committed(backend: &'static str) {
     metrics::counter!(DB_TRANSACTIONS, "backend" => backend).increment(1);
 }
 
+/// A SQLite checkpoint of `database` that took `took`; `writer` is
+/// `"held"` when every write of that database waited for it, else `"free"`.
+pub fn checkpointed(database: &str, writer: &'static str, took: Duration) {
+    metrics::histogram!(DB_CHECKPOINT, "database" => database.to_owned(), "writer" => writer)
+        .record(took);
+}
+
 pub fn replayed(operation: &str) {
     metrics::counter!(IDEMPOTENT_REPLAYS, "operation" => operation.to_owned()).increment(1);
 }

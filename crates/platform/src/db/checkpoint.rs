@@ -92,8 +92,7 @@ fn run(conn: rusqlite::Connection, writer: Weak<Mutex<rusqlite::Connection>>, wo
     let timed = |writer: &'static str| {
         let started = Instant::now();
         let wal = checkpoint(&conn).map_err(warn);
-        metrics::histogram!(crate::metrics::DB_CHECKPOINT, "database" => database.clone(), "writer" => writer)
-            .record(started.elapsed());
+        crate::metrics::checkpointed(&database, writer, started.elapsed());
         wal
     };
     while woken.recv().is_ok() {
